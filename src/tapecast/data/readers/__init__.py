@@ -1,0 +1,1 @@
+"""One module per source format; each exposes ``read_<format>(path, **options) -> Tables``."""
