@@ -23,6 +23,9 @@ class Tables:
         The reader's format name (``"dbn"``, ``"lobster"``, ...).
     events, trades, quotes, bars, quote_bars, levels : pl.DataFrame or None
         The tables this source yields; ``None`` where it yields none.
+    book_seed : pl.DataFrame or None
+        One-row ``levels`` frame: the book as it stood *before* the first event, where the source
+        gives it (LOBSTER); an order-book replay starts from it.
     counters : dict of str to int
         What the reader counted and did not raise on: ``rows_rejected`` (always 0: bad rows raise),
         dropped records by kind, replay anomalies (``crossed_book``, ``unknown_order``), ...
@@ -36,6 +39,7 @@ class Tables:
     bars: pl.DataFrame | None = None
     quote_bars: pl.DataFrame | None = None
     levels: pl.DataFrame | None = None
+    book_seed: pl.DataFrame | None = None
     counters: dict[str, int] = field(default_factory=dict)
 
     def items(self) -> Iterator[tuple[str, pl.DataFrame]]:

@@ -31,7 +31,7 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "events": ("ts_event", "action", "side"),
     "trades": ("ts", "price", "size"),
     "quotes": ("ts",),
-    "bars": ("ts", "open", "high", "low", "close"),
+    "bars": ("ts", "close"),  # some bar formats carry no open (seeds: 1-second bars)
     "quote_bars": ("ts",),
     "levels": ("ts",),
 }
