@@ -1,0 +1,223 @@
+"""L3 order-book replay: canonical ``events`` -> the top-N book after every event.
+
+Event semantics follow Databento's MBO schema
+(https://databento.com/docs/schemas-and-data-formats/mbo and its "limit order book" example):
+
+* ``add``     a new resting order (order_id, side, price, size);
+* ``cancel``  reduce the order by ``size`` (removed at 0);
+* ``modify``  the order takes the new price and size (a modify of an unknown order in a
+  mid-stream replay is treated as an add, as Databento's own book does);
+* ``fill``    Databento sends a ``cancel``/``modify`` after each fill to update the resting
+  order, so a Databento fill has no book effect; a source without that follow-up (LOBSTER's
+  type 4 visible execution) needs ``fills_reduce=True``, which reduces the resting order by
+  ``size`` (the default picks this from the data: see :func:`replay_book`);
+* ``trade``   an aggressor print: no book effect;
+* ``clear``   empty the book (Databento ``R``); snapshot records (flags & 0x20) are adds.
+
+A replay that starts from a full state (the events open with a clear or snapshot records) is
+exact, and an impossible event raises :class:`~tapecast.core.errors.ReplayError`. A mid-stream
+replay (LOBSTER, snapshot-less files) counts such events instead; a ``seed`` gives it anonymous
+liquidity per price level that unknown-order cancels and fills at that price consume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from tapecast.data import book_core as core
+from tapecast.data.schemas import levels_schema
+from tapecast.data.tables import Tables
+
+PRICE_SCALE = 1_000_000_000  # prices travel through the loop as integer ticks of 1e-9
+
+
+@dataclass
+class BookResult:
+    """The replayed book and what the replay counted.
+
+    Attributes
+    ----------
+    levels : pl.DataFrame
+        ``levels_schema(n_levels)``: one row per input event, in input order; ``ts`` is the
+        event's ``ts_event``; an empty level is null.
+    counters : dict of str to int
+        ``events``; ``unknown_order`` (events naming an order not resting, mid-stream only);
+        ``seed_absorbed`` (of those, absorbed by seeded liquidity); ``duplicate_add``;
+        ``negative_size_clamped``; ``sideless_book_event``; ``snapshot_records``; ``clears``;
+        ``crossed_book`` / ``locked_book`` (best bid > / == best ask at packet ends: events with
+        F_LAST, flags & 0x80, or every event where the source has no flags).
+    """
+
+    levels: pl.DataFrame
+    counters: dict[str, int]
+
+
+def replay_book(
+    events: pl.DataFrame,
+    n_levels: int = 10,
+    *,
+    full_state: bool | None = None,
+    seed: pl.DataFrame | None = None,
+    source: str = "events",
+    fills_reduce: bool | None = None,
+) -> BookResult:
+    """Replay canonical ``events`` (one instrument) and emit the top ``n_levels`` after each.
+
+    Parameters
+    ----------
+    events : pl.DataFrame
+        The canonical ``events`` table (:data:`tapecast.data.schemas.EVENTS`), in venue order.
+    n_levels : int
+        Book depth to emit (>= 1).
+    full_state : bool or None
+        Whether the events carry the whole book from their first row. ``None``: True when the
+        first event is a ``clear`` or a snapshot record (flags & 0x20). A full-state replay raises
+        ``ReplayError`` on an add of a live order id, a cancel/modify/fill of an unknown order and
+        a reduction bigger than the resting size; otherwise these are counted.
+    seed : pl.DataFrame or None
+        One-row ``levels`` frame: the book before the first event, as anonymous size per level.
+    source : str
+        The file name used in error messages.
+    fills_reduce : bool or None
+        Whether a ``fill`` reduces the resting order. ``None``: False when the events carry
+        Databento flags (the venue follows each fill with a cancel/modify), True otherwise.
+
+    Returns
+    -------
+    BookResult
+        ``levels`` with ``events.height`` rows, ``counters``.
+    """
+    if n_levels < 1:
+        raise ValueError(f"n_levels must be >= 1, got {n_levels}")
+    cols = _columns(events)
+    if full_state is None:
+        full_state = bool(cols.action) and (
+            cols.action[0] == core.CLEAR or bool(cols.flags[0] & core.F_SNAPSHOT)
+        )
+    if fills_reduce is None:
+        fills_reduce = events.height == 0 or events["flags"].null_count() == events.height
+    state = core.BookState()
+    if seed is not None:
+        _apply_seed(state, seed)
+    cfg = core.LoopConfig(n_levels, full_state, fills_reduce, source)
+    bids, asks, counters = core.run_loop(cols, state, cfg)
+    levels = _levels_frame(events, bids, asks, n_levels)
+    counters["events"] = events.height
+    counters.update(_crossings(levels, events))
+    return BookResult(levels=levels, counters=counters)
+
+
+def replay_tables(tables: Tables, n_levels: int = 10) -> BookResult:
+    """Replay ``tables.events``, seeded from ``tables.book_seed`` when present.
+
+    Raises
+    ------
+    ValueError
+        When ``tables`` has no events table.
+    """
+    if tables.events is None:
+        raise ValueError(f"{tables.source} has no events table to replay")
+    return replay_book(tables.events, n_levels, seed=tables.book_seed, source=tables.source)
+
+
+def _ticks(series: pl.Series) -> list[int]:
+    """Float prices -> integer ticks of 1e-9 (null -> 0) as a Python list."""
+    ticks = (series.cast(pl.Float64) * PRICE_SCALE).round().cast(pl.Int64).fill_null(0)
+    return ticks.to_list()
+
+
+def _columns(events: pl.DataFrame) -> core.EventColumns:
+    """The integer columns of ``events`` the loop reads."""
+    def ints(name: str, null: int) -> list[int]:
+        col = events[name]
+        if isinstance(col.dtype, pl.Enum):
+            col = col.to_physical()
+        return col.cast(pl.Int64).fill_null(null).to_list()
+
+    return core.EventColumns(
+        action=ints("action", core.TRADE),
+        side=ints("side", core.NONE),
+        price=_ticks(events["price"]),
+        size=ints("size", 0),
+        order_id=ints("order_id", 0),
+        flags=ints("flags", core.F_LAST),
+    )
+
+
+def _apply_seed(state: core.BookState, seed: pl.DataFrame) -> None:
+    """Put the seed's levels into ``state`` as anonymous liquidity."""
+    if seed.height != 1:
+        raise ValueError(f"a book seed is a one-row levels frame, got {seed.height} rows")
+    row = seed.row(0, named=True)
+    n = sum(1 for c in seed.columns if c.startswith("ask_px_"))
+    for i in range(1, n + 1):
+        for side, name in ((core.ASK, "ask"), (core.BID, "bid")):
+            px, sz = row[f"{name}_px_{i}"], row[f"{name}_sz_{i}"]
+            if px is not None and sz is not None and sz > 0:
+                state.seed_level(side, round(px * PRICE_SCALE), int(sz))
+
+
+def _side_arrays(
+    snap: core.Snapshots, n_events: int, n_levels: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Forward-fill one side's recorded rows into (n_events, n_levels) key and size arrays."""
+    n_rec = len(snap.rows)
+    keys = np.zeros((n_rec, n_levels), dtype=np.int64)  # (R, N)
+    sizes = np.zeros((n_rec, n_levels), dtype=np.int64)  # (R, N); 0 = empty level
+    lens = np.fromiter(map(len, snap.keys), dtype=np.int64, count=n_rec)
+    rec = np.repeat(np.arange(n_rec), lens)  # (sum lens,)
+    level = np.arange(rec.size) - np.repeat(np.cumsum(lens) - lens, lens)
+    keys[rec, level] = np.fromiter(_flatten(snap.keys), dtype=np.int64, count=rec.size)
+    sizes[rec, level] = np.fromiter(_flatten(snap.sizes), dtype=np.int64, count=rec.size)
+    # which recorded row holds the state after event e (rows are 1-based; 0 = initial state)
+    at = np.zeros(n_events + 1, dtype=np.int64)
+    at[np.asarray(snap.rows, dtype=np.int64)] = np.arange(n_rec)
+    marked = np.zeros(n_events + 1, dtype=bool)
+    marked[np.asarray(snap.rows, dtype=np.int64)] = True
+    idx = np.maximum.accumulate(np.where(marked, np.arange(n_events + 1), 0))
+    pick = at[idx][1:]  # (E,)
+    return keys[pick], sizes[pick]
+
+
+def _flatten(rows: list[list[int]]) -> list[int]:
+    out: list[int] = []
+    for r in rows:
+        out.extend(r)
+    return out
+
+
+def _levels_frame(
+    events: pl.DataFrame, bids: core.Snapshots, asks: core.Snapshots, n_levels: int
+) -> pl.DataFrame:
+    """Assemble the ``levels_schema(n_levels)`` frame from both sides' snapshots."""
+    n = events.height
+    bid_keys, bid_sizes = _side_arrays(bids, n, n_levels)
+    ask_keys, ask_sizes = _side_arrays(asks, n, n_levels)
+    cols: dict[str, pl.Series] = {
+        "ts": events["ts_event"],
+        "instrument": events["instrument"],
+    }
+    exprs: list[pl.Expr] = []
+    for j in range(n_levels):
+        for name, keys, sizes, sign in (("ask", ask_keys, ask_sizes, 1),
+                                        ("bid", bid_keys, bid_sizes, -1)):
+            px, sz = f"{name}_px_{j + 1}", f"{name}_sz_{j + 1}"
+            cols[px] = pl.Series(sign * keys[:, j] / PRICE_SCALE)
+            cols[sz] = pl.Series(sizes[:, j])
+            exprs += [pl.when(pl.col(sz) > 0).then(pl.col(px)).alias(px),
+                      pl.when(pl.col(sz) > 0).then(pl.col(sz)).alias(sz)]
+    frame = pl.DataFrame(cols).with_columns(exprs)
+    return frame.select([pl.col(c).cast(t) for c, t in levels_schema(n_levels).items()])
+
+
+def _crossings(levels: pl.DataFrame, events: pl.DataFrame) -> dict[str, int]:
+    """Count crossed (bid > ask) and locked (bid == ask) books at packet ends."""
+    at_end = (events["flags"].fill_null(core.F_LAST) & core.F_LAST) != 0
+    bid, ask = levels["bid_px_1"], levels["ask_px_1"]
+    crossed = (bid > ask).fill_null(False) & at_end
+    locked = (bid == ask).fill_null(False) & at_end
+    return {"crossed_book": int(crossed.sum()), "locked_book": int(locked.sum())}
