@@ -3,6 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/bootstrap.sh
-echo "== ruff" && ruff check src tests benchmarks
+echo "== ruff" && ruff check .
 echo "== mypy" && mypy src
 echo "== pytest" && exec pytest -n 2 -q "$@"
