@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 import zipfile
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -199,7 +200,7 @@ def _read_member(lean: LeanPath, label: str, inner: str, data: bytes) -> Tables:
     if lean.layout == "tick_quote":
         return Tables(source=label, format="lean", quotes=_quotes(raw, scale, label),
                       counters={**counters, "suspicious": int(raw["Suspicious"].sum())})
-    length = pl.duration(**_DURATION[lean.resolution])
+    length = pl.lit(_DURATION[lean.resolution], dtype=pl.Duration("ns"))
     if lean.layout == "bar_trade":
         return Tables(source=label, format="lean", bars=_bars(raw, scale, length, label),
                       counters=counters)
@@ -207,9 +208,8 @@ def _read_member(lean: LeanPath, label: str, inner: str, data: bytes) -> Tables:
                   quote_bars=_quote_bars(raw, scale, length, label), counters=counters)
 
 
-_DURATION: Final[dict[str, dict[str, int]]] = {
-    "second": {"seconds": 1}, "minute": {"minutes": 1}, "hour": {"hours": 1}, "daily": {"days": 1},
-}
+_DURATION: Final = {"second": timedelta(seconds=1), "minute": timedelta(minutes=1),
+                    "hour": timedelta(hours=1), "daily": timedelta(days=1)}
 
 
 def _timestamp(lean: LeanPath, label: str, raw: pl.DataFrame) -> pl.Expr:
