@@ -2,17 +2,60 @@
 
 from __future__ import annotations
 
+import contextlib
+import enum
+import json
+import os
 import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from tapecast.core.errors import TapecastError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from tapecast.data.tables import Tables
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="tapecast: probabilistic forecasts and synthetic order flow from the tape.")
 console = Console()
 err_console = Console(stderr=True)
+
+# one line per format of tapecast.data.detect.FORMATS (`tapecast formats`)
+FORMAT_HELP: dict[str, str] = {
+    "dbn": "Databento DBN .dbn/.dbn.zst (v1-v3): mbo, trades, tbbo/mbp-1, mbp-10, ohlcv-*",
+    "databento-csv": "Databento CSV (.csv/.csv.zst, as the client's to_csv/to_df write it)",
+    "lobster": "LOBSTER message + orderbook files (zip, or either CSV of a pair)",
+    "lean": "QuantConnect LEAN zips: tick trades/quotes, second..daily trade and quote bars",
+    "hftbacktest": "Binance websocket captures, '<local ns> <json>' lines (hftbacktest)",
+    "freqtrade": "freqtrade trade lists: JSON [ts, id, null, side, price, amount, cost] or CSV",
+    "csv": "generic CSV trades or bars with a column mapping (incl. symbol,bob,eob,... bars)",
+    "parquet": "generic Parquet trades or bars with a column mapping",
+}
+# files a folder expansion passes over: documentation and listings, not market data
+SKIP_SUFFIXES = frozenset({".md", ".tsv", ".txt", ".rst", ".pdf", ".html", ".htm", ".py",
+                           ".yaml", ".yml", ".toml", ".ini", ".log", ".sha256", ".lock"})
+SKIP_STEMS = ("readme", "license", "licence", "manifest", "summary", "changelog", "notice")
+MAX_DATE_ROWS = 60  # the per-date table is printed up to this many partitions (--json has all)
+
+
+
+
+class OnConflictOption(enum.StrEnum):
+    """``--on-conflict`` choices (see :func:`tapecast.data.store.write_store`)."""
+
+    ERROR = "error"
+    REPLACE = "replace"
+    APPEND = "append"
 
 
 @app.callback()
@@ -27,12 +70,286 @@ def demo() -> None:
                   "issues. Try `tapecast --help`.")
 
 
+# ---------------------------------------------------------------------------------------------
+# errors
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    err_console.print(f"[red]error:[/red] {escape(' '.join(message.split()))}",
+                      highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn errors into one line on stderr: exit 2 for user errors (TapecastError, an unreadable
+    file), exit 1 for anything else (a bug: ``TAPECAST_DEBUG=1`` shows its traceback)."""
+    try:
+        yield
+    except TapecastError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}")
+    except Exception as exc:
+        if os.environ.get("TAPECAST_DEBUG"):
+            raise
+        first = (str(exc).splitlines() or [""])[0]
+        _fail(f"internal error ({type(exc).__name__}: {first}); this is a tapecast bug, please "
+              "report it (TAPECAST_DEBUG=1 shows the traceback)", code=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# ingest
+
+
+def _skip_reason(path: Path) -> str | None:
+    """Why a file found in a folder is not read (None: read it)."""
+    name = path.name.lower()
+    if name.startswith("."):
+        return "hidden file"
+    if path.suffix.lower() in SKIP_SUFFIXES or name.startswith(SKIP_STEMS):
+        return "not a data file"
+    return None
+
+
+def _lobster_partner(path: Path, chosen: set[Path]) -> bool:
+    """True for a LOBSTER orderbook CSV whose message file is read too (the pair is read once)."""
+    from tapecast.data.readers.lobster import parse_name
+
+    parsed = parse_name(path.name)
+    if parsed is None or parsed[1] != "orderbook":
+        return False
+    return path.with_name(parsed[0].file("message")) in chosen
+
+
+def expand_sources(sources: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The files to read from ``sources`` (folders expanded recursively, in name order) and the
+    files skipped with why. A missing source is a user error."""
+    files: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+    for src in sources:
+        if not src.exists():
+            raise TapecastError(f"{src}: expected an existing file or folder")
+        if src.is_dir():
+            for path in sorted(p for p in src.rglob("*") if p.is_file()):
+                reason = _skip_reason(path.relative_to(src))
+                if reason is None and any(part.startswith(".")
+                                          for part in path.relative_to(src).parts):
+                    reason = "hidden folder"
+                (skipped.append((path, reason)) if reason else files.append(path))
+        else:
+            files.append(src)
+    unique = list(dict.fromkeys(p.resolve() for p in files))
+    if len(unique) < len(files):
+        skipped.append((Path("(duplicates)"), f"{len(files) - len(unique)} given twice"))
+    chosen = set(unique)
+    kept = []
+    for path in unique:
+        if _lobster_partner(path, chosen):
+            skipped.append((path, "read with its LOBSTER message file"))
+        else:
+            kept.append(path)
+    return kept, skipped
+
+
+def _read_all(files: list[Path], fmt: str | None) -> list[Tables]:
+    """Read every file (all before any write), with a progress bar on a terminal's stderr."""
+    from tapecast.data import read
+
+    out = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("{task.fields[file]}"))
+    with Progress(*columns, console=err_console, transient=True,
+                  disable=not err_console.is_terminal) as progress:
+        task = progress.add_task("reading", total=len(files), file="")
+        for path in files:
+            progress.update(task, file=path.name)
+            out.append(read(path, format=fmt))
+            progress.advance(task)
+    return out
+
+
+@app.command()
+def ingest(
+    sources: Annotated[list[Path], typer.Argument(
+        help="Files or folders to read (folders recursively; README/.md/.tsv/... are skipped).",
+        show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The store folder (created or added to).",
+                                      show_default=False)],
+    fmt: Annotated[str | None, typer.Option("--format", "-f",
+                                            help="Force this format (see `tapecast formats`).")]
+    = None,
+    on_conflict: Annotated[OnConflictOption, typer.Option(
+        "--on-conflict", help="A partition (table, instrument, date) the store already holds: "
+        "error (write nothing), replace it, or append the new rows to it.")]
+    = OnConflictOption.ERROR,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Read SOURCES into a partitioned Parquet store, atomically: one bad file, nothing written."""
+    from tapecast.data.store import write_store
+
+    with _user_errors():
+        files, skipped = expand_sources(sources)
+        if not files:
+            raise TapecastError(f"no data files found in {', '.join(map(str, sources))}")
+        parts = _read_all(files, fmt)
+        store = write_store(parts, out, on_conflict=on_conflict.value)
+        summary = store.summary()
+    rows: Counter[str] = Counter()
+    for tables in parts:
+        rows.update(tables.row_counts())
+    report = {"files": [str(f) for f in files],
+              "skipped": [{"path": str(p), "reason": r} for p, r in skipped],
+              "rows": dict(rows)}
+    if as_json:
+        typer.echo(json.dumps({"ingest": report, "store": summary}, indent=1))
+        return
+    console.print(f"ingested {len(files)} file(s) into [bold]{escape(str(out))}[/bold]: "
+                  + ", ".join(f"{n:,} {t}" for t, n in rows.items()), highlight=False)
+    for path, reason in skipped:
+        console.print(f"  skipped {path} ({reason})", highlight=False, style="dim")
+    _print_summary(summary)
+
+
+# ---------------------------------------------------------------------------------------------
+# inspect and the shared summary
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    """Render :func:`tapecast.data.summary.summarize`'s dict with Rich."""
+    tables = Table(title=f"store {summary['store']}", title_justify="left")
+    for col in ("table", "instrument", "dates", "rows", "start (UTC)", "end (UTC)"):
+        tables.add_column(col, justify="right" if col in ("dates", "rows") else "left",
+                          overflow="fold")
+    n_partitions = 0
+    for name, entry in summary["tables"].items():
+        for inst, info in entry["instruments"].items():
+            n_partitions += len(info["dates"])
+            tables.add_row(name, inst, str(len(info["dates"])), f"{info['rows']:,}",
+                           info["start"], info["end"])
+    console.print(tables)
+    if n_partitions <= MAX_DATE_ROWS:
+        dates = Table(title="rows per table, instrument and date", title_justify="left")
+        for col in ("table", "instrument", "date", "rows"):
+            dates.add_column(col, justify="right" if col == "rows" else "left")
+        for name, entry in summary["tables"].items():
+            for inst, info in entry["instruments"].items():
+                for day, rows in info["dates"].items():
+                    dates.add_row(name, inst, day, f"{rows:,}")
+        console.print(dates)
+    else:
+        console.print(f"{n_partitions} partitions (table, instrument, date): `--json` lists "
+                      "the rows of each", highlight=False)
+    console.print(f"rows rejected: {summary['rows_rejected']}", highlight=False)
+    counters = summary["counters"]
+    if counters:
+        console.print("counters: " + ", ".join(f"{k}={v:,}" for k, v in counters.items()),
+                      highlight=False)
+
+
+@app.command()
+def inspect(
+    store: Annotated[Path, typer.Argument(help="A store folder written by `tapecast ingest`.",
+                                          show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Summarize an existing store from its manifest (cheap: reads no Parquet)."""
+    from tapecast.data.store import Store
+
+    with _user_errors():
+        summary = Store.open(store).summary()
+    if as_json:
+        typer.echo(json.dumps(summary, indent=1))
+    else:
+        _print_summary(summary)
+
+
+# ---------------------------------------------------------------------------------------------
+# book and formats
+
+
+def replay_source(tables: Tables, n_levels: int) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Replay ``tables.events`` (each instrument on its own, rows back in input order).
+
+    Returns the levels frame (one row per event, in input order) and the summed counters.
+    """
+    import polars as pl
+
+    from tapecast.data.book import replay_tables
+    from tapecast.data.tables import Tables
+
+    events = tables.events
+    if events is None or events.height == 0:
+        raise TapecastError(f"{tables.source}: expected an events (order-book) source; this "
+                            f"{tables.format} source has {', '.join(tables.row_counts()) or 'no'}"
+                            " tables")
+    if events["instrument"].n_unique() <= 1:
+        result = replay_tables(tables, n_levels)
+        return result.levels, result.counters
+    counters: Counter[str] = Counter()
+    parts = []
+    indexed = events.with_row_index("__event")
+    for sub in indexed.partition_by("instrument", maintain_order=True):
+        one = Tables(source=tables.source, format=tables.format, events=sub.drop("__event"))
+        result = replay_tables(one, n_levels)
+        counters.update(result.counters)
+        parts.append(result.levels.with_columns(sub["__event"]))
+    levels = pl.concat(parts).sort("__event").drop("__event")
+    return levels, dict(counters)
+
+
+@app.command()
+def book(
+    source: Annotated[Path, typer.Argument(help="An events source (Databento MBO, LOBSTER, ...).",
+                                           show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The Parquet file to write.",
+                                      show_default=False)],
+    levels: Annotated[int, typer.Option("--levels", "-n", min=1, help="Book depth.")] = 10,
+    fmt: Annotated[str | None, typer.Option("--format", "-f",
+                                            help="Force this format (see `tapecast formats`).")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Replay an event source and write the top-N book after every event (one row per event, in
+    input order; LOBSTER orderbook-file columns plus the event timestamp), atomically."""
+    from tapecast.core.io import atomic_path
+    from tapecast.data import read
+
+    with _user_errors():
+        tables = read(source, format=fmt)
+        frame, counters = replay_source(tables, levels)
+        with atomic_path(out) as tmp:
+            frame.write_parquet(tmp, compression="zstd")
+    if as_json:
+        typer.echo(json.dumps({"source": str(source), "out": str(out), "rows": frame.height,
+                               "levels": levels, "counters": counters}, indent=1))
+        return
+    console.print(f"wrote {frame.height:,} book rows ({levels} levels) to "
+                  f"[bold]{escape(str(out))}[/bold]", highlight=False)
+    console.print("replay counters: " + ", ".join(f"{k}={v:,}" for k, v in counters.items()),
+                  highlight=False)
+
+
+@app.command()
+def formats() -> None:
+    """List the formats tapecast reads (the names `--format` takes)."""
+    from tapecast.data.detect import FORMATS
+
+    table = Table(show_header=True)
+    table.add_column("format")
+    table.add_column("what it reads")
+    for name in FORMATS:
+        table.add_row(name, escape(FORMAT_HELP.get(name, "")))
+    console.print(table)
+
+
 def main() -> None:
     """Console entry point: user errors print one line and exit 2, without a traceback."""
     try:
         app()
     except TapecastError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -4,7 +4,7 @@ Layout (hive-style, so ``pl.scan_parquet(STORE / table, hive_partitioning=True)`
 
     STORE/
       store.json                                   # the manifest (see below)
-      <table>/instrument=<inst>/date=<YYYY-MM-DD>/part-0.parquet
+      <table>/instrument=<inst>/date=<YYYY-MM-DD>/part-00000.parquet
 
 ``date`` is the UTC date of the row's primary timestamp (``ts_event`` for ``events``, ``ts`` for
 every other table). The instrument is percent-encoded in the folder name (``BTC/USDT`` ->
@@ -18,9 +18,11 @@ and every source ingested with its reader's counters. :meth:`Store.open` reads o
 Writes are atomic (:func:`tapecast.core.io.atomic_dir`): a new store is built in a staging
 folder beside ``STORE`` (partitions kept from the old store are hard-linked, new ones written),
 and only a complete store replaces the old one. A failure mid-write leaves the old store as it was.
-Re-ingesting a partition that the store already holds is an error unless ``replace=True``, which
-replaces that partition whole (other partitions are kept). One writer at a time: two concurrent
-ingests into the same store do not merge; the last one to finish wins.
+Ingesting a partition that the store already holds is an error by default (nothing is written);
+``on_conflict="replace"`` replaces that partition whole, ``on_conflict="append"`` adds the new
+rows after the held ones as another part file. Partitions the ingest does not touch are kept.
+One writer at a time: two concurrent ingests into the same store do not merge; the last one to
+finish wins.
 
 The API follows databento's ``DBNStore``: ``Store.open(path)``, then ``scan`` / ``read`` /
 ``summary``.
@@ -32,10 +34,10 @@ import json
 import os
 import shutil
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 from urllib.parse import quote
 
 import numpy as np
@@ -49,11 +51,12 @@ from tapecast.data.tables import Tables
 MANIFEST: Final = "store.json"
 STORE_FORMAT: Final = "tapecast-store"
 SCHEMA_VERSION: Final = 1
-PART_FILE: Final = "part-0.parquet"
+PART_FILE: Final = "part-00000.parquet"
 NULL_PARTITION: Final = "__HIVE_DEFAULT_PARTITION__"
 _DATE: Final = "__date"
 
 TimeLike = datetime | date | str
+OnConflict = Literal["error", "replace", "append"]
 
 
 def time_column(table: str) -> str:
@@ -93,11 +96,23 @@ class Partition:
     start: str
     end: str
     path: str
+    files: tuple[str, ...] = (PART_FILE,)
 
     @property
     def key(self) -> tuple[str, str | None, str]:
         """``(table, instrument, date)``."""
         return (self.table, self.instrument, self.date)
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest entry (the table is the enclosing key)."""
+        out = {k: v for k, v in asdict(self).items() if k != "table"}
+        out["files"] = list(self.files)
+        return out
+
+    @classmethod
+    def from_json(cls, table: str, entry: dict[str, Any]) -> Partition:
+        """Inverse of :meth:`to_json`."""
+        return cls(table=table, **{**entry, "files": tuple(entry["files"])})
 
 
 def partition_path(table: str, instrument: str | None, day: str) -> str:
@@ -133,54 +148,66 @@ def _conformed(tables: Tables, name: str, frame: pl.DataFrame) -> pl.DataFrame:
 
 def _gather(sources: Sequence[Tables]) -> dict[str, pl.DataFrame]:
     """Per table, every source's frame conformed and stacked in source order."""
-    frames: dict[str, list[pl.DataFrame]] = {}
+    frames: dict[str, list[tuple[str, pl.DataFrame]]] = {}
     for tables in sources:
         for name, frame in tables.items():
             if frame.height:
-                frames.setdefault(name, []).append(_conformed(tables, name, frame))
+                frames.setdefault(name, []).append(
+                    (tables.source, _conformed(tables, name, frame)))
     out: dict[str, pl.DataFrame] = {}
     for name, parts in frames.items():
-        widths = {p.width for p in parts}
-        if len(widths) > 1:
+        depth_source: dict[int, str] = {}
+        for src, f in parts:
+            depth_source.setdefault((f.width - 2) // 4, src)
+        if len(depth_source) > 1:
+            (na, a), (nb, b) = list(depth_source.items())[:2]
             raise TapecastError(
-                f"table '{name}': the sources give different numbers of book levels "
-                f"({sorted((w - 2) // 4 for w in widths)}); ingest them into separate stores")
-        out[name] = pl.concat(parts, how="vertical")
+                f"table '{name}': {a} has {na} book levels, {b} has {nb}; a store holds one "
+                "book depth: ingest them into separate stores")
+        out[name] = pl.concat([f for _, f in parts], how="vertical")
     return out
 
 
-def _split(name: str, frame: pl.DataFrame) -> list[tuple[str | None, str, pl.DataFrame]]:
-    """``frame`` split into ``(instrument, date, rows)`` partitions, each in input order."""
+def _split(name: str, frame: pl.DataFrame) -> dict[tuple[str, str | None, str], pl.DataFrame]:
+    """``frame`` split into partitions keyed ``(table, instrument, date)``, rows in input
+    order."""
     ts = time_column(name)
     keyed = frame.with_columns(pl.col(ts).dt.date().dt.to_string("%Y-%m-%d").alias(_DATE))
     parts = keyed.partition_by(["instrument", _DATE], maintain_order=True, as_dict=True)
-    return [(None if inst is None else str(inst), str(day), part.drop(_DATE))
-            for (inst, day), part in parts.items()]
+    return {(name, None if inst is None else str(inst), str(day)): part.drop(_DATE)
+            for (inst, day), part in parts.items()}
 
 
-def _write_partition(root: Path, name: str, instrument: str | None, day: str,
-                     frame: pl.DataFrame) -> Partition:
-    """Write one partition under ``root`` and describe it."""
+def _write_partition(root: Path, key: tuple[str, str | None, str], frame: pl.DataFrame,
+                     index: int = 0) -> Partition:
+    """Write ``frame`` as part file number ``index`` of partition ``key`` under ``root``."""
+    name, instrument, day = key
     rel = partition_path(name, instrument, day)
     folder = root / rel
     folder.mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(folder / PART_FILE, compression="zstd", statistics=True)
+    file = f"part-{index:05d}.parquet"
+    frame.write_parquet(folder / file, compression="zstd", statistics=True)
     ts = frame[time_column(name)].dt.epoch("ns")
+    lo, hi = ts.min(), ts.max()
+    assert isinstance(lo, int) and isinstance(hi, int)
     return Partition(table=name, instrument=instrument, date=day, rows=frame.height,
-                     start=_iso_ns(int(ts.min())), end=_iso_ns(int(ts.max())),  # type: ignore[arg-type]
-                     path=rel)
+                     start=_iso_ns(lo), end=_iso_ns(hi), path=rel, files=(file,))
 
 
-def _link_tree(src: Path, dst: Path) -> None:
-    """Recreate the files of ``src`` under ``dst`` as hard links (copies where links fail)."""
-    for file in src.rglob("*"):
-        if file.is_file():
-            target = dst / file.relative_to(src)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(file, target)
-            except OSError:
-                shutil.copy2(file, target)
+def _link(old: Store, part: Partition, root: Path) -> None:
+    """Hard-link ``part``'s files from ``old`` into ``root`` (copy where links fail)."""
+    (root / part.path).mkdir(parents=True, exist_ok=True)
+    for file in part.files:
+        src, dst = old.root / part.path / file, root / part.path / file
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+
+def _merge(old: Partition, new: Partition) -> Partition:
+    return replace(old, rows=old.rows + new.rows, start=min(old.start, new.start),
+                   end=max(old.end, new.end), files=old.files + new.files)
 
 
 def _source_entry(tables: Tables) -> dict[str, Any]:
@@ -189,41 +216,46 @@ def _source_entry(tables: Tables) -> dict[str, Any]:
 
 
 def _check_conflicts(old: Store | None, frames: dict[str, pl.DataFrame],
-                     keys: list[tuple[str, str | None, str]], replace: bool) -> None:
-    """Refuse a levels table of another depth, and (unless ``replace``) held partitions."""
+                     keys: Iterable[tuple[str, str | None, str]], on_conflict: OnConflict) -> None:
+    """Refuse a levels table of another depth, and (``on_conflict="error"``) held partitions."""
+    if on_conflict not in ("error", "replace", "append"):
+        raise TapecastError(
+            f"on_conflict: expected 'error', 'replace' or 'append', got {on_conflict!r}")
     if old is None:
         return
     if "levels" in frames and "levels" in old.tables:
         have, got = old.n_levels(), (frames["levels"].width - 2) // 4
         if have != got:
             raise TapecastError(
-                f"{old.root}: the store's levels table has {have} levels, the new one {got}; "
-                "write it to another store")
+                f"{old.root}: the store's levels table has {have} book levels, the new one "
+                f"{got}; write it to another store")
     held = {p.key for p in old.partitions()}
     clash = [k for k in keys if k in held]
-    if clash and not replace:
+    if clash and on_conflict == "error":
         table, inst, day = clash[0]
         raise TapecastError(
             f"{old.root}: already holds {len(clash)} of the partitions being ingested (first: "
-            f"{table} {inst} {day}); pass replace=True (CLI: --replace) to replace them, or "
-            "ingest into another store")
+            f"{table} {inst} {day}); choose on_conflict='replace' or 'append' (CLI: "
+            "--on-conflict), or ingest into another store")
 
 
 def write_store(sources: Tables | Sequence[Tables], out: str | os.PathLike[str], *,
-                replace: bool = False) -> Store:
+                on_conflict: OnConflict = "error") -> Store:
     """Write (or add to) the store at ``out``, atomically.
 
     Parameters
     ----------
     sources : Tables or sequence of Tables
-        What readers returned (:func:`tapecast.data.read`); the same table from several sources
-        is stacked in the order given.
+        What readers returned (:func:`tapecast.data.read`). Several sources' rows that fall in
+        the same partition are stacked in the order the sources are given.
     out : path-like
         The store folder. Created when absent; when it holds a store, the new partitions are added
         to it; any other non-empty folder is refused.
-    replace : bool, default False
-        Replace partitions (table, instrument, date) that the store already holds; when False,
-        such a clash is an error and nothing is written.
+    on_conflict : {"error", "replace", "append"}, default "error"
+        What to do with a partition (table, instrument, date) the store already holds:
+        ``"error"`` refuses the whole ingest (nothing written), ``"replace"`` replaces the held
+        partition with the new rows, ``"append"`` keeps its rows and adds the new ones after
+        them (a new part file).
 
     Returns
     -------
@@ -233,8 +265,9 @@ def write_store(sources: Tables | Sequence[Tables], out: str | os.PathLike[str],
     Raises
     ------
     TapecastError
-        On a clash with existing partitions, a frame that does not fit its canonical schema, a
-        null primary timestamp, or an ``out`` that is not a store.
+        On a clash with held partitions (``"error"``), a frame that does not fit its canonical
+        schema, a null primary timestamp, book levels of two depths, or an ``out`` that is not a
+        store.
     """
     batch = [sources] if isinstance(sources, Tables) else list(sources)
     root = Path(out)
@@ -242,18 +275,26 @@ def write_store(sources: Tables | Sequence[Tables], out: str | os.PathLike[str],
     frames = _gather(batch)
     if not frames:
         raise TapecastError("nothing to ingest: the sources hold no rows")
-    split = [(name, inst, day, part) for name, frame in frames.items()
-             for inst, day, part in _split(name, frame)]
-    new_keys = [(name, inst, day) for name, inst, day, _ in split]
-    _check_conflicts(old, frames, new_keys, replace)
-    kept = [] if old is None else [p for p in old.partitions() if p.key not in set(new_keys)]
+    split = {k: v for name, frame in frames.items() for k, v in _split(name, frame).items()}
+    _check_conflicts(old, frames, split, on_conflict)
+    held = {} if old is None else {p.key: p for p in old.partitions()}
     manifest = _merged_manifest(old, batch)
     with atomic_dir(root) as staging:
-        written = [_write_partition(staging, *item) for item in split]
-        for part in kept:
+        parts = []
+        for key, frame in split.items():
+            prior = held.pop(key, None)
+            if prior is not None and on_conflict == "append":
+                assert old is not None
+                _link(old, prior, staging)
+                parts.append(_merge(prior, _write_partition(staging, key, frame,
+                                                            len(prior.files))))
+            else:
+                parts.append(_write_partition(staging, key, frame))
+        for part in held.values():  # partitions the batch does not touch
             assert old is not None
-            _link_tree(old.root / part.path, staging / part.path)
-        _finish_manifest(manifest, old, frames, kept + written)
+            _link(old, part, staging)
+            parts.append(part)
+        _finish_manifest(manifest, old, frames, parts)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return Store.open(root)
 
@@ -300,8 +341,7 @@ def _finish_manifest(manifest: dict[str, Any], old: Store | None,
         entry: dict[str, Any] = {"columns": {c: str(t) for c, t in schema.items()}}
         if name == "levels":
             entry["n_levels"] = (len(schema) - 2) // 4
-        entry["partitions"] = [{k: v for k, v in asdict(p).items() if k != "table"}
-                               for p in mine]
+        entry["partitions"] = [p.to_json() for p in mine]
         tables[name] = entry
     manifest["tables"] = tables
 
@@ -356,9 +396,9 @@ class Store:
 
     @classmethod
     def ingest(cls, sources: Tables | Sequence[Tables], out: str | os.PathLike[str], *,
-               replace: bool = False) -> Store:
+               on_conflict: OnConflict = "error") -> Store:
         """Write ``sources`` into the store at ``out`` atomically (see :func:`write_store`)."""
-        return write_store(sources, out, replace=replace)
+        return write_store(sources, out, on_conflict=on_conflict)
 
     @property
     def tables(self) -> tuple[str, ...]:
@@ -387,7 +427,7 @@ class Store:
         if table is not None:
             self._table(table)  # raises on an unknown table
         names = self.tables if table is None else (table,)
-        return [Partition(table=name, **p) for name in names
+        return [Partition.from_json(name, p) for name in names
                 for p in self.manifest["tables"][name]["partitions"]]
 
     def instruments(self, table: str) -> list[str | None]:
@@ -419,10 +459,11 @@ class Store:
             {instrument} if isinstance(instrument, str) else set(instrument))
         lo = None if start is None else _parse_time(start, "start")
         hi = None if end is None else _parse_time(end, "end")
-        files = [self.root / p.path / PART_FILE for p in self.partitions(table)
+        files = [self.root / p.path / f for p in self.partitions(table)
                  if (wanted is None or p.instrument in wanted)
                  and (lo is None or p.date >= lo.date().isoformat())
-                 and (hi is None or p.date <= hi.date().isoformat())]
+                 and (hi is None or p.date <= hi.date().isoformat())
+                 for f in p.files]
         if not files:
             return pl.LazyFrame(schema=schema)
         frame = pl.scan_parquet(files, hive_partitioning=False).select(
