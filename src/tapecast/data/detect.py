@@ -100,6 +100,8 @@ def detect(path: str | Path) -> str:
         return "databento-csv"
     if "_message_" in name or "_orderbook_" in name:
         return "lobster"
+    if header[:1] == [""]:  # a pandas export's unnamed index column
+        header = header[1:]
     if header[:4] == ["timestamp", "id", "type", "side"]:
         return "freqtrade"
     return "csv"
