@@ -23,10 +23,12 @@ liquidity per price level that unknown-order cancels and fills at that price con
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+import pyarrow as pa
 
 from tapecast.data import book_core as core
 from tapecast.data.schemas import levels_schema
@@ -164,30 +166,21 @@ def _apply_seed(state: core.BookState, seed: pl.DataFrame) -> None:
 def _side_arrays(
     snap: core.Snapshots, n_events: int, n_levels: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Forward-fill one side's recorded rows into (n_events, n_levels) key and size arrays."""
+    """Forward-fill one side's recorded rows into (n_levels, n_events) key and size arrays."""
     n_rec = len(snap.rows)
-    keys = np.zeros((n_rec, n_levels), dtype=np.int64)  # (R, N)
-    sizes = np.zeros((n_rec, n_levels), dtype=np.int64)  # (R, N); 0 = empty level
-    lens = np.fromiter(map(len, snap.keys), dtype=np.int64, count=n_rec)
+    lens = np.fromiter(map(len, snap.keys), dtype=np.int64, count=n_rec)  # (R,)
+    keys = np.zeros((n_levels, n_rec), dtype=np.int64)  # (N, R)
+    sizes = np.zeros((n_levels, n_rec), dtype=np.int64)  # (N, R); 0 = empty level
     rec = np.repeat(np.arange(n_rec), lens)  # (sum lens,)
     level = np.arange(rec.size) - np.repeat(np.cumsum(lens) - lens, lens)
-    keys[rec, level] = np.fromiter(_flatten(snap.keys), dtype=np.int64, count=rec.size)
-    sizes[rec, level] = np.fromiter(_flatten(snap.sizes), dtype=np.int64, count=rec.size)
-    # which recorded row holds the state after event e (rows are 1-based; 0 = initial state)
-    at = np.zeros(n_events + 1, dtype=np.int64)
-    at[np.asarray(snap.rows, dtype=np.int64)] = np.arange(n_rec)
-    marked = np.zeros(n_events + 1, dtype=bool)
-    marked[np.asarray(snap.rows, dtype=np.int64)] = True
-    idx = np.maximum.accumulate(np.where(marked, np.arange(n_events + 1), 0))
-    pick = at[idx][1:]  # (E,)
-    return keys[pick], sizes[pick]
-
-
-def _flatten(rows: list[list[int]]) -> list[int]:
-    out: list[int] = []
-    for r in rows:
-        out.extend(r)
-    return out
+    keys[level, rec] = np.fromiter(chain.from_iterable(snap.keys), np.int64, count=rec.size)
+    sizes[level, rec] = np.fromiter(chain.from_iterable(snap.sizes), np.int64, count=rec.size)
+    # the recorded row holding the state after event e (rows are 1-based; 0 = initial state)
+    rows = np.asarray(snap.rows, dtype=np.int64)
+    at = np.full(n_events + 1, -1, dtype=np.int64)
+    at[rows] = np.arange(n_rec)  # a later record of the same row wins
+    pick = np.maximum.accumulate(at)[1:]  # (E,) record indices only grow with the row
+    return keys[:, pick], sizes[:, pick]
 
 
 def _levels_frame(
@@ -195,22 +188,17 @@ def _levels_frame(
 ) -> pl.DataFrame:
     """Assemble the ``levels_schema(n_levels)`` frame from both sides' snapshots."""
     n = events.height
-    bid_keys, bid_sizes = _side_arrays(bids, n, n_levels)
-    ask_keys, ask_sizes = _side_arrays(asks, n, n_levels)
-    cols: dict[str, pl.Series] = {
-        "ts": events["ts_event"],
-        "instrument": events["instrument"],
-    }
-    exprs: list[pl.Expr] = []
+    sides = {"bid": _side_arrays(bids, n, n_levels), "ask": _side_arrays(asks, n, n_levels)}
+    cols: dict[str, pa.Array] = {}
     for j in range(n_levels):
-        for name, keys, sizes, sign in (("ask", ask_keys, ask_sizes, 1),
-                                        ("bid", bid_keys, bid_sizes, -1)):
-            px, sz = f"{name}_px_{j + 1}", f"{name}_sz_{j + 1}"
-            cols[px] = pl.Series(sign * keys[:, j] / PRICE_SCALE)
-            cols[sz] = pl.Series(sizes[:, j])
-            exprs += [pl.when(pl.col(sz) > 0).then(pl.col(px)).alias(px),
-                      pl.when(pl.col(sz) > 0).then(pl.col(sz)).alias(sz)]
-    frame = pl.DataFrame(cols).with_columns(exprs)
+        for name, sign in (("ask", 1), ("bid", -1)):
+            keys, sizes = sides[name]
+            empty = sizes[j] == 0  # (E,)
+            cols[f"{name}_px_{j + 1}"] = pa.array(keys[j] * (sign / PRICE_SCALE), mask=empty)
+            cols[f"{name}_sz_{j + 1}"] = pa.array(sizes[j], mask=empty)
+    frame = pl.from_arrow(pa.table(cols))
+    assert isinstance(frame, pl.DataFrame)
+    frame = frame.with_columns(ts=events["ts_event"], instrument=events["instrument"])
     return frame.select([pl.col(c).cast(t) for c, t in levels_schema(n_levels).items()])
 
 
