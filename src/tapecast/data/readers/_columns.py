@@ -165,8 +165,12 @@ def parse_timestamps(
     if dtype.is_numeric():
         return _epoch(work, file, name, unit, strings=False)
     if dtype == pl.String:
-        parsed = work.select(pl.col("_s").str.to_datetime(
-            ts_format, time_unit="ns", strict=False).alias("_t"))["_t"]
+        # on the Series, not in an expression: only there does Polars infer an offset format
+        # from the data (an expression fixes a naive dtype up front and nulls "+00:00" values)
+        try:
+            parsed = work["_s"].str.to_datetime(ts_format, time_unit="ns", strict=False)
+        except pl.exceptions.PolarsError:  # no format fits the first value
+            parsed = pl.Series("_t", [None] * work.height, dtype=pl.Datetime("ns"))
         expected = (f"a timestamp in the format {ts_format!r}" if ts_format else
                     "a timestamp (ISO 8601 in the format of the first row, or epoch digits)")
         raise_first(work.with_columns(parsed.alias("_t")),

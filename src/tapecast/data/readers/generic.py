@@ -374,7 +374,7 @@ def _side(source: pl.DataFrame, resolved: dict[str, str], path: Path) -> pl.Seri
         maker = _bool(source, resolved["buyer_maker"], path)
         return maker.to_frame("m").select(
             pl.when(pl.col("m")).then(-1).when(pl.col("m").not_()).then(1).otherwise(0)
-            .cast(pl.Int8))["m"]
+            .cast(pl.Int8).alias("m"))["m"]
     return pl.Series("side", [0] * source.height, dtype=pl.Int8)
 
 
@@ -397,7 +397,8 @@ def _bar_length(frame: pl.DataFrame, path: Path, bar_length: str | None) -> pl.S
     if bar_length is not None:
         ns = parse_duration(bar_length, path)
         return pl.Series([ns] * frame.height, dtype=pl.Int64).cast(pl.Duration("ns"))
-    gaps = frame.select((pl.col("ts").diff().over("instrument")).alias("g"))["g"]
+    gaps = frame.select(pl.col("ts").diff().over("instrument").dt.total_nanoseconds()
+                        .alias("g"))["g"]
     gaps = gaps.filter(gaps > 0)
     mode = gaps.mode().sort().first() if gaps.len() else None
-    return pl.Series([mode] * frame.height, dtype=pl.Duration("ns"))
+    return pl.Series([mode] * frame.height, dtype=pl.Int64).cast(pl.Duration("ns"))
