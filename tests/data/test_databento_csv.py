@@ -229,7 +229,8 @@ def _write_dbn(path: Path, rec: Any) -> Path:
     return path
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rec=mbo_records(), pretty=st.booleans())
 def test_read_databento_csv_when_random_valid_records_then_round_trip(
         tmp_path: Path, rec: Any, pretty: bool) -> None:
