@@ -220,3 +220,29 @@ def test_console_script_when_input_bad_exits_2_without_traceback(tmp_path: Path)
                            check=False)
     assert usage.returncode == 2
     assert "Traceback" not in usage.stderr
+
+
+def test_ingest_when_reader_has_a_bug_exits_1_with_one_line(
+        tmp_path: Path, sources: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def buggy(path: str | Path, format: str | None = None, **options: Any) -> Tables:
+        raise KeyError("price")
+
+    monkeypatch.setattr(tapecast.data, "read", buggy)
+    monkeypatch.delenv("TAPECAST_DEBUG", raising=False)
+    result = _invoke("ingest", sources, "--out", tmp_path / "st")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: internal error (KeyError: 'price')")
+    assert result.stderr.count("\n") == 1
+    assert not (tmp_path / "st").exists()
+
+
+def test_ingest_when_real_dbn_counts_match_reader(tmp_path: Path) -> None:
+    src = shared_file("nautilus/databento/esh4-glbx-mdp3-20231225.mbo.dbn.zst")
+    result = _invoke("ingest", src, "--out", tmp_path / "st", "--json")
+    assert result.exit_code == 0, result.output
+    store = json.loads(result.stdout)["store"]
+    tables = tapecast.data.read(src)
+    assert store["tables"]["events"]["rows"] == tables["events"].height == 68_792
+    assert store["tables"]["events"]["instruments"]["ESH4"]["dates"] == {
+        "2023-12-24": 8_725, "2023-12-25": 60_067}
+    assert_frame_equal(Store.open(tmp_path / "st").read("events"), tables["events"])
