@@ -187,15 +187,23 @@ def _records(data: bytes, offset: int, metadata: Any, schema: str, path: Path) -
 
 def _instruments(records: Any, metadata: Any, dates: Any) -> pl.Series:
     """Raw symbol of each record from the file's symbology (for the record's date), else the
-    instrument_id as a string."""
+    instrument_id as a string.
+
+    The client's ``InstrumentMap.resolve_many`` does the resolution; it is handed only the
+    distinct (instrument_id, date) pairs (a day of one instrument: one pair), found by Polars.
+    """
     from databento.common.symbology import InstrumentMap
 
-    ids = records["instrument_id"]
+    keys = pl.DataFrame({"id": records["instrument_id"],
+                         "day": dates.astype("datetime64[D]").astype(np.int64)})
+    pairs = keys.unique(maintain_order=True)
     imap = InstrumentMap()
     imap.insert_metadata(metadata)
-    symbols = imap.resolve_many(ids, dates.astype("datetime64[D]"))
-    resolved = pl.Series("symbol", symbols, dtype=pl.String)
-    return pl.select(pl.coalesce(resolved, pl.Series(ids).cast(pl.String))).to_series()
+    symbols = imap.resolve_many(pairs["id"].to_numpy(),
+                                pairs["day"].to_numpy().astype("datetime64[D]"))
+    pairs = pairs.with_columns(pl.Series("symbol", symbols, dtype=pl.String))
+    joined = keys.join(pairs, on=["id", "day"], how="left", maintain_order="left")
+    return joined.select(pl.coalesce("symbol", pl.col("id").cast(pl.String))).to_series()
 
 
 def _raw_frame(records: Any, metadata: Any, schema: str) -> pl.DataFrame:
