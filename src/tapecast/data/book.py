@@ -31,7 +31,7 @@ import polars as pl
 import pyarrow as pa
 
 from tapecast.data import book_core as core
-from tapecast.data.schemas import levels_schema
+from tapecast.data.schemas import conform, levels_schema
 from tapecast.data.tables import Tables
 
 PRICE_SCALE = 1_000_000_000  # prices travel through the loop as integer ticks of 1e-9
@@ -124,6 +124,21 @@ def replay_tables(tables: Tables, n_levels: int = 10) -> BookResult:
     if tables.events is None:
         raise ValueError(f"{tables.source} has no events table to replay")
     return replay_book(tables.events, n_levels, seed=tables.book_seed, source=tables.source)
+
+
+def top_of_book(levels: pl.DataFrame) -> pl.DataFrame:
+    """The canonical ``quotes`` table of a levels frame's first level (one row per levels row).
+
+    Returns
+    -------
+    pl.DataFrame
+        :data:`tapecast.data.schemas.QUOTES` columns; an empty side is null.
+    """
+    return conform(levels.select(
+        "ts", "instrument",
+        pl.col("bid_px_1").alias("bid_px"), pl.col("bid_sz_1").alias("bid_sz"),
+        pl.col("ask_px_1").alias("ask_px"), pl.col("ask_sz_1").alias("ask_sz"),
+    ), "quotes")
 
 
 def _ticks(series: pl.Series) -> list[int]:
