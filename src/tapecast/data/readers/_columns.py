@@ -22,6 +22,7 @@ Timestamps
 from __future__ import annotations
 
 import gzip
+import re
 from os import PathLike
 from typing import Final, Literal
 
@@ -159,7 +160,8 @@ def parse_timestamps(
         src = pl.when(src == "").then(None).otherwise(src)
     work = frame.select(src.alias("_s"), *([pl.col(ROW)] if ROW in frame.columns else []))
     if dtype == pl.String and ts_format is None:
-        numeric = work.select(pl.col("_s").str.contains(_EPOCH_RE).all()).item()
+        first = work.select(pl.col("_s").drop_nulls().first()).item()
+        numeric = first is not None and re.match(_EPOCH_RE, first) is not None
         if numeric:
             return _epoch(work, file, name, unit, strings=True)
     if dtype.is_numeric():

@@ -55,15 +55,15 @@ GenericTable = Literal["trades", "bars", "quotes"]
 
 ALIASES: Final[dict[str, tuple[str, ...]]] = {
     "ts": ("ts", "timestamp", "timestamp_utc", "time", "datetime", "date", "bob", "ts_event",
-           "open_time", "t"),
+           "open_time"),
     "ts_end": ("eob", "ts_end", "end_time", "close_time"),
     "instrument": ("instrument", "symbol", "ticker", "pair", "sym"),
-    "price": ("price", "px", "trade_price", "p"),
-    "size": ("size", "qty", "quantity", "amount", "volume", "q"),
+    "price": ("price", "px", "trade_price"),
+    "size": ("size", "qty", "quantity", "amount", "volume"),
     "side": ("side", "aggressor_side", "taker_side", "aggressor"),
-    "buyer_maker": ("buyer_maker", "is_buyer_maker", "buyer_is_maker", "m"),
-    "open": ("open", "o"), "high": ("high", "h"), "low": ("low", "l"), "close": ("close", "c"),
-    "volume": ("volume", "vol", "v"),
+    "buyer_maker": ("buyer_maker", "is_buyer_maker", "buyer_is_maker"),
+    "open": ("open",), "high": ("high",), "low": ("low",), "close": ("close",),
+    "volume": ("volume", "vol"),
     "amount": ("amount", "turnover", "quote_volume", "value", "notional"),
     "vwap": ("vwap",),
     "n_trades": ("n_trades", "trades", "trade_count", "num_trades", "number_of_trades"),
@@ -200,7 +200,8 @@ def read_csv_strings(raw: bytes, file: Path, *, has_header: bool | None = True,
     if not text.strip():
         raise InputError(file, None, None, "at least one data row (the file is empty)")
     header = _first_line_is_header(first, separator) if has_header is None else has_header
-    lines = pl.Series("line", text.removesuffix("\n").split("\n")[1 if header else 0:])
+    lines = pl.Series("line", text.removesuffix("\n").split("\n")[1 if header else 0:],
+                      dtype=pl.String)
     n_fields = first.count(separator) + 1
     if '"' not in text:
         _check_ragged(lines, n_fields, separator, file)
