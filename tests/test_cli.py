@@ -246,3 +246,13 @@ def test_ingest_when_real_dbn_counts_match_reader(tmp_path: Path) -> None:
     assert store["tables"]["events"]["instruments"]["ESH4"]["dates"] == {
         "2023-12-24": 8_725, "2023-12-25": 60_067}
     assert_frame_equal(Store.open(tmp_path / "st").read("events"), tables["events"])
+
+
+def test_ingest_when_store_inside_source_folder_does_not_read_it(sources: Path) -> None:
+    out = sources / "st"
+    assert _invoke("ingest", sources, "--out", out).exit_code == 0
+    again = _invoke("ingest", sources, "--out", out, "--on-conflict", "replace", "--json")
+    assert again.exit_code == 0, again.output
+    assert [Path(f).name for f in json.loads(again.stdout)["ingest"]["files"]] == ["a.csv",
+                                                                                  "b.csv"]
+    assert Store.open(out).read("trades").height == 3

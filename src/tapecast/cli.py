@@ -86,6 +86,8 @@ def _user_errors() -> Iterator[None]:
     file), exit 1 for anything else (a bug: ``TAPECAST_DEBUG=1`` shows its traceback)."""
     try:
         yield
+    except typer.Exit:
+        raise
     except TapecastError as exc:
         _fail(str(exc))
     except OSError as exc:
@@ -123,9 +125,11 @@ def _lobster_partner(path: Path, chosen: set[Path]) -> bool:
     return path.with_name(parsed[0].file("message")) in chosen
 
 
-def expand_sources(sources: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+def expand_sources(sources: list[Path], exclude: Path | None = None
+                   ) -> tuple[list[Path], list[tuple[Path, str]]]:
     """The files to read from ``sources`` (folders expanded recursively, in name order) and the
-    files skipped with why. A missing source is a user error."""
+    files skipped with why; files under ``exclude`` (the output store) are passed over. A
+    missing source is a user error."""
     files: list[Path] = []
     skipped: list[tuple[Path, str]] = []
     for src in sources:
@@ -144,8 +148,11 @@ def expand_sources(sources: list[Path]) -> tuple[list[Path], list[tuple[Path, st
     if len(unique) < len(files):
         skipped.append((Path("(duplicates)"), f"{len(files) - len(unique)} given twice"))
     chosen = set(unique)
+    store = None if exclude is None else exclude.resolve()
     kept = []
     for path in unique:
+        if store is not None and path.is_relative_to(store):
+            continue  # the store being written, found inside a source folder
         if _lobster_partner(path, chosen):
             skipped.append((path, "read with its LOBSTER message file"))
         else:
@@ -190,7 +197,7 @@ def ingest(
     from tapecast.data.store import write_store
 
     with _user_errors():
-        files, skipped = expand_sources(sources)
+        files, skipped = expand_sources(sources, exclude=out)
         if not files:
             raise TapecastError(f"no data files found in {', '.join(map(str, sources))}")
         parts = _read_all(files, fmt)
