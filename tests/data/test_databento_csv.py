@@ -287,3 +287,22 @@ def test_read_databento_csv_when_non_numeric_field_then_input_error_names_it(
     path = _mbo_csv(tmp_path, _replace(row, field, value))
     with pytest.raises(InputError, match=rf"row {row}, field '{field}'"):
         read_databento_csv(path)
+
+
+def test_read_databento_csv_when_one_ts_recv_empty_then_names_row(tmp_path: Path) -> None:
+    path = _mbo_csv(tmp_path, _replace(3, "ts_recv", ""))
+    with pytest.raises(InputError, match=r"row 3, field 'ts_recv'"):
+        read_databento_csv(path)
+
+
+def test_read_databento_csv_when_deep_level_nan_then_names_row_and_field(tmp_path: Path) -> None:
+    source = shared_file("blockhouse_arl/mbp.csv")
+    lines = source.read_text().splitlines()[:6]
+    header = lines[0].split(",")
+    cells = lines[5].split(",")
+    cells[header.index("ask_px_04")] = "NaN"
+    lines[5] = ",".join(cells)
+    path = tmp_path / "mbp.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"mbp\.csv, row 5, field 'ask_px_5': expected a finite"):
+        read_databento_csv(path)

@@ -41,7 +41,7 @@ import polars as pl
 from tapecast.core.errors import InputError, UnsupportedFormatError
 from tapecast.data.schemas import TS, empty, levels_schema
 from tapecast.data.tables import Tables
-from tapecast.data.validate import ROW, finalize
+from tapecast.data.validate import ROW, check_values, finalize
 
 FIXED_PRICE_SCALE: Final = 1_000_000_000  # DBN prices are int64 in units of 1e-9
 UNDEF_PRICE: Final = 2**63 - 1  # INT64_MAX: "no price"
@@ -102,7 +102,8 @@ def _check_codes(raw: pl.DataFrame, column: str, codes: Mapping[str, object],
         raise InputError(file, int(row), column, f"one of {', '.join(codes)}", value)
 
 
-def _events(raw: pl.DataFrame, file: str | PathLike[str]) -> tuple[pl.DataFrame, dict[str, int]]:
+def _events(raw: pl.DataFrame, file: str | PathLike[str],
+            ordered: str | None) -> tuple[pl.DataFrame, dict[str, int]]:
     _check_codes(raw, "action", ACTION_NAMES, file)
     _check_codes(raw, "side", SIDE_NAMES, file)
     flags = pl.col("flags").cast(pl.UInt8)
@@ -116,7 +117,6 @@ def _events(raw: pl.DataFrame, file: str | PathLike[str]) -> tuple[pl.DataFrame,
         pl.col("side").replace_strict(SIDE_NAMES, return_dtype=pl.String),
     )
     _require_price(frame, file)
-    ordered = "ts_recv" if frame["ts_recv"].null_count() == 0 else None
     events = finalize(frame, "events", file, ordered_by=ordered)
     return events, {k: int(v) for k, v in counters.items() if v}
 
@@ -158,7 +158,7 @@ def _quotes(raw: pl.DataFrame, file: str | PathLike[str], ordered: str | None) -
     return finalize(frame, "quotes", file, ordered_by=ordered)
 
 
-def _levels(raw: pl.DataFrame, n_levels: int) -> pl.DataFrame:
+def _levels(raw: pl.DataFrame, n_levels: int, file: str | PathLike[str]) -> pl.DataFrame:
     cols: list[pl.Expr] = [pl.col("ts_event").alias("ts"), pl.col("instrument")]
     for i in range(n_levels):
         for s in ("ask", "bid"):
@@ -167,7 +167,11 @@ def _levels(raw: pl.DataFrame, n_levels: int) -> pl.DataFrame:
             cols.append(pl.when(pl.col(px).is_not_null()).then(pl.col(sz))
                         .alias(f"{s}_sz_{i + 1}"))
     schema = levels_schema(n_levels)
-    return raw.select(cols).select([pl.col(n).cast(t) for n, t in schema.items()])
+    frame = raw.select(pl.col(ROW), *cols)
+    for name in schema:
+        if "_px_" in name or "_sz_" in name:
+            check_values(frame, name, "positive" if "_px_" in name else "nonneg", file)
+    return frame.select([pl.col(n).cast(t) for n, t in schema.items()])
 
 
 def _bars(raw: pl.DataFrame, schema: str, file: str | PathLike[str]) -> pl.DataFrame:
@@ -214,10 +218,9 @@ def to_tables(raw: pl.DataFrame, schema: str, file: str | PathLike[str], fmt: st
     if schema in BAR_LENGTHS:
         out.bars = _bars(raw, schema, file)
         return out
-    has_recv = raw["ts_recv"].null_count() == 0
-    ordered = "ts_recv" if has_recv else None
+    ordered = _receive_clock(raw, file)
     if schema == "mbo":
-        out.events, counts = _events(raw, file)
+        out.events, counts = _events(raw, file, ordered)
         out.counters.update(counts)
         out.trades = _trades(raw, file, None)  # a subset of ordered events: already checked
         return out
@@ -230,8 +233,19 @@ def to_tables(raw: pl.DataFrame, schema: str, file: str | PathLike[str], fmt: st
             "snapshot_records": int(snapshot.sum()),
             "clears": int((raw["action"] == "R").sum())}.items() if v})
     if schema == "mbp-10":
-        out.levels = _levels(raw, 10)
+        out.levels = _levels(raw, 10, file)
     return out
+
+
+def _receive_clock(raw: pl.DataFrame, file: str | PathLike[str]) -> str | None:
+    """``"ts_recv"`` when the file has the receive clock (then on every record), else None."""
+    missing = raw["ts_recv"].is_null()
+    if missing.all():
+        return None  # e.g. a to_df() export without its ts_recv index: nothing to check
+    if missing.any():
+        row = int(raw[ROW][int(missing.arg_true()[0])])
+        raise InputError(file, row, "ts_recv", "a receive timestamp on every record")
+    return "ts_recv"
 
 
 def timestamps(ns: pl.Expr) -> pl.Expr:
