@@ -213,9 +213,11 @@ def ingest(
         typer.echo(json.dumps({"ingest": report, "store": summary}, indent=1))
         return
     console.print(f"ingested {len(files)} file(s) into [bold]{escape(str(out))}[/bold]: "
-                  + ", ".join(f"{n:,} {t}" for t, n in rows.items()), highlight=False)
+                  + ", ".join(f"{n:,} {t}" for t, n in rows.items()), highlight=False,
+                  soft_wrap=True)
     for path, reason in skipped:
-        console.print(f"  skipped {path} ({reason})", highlight=False, style="dim")
+        console.print(f"  skipped {escape(str(path))} ({reason})", highlight=False,
+                      style="dim", soft_wrap=True)
     _print_summary(summary)
 
 
