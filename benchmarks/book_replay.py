@@ -22,8 +22,8 @@ from pathlib import Path
 
 import polars as pl
 
-from tapecast.data import read
 from tapecast.data import book_core as core
+from tapecast.data import read
 from tapecast.data.book import _columns, replay_book
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -58,8 +58,8 @@ def bench(name: str, events: pl.DataFrame, n_levels: int, repeats: int) -> None:
     cols = _columns(events)
 
     def loop() -> None:
-        full = events.height > 0 and cols.action[0] == core.CLEAR or bool(
-            cols.flags[0] & core.F_SNAPSHOT)
+        # these files open with a clear or a snapshot: a full-state replay, as replay_book decides
+        full = cols.action[0] == core.CLEAR or bool(cols.flags[0] & core.F_SNAPSHOT)
         core.run_loop(cols, core.BookState(), core.LoopConfig(n_levels, full, False, name))
 
     n = events.height
