@@ -183,6 +183,7 @@ _GOOD = "timestamp,price,size\n1700000000,1.5,2\n1700000001,1.6,3\n"
         ("timestamp,close\n2024-02-30 00:00:00,1\n", {}, r"row 1, field 'timestamp'"),
         ("timestamp,close\n2024-03-10 02:30:00,1\n", {"timezone": "America/New_York"},
          r"row 1, field 'timestamp': expected a local time that exists"),
+        (_GOOD, {"timezone": "Nowhere/Zone"}, r"field 'timezone': expected an IANA time zone"),
         (_GOOD.replace(",size", ",size,side").replace(",2\n", ",2,up\n").replace(",3\n", ",3,\n"),
          {}, r"row 1, field 'side': expected a side"),
     ],

@@ -35,6 +35,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
@@ -144,6 +145,7 @@ def read_generic(
     Tables
         One table (``trades``, ``bars`` or ``quotes``), n_rows rows in file order.
     """
+    _check_timezone(timezone, path)
     source = _load(path, has_header, separator)
     table, resolved = _resolve(source, path, mapping, table)
     frame = _build(source, resolved, path, table, instrument=instrument or _stem(path),
@@ -153,6 +155,14 @@ def read_generic(
     out = Tables(source=str(path), format="parquet" if _is_parquet(path) else "csv")
     setattr(out, table, frame)
     return out
+
+
+def _check_timezone(timezone: str, path: Path) -> None:
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(path, None, "timezone", "an IANA time zone name such as "
+                         "'America/New_York'", timezone) from None
 
 
 def _is_parquet(path: Path) -> bool:
