@@ -108,3 +108,22 @@ def _diagnose(
         raise InputError(file, row, name, expected, got)
     raise InputError(file, None, None, "a CSV Polars can parse with columns "
                      + ",".join(names))
+
+
+def divide_exact(expr: pl.Expr, divisor: float) -> pl.Expr:
+    """``expr / divisor`` as IEEE division, correctly rounded (``5859100 / 10000 == 585.91``).
+
+    Polars' own division by a constant can be off by one ulp (``585.9100000000001``), which
+    would make a scaled price differ from the same price typed as a decimal.
+    """
+    if divisor == 1.0:
+        return expr.cast(pl.Float64)
+    return expr.cast(pl.Float64).map_batches(
+        lambda s: _divide(s, divisor), return_dtype=pl.Float64)
+
+
+def _divide(series: pl.Series, divisor: float) -> pl.Series:
+    quotient = pl.Series(series.name, series.to_numpy() / divisor, dtype=pl.Float64)
+    if series.null_count() == 0:
+        return quotient
+    return pl.select(pl.when(series.is_null()).then(None).otherwise(quotient)).to_series()

@@ -35,7 +35,7 @@ from typing import Any, Final
 import polars as pl
 
 from tapecast.core.errors import InputError, UnsupportedFormatError
-from tapecast.data.readers._headerless import read_headerless
+from tapecast.data.readers._headerless import divide_exact, read_headerless
 from tapecast.data.schemas import conform
 from tapecast.data.tables import Tables, concat_tables
 from tapecast.data.validate import ROW, finalize
@@ -239,7 +239,8 @@ def _trades(raw: pl.DataFrame, scale: float, label: str) -> tuple[pl.DataFrame, 
         raise InputError(label, int(hit[ROW][0]), "Size", "a non-negative size", hit["Size"][0])
     kept = raw.filter(pl.col("Size") != 0)
     frame = kept.select(
-        "ts", "instrument", (pl.col("Price") / scale).alias("price"), pl.col("Size").alias("size"),
+        "ts", "instrument", divide_exact(pl.col("Price"), scale).alias("price"),
+        pl.col("Size").alias("size"),
         pl.lit(0, dtype=pl.Int8).alias("side"),
         pl.col("Exchange").str.strip_chars().alias("exchange"),
         pl.col("SaleCondition").str.strip_chars().alias("sale_condition"),
@@ -261,7 +262,8 @@ def _quotes(raw: pl.DataFrame, scale: float, label: str) -> pl.DataFrame:
     cols = []
     for side, px, sz in (("bid", "BidPx", "BidSize"), ("ask", "AskPx", "AskSize")):
         seen = trusted & (pl.col(px) != 0)
-        cols.append(pl.when(seen).then(pl.col(px) / scale).forward_fill().alias(f"{side}_px"))
+        price = divide_exact(pl.col(px), scale)
+        cols.append(pl.when(seen).then(price).forward_fill().alias(f"{side}_px"))
         cols.append(pl.when(seen).then(pl.col(sz)).forward_fill().alias(f"{side}_sz"))
     frame = raw.select("ts", "instrument", *cols, ROW)
     return finalize(frame, "quotes", label, ordered_by="ts")
@@ -269,7 +271,7 @@ def _quotes(raw: pl.DataFrame, scale: float, label: str) -> pl.DataFrame:
 
 def _bars(raw: pl.DataFrame, scale: float, length: pl.Expr, label: str) -> pl.DataFrame:
     frame = raw.select(
-        "ts", "instrument", *[(pl.col(c) / scale).alias(c.lower()) for c in _OHLC],
+        "ts", "instrument", *[divide_exact(pl.col(c), scale).alias(c.lower()) for c in _OHLC],
         pl.col("Volume").alias("volume"), length.alias("bar_length"), ROW,
     )
     return finalize(frame, "bars", label, ordered_by="ts")
@@ -280,7 +282,8 @@ def _quote_bars(raw: pl.DataFrame, scale: float, length: pl.Expr, label: str) ->
     cols = []
     for side, prefix in (("bid", "Bid"), ("ask", "Ask")):
         empty = pl.all_horizontal([pl.col(f"{prefix}{c}").is_null() for c in _OHLC])
-        cols += [(pl.col(f"{prefix}{c}") / scale).alias(f"{side}_{c.lower()}") for c in _OHLC]
+        cols += [divide_exact(pl.col(f"{prefix}{c}"), scale).alias(f"{side}_{c.lower()}")
+                 for c in _OHLC]
         cols.append(pl.when(empty).then(None).otherwise(pl.col(f"{prefix}Size"))
                     .alias(f"{side}_size"))
     frame = raw.select("ts", "instrument", *cols, length.alias("bar_length"), ROW)

@@ -29,7 +29,7 @@ from typing import Any, Final
 import polars as pl
 
 from tapecast.core.errors import InputError, UnsupportedFormatError
-from tapecast.data.readers._headerless import read_headerless
+from tapecast.data.readers._headerless import divide_exact, read_headerless
 from tapecast.data.schemas import TS, conform, levels_schema
 from tapecast.data.tables import Tables, concat_tables
 from tapecast.data.validate import ROW, finalize
@@ -245,7 +245,7 @@ def _orderbook(pair: _Pair, msg: pl.DataFrame) -> pl.DataFrame:
             _raise_first(raw, ~empty & (px <= 0), file, f"{side}Price{i}", "a positive price")
             _raise_first(raw, sz < 0, file, f"{side}Size{i}", "a non-negative size")
             lower = side.lower()
-            out.append(pl.when(empty).then(None).otherwise(px / PRICE_SCALE)
+            out.append(pl.when(empty).then(None).otherwise(divide_exact(px, PRICE_SCALE))
                        .alias(f"{lower}_px_{i}"))
             out.append(pl.when(empty).then(None).otherwise(sz).alias(f"{lower}_sz_{i}"))
     return raw.select(out).cast(levels_schema(n))
@@ -268,7 +268,7 @@ def _events(msg: pl.DataFrame, pair: _Pair) -> pl.DataFrame:
         pl.lit(pair.name.ticker).alias("instrument"),
         kind.replace_strict(ACTION_OF_TYPE, return_dtype=pl.String).alias("action"),
         side.alias("side"),
-        (pl.col("Price") / PRICE_SCALE).alias("price"),
+        divide_exact(pl.col("Price"), PRICE_SCALE).alias("price"),
         pl.col("Size").alias("size"),
         pl.when(pl.col("OrderID") > 0).then(pl.col("OrderID")).alias("order_id"),
         pl.col(ROW).cast(pl.Int64).alias("sequence"),
@@ -284,7 +284,7 @@ def _trades(msg: pl.DataFrame, pair: _Pair) -> pl.DataFrame:
     frame = execs.select(
         pl.col("ts"),
         pl.lit(pair.name.ticker).alias("instrument"),
-        (pl.col("Price") / PRICE_SCALE).alias("price"),
+        divide_exact(pl.col("Price"), PRICE_SCALE).alias("price"),
         pl.col("Size").cast(pl.Float64).alias("size"),
         pl.when(cross).then(0).otherwise(-pl.col("Direction")).cast(pl.Int8).alias("side"),
         pl.when(cross).then(None).otherwise(pl.lit("exchange")).alias("side_source"),
@@ -319,7 +319,7 @@ def _seed(first_row: pl.DataFrame, message: dict[str, Any], n_levels: int) -> pl
     if kind not in (1, 2, 3, 4):
         return first_row
     side = "bid" if message["Direction"] == 1 else "ask"
-    price = message["Price"] / PRICE_SCALE
+    price = message["Price"] / PRICE_SCALE  # Python division: correctly rounded
     delta = -int(message["Size"]) if kind == 1 else int(message["Size"])
     row = first_row.row(0, named=True)
     book = [(row[f"{side}_px_{i}"], row[f"{side}_sz_{i}"]) for i in range(1, n_levels + 1)]

@@ -21,6 +21,8 @@ import polars as pl
 from tapecast.data.book import replay_tables
 from tapecast.data.tables import Tables
 
+PRICE_DECIMALS = 6  # LOBSTER prices are whole multiples of 1e-4 dollars
+
 
 def _n_levels(levels: pl.DataFrame) -> int:
     return sum(1 for c in levels.columns if c.startswith("ask_px_"))
@@ -54,7 +56,9 @@ def lobster_match_rates(tables: Tables) -> pl.DataFrame:
     for i in range(1, n + 1):
         for side, sign in (("ask", 1.0), ("bid", -1.0)):
             px, sz = f"{side}_px_{i}", f"{side}_sz_{i}"
-            cmp = pl.DataFrame({"o": ours[px] * sign, "r": ref[px] * sign,
+            # the book carries prices as integer ticks of 1e-9: compare at LOBSTER's 1e-4 grid
+            cmp = pl.DataFrame({"o": (ours[px] * sign).round(PRICE_DECIMALS),
+                                "r": (ref[px] * sign).round(PRICE_DECIMALS),
                                 "os": ours[sz], "rs": ref[sz]})
             price_eq = pl.col("o").eq_missing(pl.col("r"))
             size_eq = pl.col("os").eq_missing(pl.col("rs"))
