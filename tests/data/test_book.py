@@ -239,3 +239,14 @@ def test_replay_book_when_es_mbo_day_invariants_hold_outside_preopen() -> None:
     assert crossed.filter(pl.col("ts") >= reopen).height == 0  # ...and only the pre-open
     assert trades_inside_touch(ev, result.levels).height == 0
     assert judged_trades(ev, result.levels) > 2900
+
+
+def test_replay_book_when_two_instruments_each_has_its_own_book_in_input_order() -> None:
+    a = events([CLEAR, ("add", "bid", 10.0, 5, 1)], instrument="A")
+    b = events([CLEAR, ("add", "bid", 20.0, 1, 1)], instrument="B")
+    mixed = pl.concat([a[0], b[0], a[1], b[1]])
+    result = replay_book(mixed, 1)
+    assert result.levels["instrument"].to_list() == ["A", "B", "A", "B"]
+    assert result.levels["bid_px_1"].to_list() == [None, None, 10.0, 20.0]
+    assert result.counters["events"] == 4
+    assert result.counters["clears"] == 2

@@ -72,7 +72,9 @@ def replay_book(
     Parameters
     ----------
     events : pl.DataFrame
-        The canonical ``events`` table (:data:`tapecast.data.schemas.EVENTS`), in venue order.
+        The canonical ``events`` table (:data:`tapecast.data.schemas.EVENTS`), in venue order;
+        several instruments are replayed one by one (each with its own full-state decision),
+        their rows kept in input order.
     n_levels : int
         Book depth to emit (>= 1).
     full_state : bool or None
@@ -95,6 +97,10 @@ def replay_book(
     """
     if n_levels < 1:
         raise ValueError(f"n_levels must be >= 1, got {n_levels}")
+    if events["instrument"].n_unique() > 1:
+        if seed is not None:
+            raise ValueError("a book seed applies to one instrument; split the events first")
+        return _replay_each_instrument(events, n_levels, full_state, source, fills_reduce)
     cols = _columns(events)
     if full_state is None:
         full_state = bool(cols.action) and (
@@ -124,6 +130,24 @@ def replay_tables(tables: Tables, n_levels: int = 10) -> BookResult:
     if tables.events is None:
         raise ValueError(f"{tables.source} has no events table to replay")
     return replay_book(tables.events, n_levels, seed=tables.book_seed, source=tables.source)
+
+
+def _replay_each_instrument(
+    events: pl.DataFrame, n_levels: int, full_state: bool | None, source: str,
+    fills_reduce: bool | None,
+) -> BookResult:
+    """One replay per instrument, rows put back in input order, counters summed."""
+    indexed = events.with_row_index("_pos")
+    parts: list[pl.DataFrame] = []
+    counters: dict[str, int] = {}
+    for _, group in indexed.group_by("instrument", maintain_order=True):
+        result = replay_book(group.drop("_pos"), n_levels, full_state=full_state,
+                             source=source, fills_reduce=fills_reduce)
+        parts.append(result.levels.with_columns(group["_pos"]))
+        for name, count in result.counters.items():
+            counters[name] = counters.get(name, 0) + count
+    levels = pl.concat(parts).sort("_pos").drop("_pos")
+    return BookResult(levels=levels, counters=counters)
 
 
 def top_of_book(levels: pl.DataFrame) -> pl.DataFrame:
