@@ -176,7 +176,7 @@ def test_read_dbn_when_generated_mbo_then_values_decoded(tmp_path: Path) -> None
     assert events["price"].to_list() == [None, 4500.25, 4500.25]
     assert events["instrument"].to_list() == ["42"] * 3  # no symbology: the instrument_id
     assert tables.counters == {"records": 4, "no_action_records": 1, "snapshot_records": 1,
-                               "clears": 1, "dbn_version": 3}
+                               "clears": 1}
     assert tables["trades"]["side"].to_list() == [1]
 
 

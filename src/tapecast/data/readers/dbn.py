@@ -62,7 +62,7 @@ def read_dbn(path: Path, **_: Any) -> Tables:
     Tables
         mbo -> events (one row per record) + trades (its ``T`` records); trades -> trades;
         tbbo / mbp-1 -> trades + quotes; mbp-10 -> trades + quotes + levels (10 levels);
-        ohlcv-* -> bars. ``counters``: ``records``, ``dbn_version``, ``snapshot_records``
+        ohlcv-* -> bars. ``counters``: ``records``, ``snapshot_records``
         (flags & 0x20), ``clears`` (action R), ``no_action_records`` (action N, not events).
 
     Raises
@@ -84,9 +84,7 @@ def read_dbn(path: Path, **_: Any) -> Tables:
         raise unsupported_schema(path, schema)
     records = _records(data, meta_len, metadata, schema, path)
     raw = _raw_frame(records, metadata, schema)
-    tables = to_tables(raw, "mbp-1" if schema == "tbbo" else schema, path, "dbn")
-    tables.counters["dbn_version"] = int(metadata.version)
-    return tables
+    return to_tables(raw, "mbp-1" if schema == "tbbo" else schema, path, "dbn")
 
 
 def _decompress(path: Path) -> bytes:
