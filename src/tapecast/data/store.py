@@ -6,8 +6,8 @@ Layout (hive-style, so ``pl.scan_parquet(STORE / table, hive_partitioning=True)`
       store.json                                   # the manifest (see below)
       <table>/instrument=<inst>/date=<YYYY-MM-DD>/part-00000.parquet
 
-``date`` is the UTC date of the row's primary timestamp (``ts_event`` for ``events``, ``ts`` for
-every other table). The instrument is percent-encoded in the folder name (``BTC/USDT`` ->
+``date`` is the UTC date of the row's partition timestamp (:func:`partition_time`: for
+``events`` the receive time ``ts_recv``, else ``ts_event``; ``ts`` for every other table). The instrument is percent-encoded in the folder name (``BTC/USDT`` ->
 ``instrument=BTC%2FUSDT``; polars decodes it); a null instrument is ``__HIVE_DEFAULT_PARTITION__``.
 Every Parquet file holds all the canonical columns of its table (the instrument included), so a
 file is self-describing; the partition folders only make pruning cheap.
@@ -59,9 +59,17 @@ TimeLike = datetime | date | str
 OnConflict = Literal["error", "replace", "append"]
 
 
-def time_column(table: str) -> str:
-    """The primary timestamp of ``table``: ``ts_event`` for events, ``ts`` otherwise."""
-    return "ts_event" if table == "events" else "ts"
+def partition_time(table: str) -> pl.Expr:
+    """The timestamp a row is partitioned and filtered by.
+
+    For events it is the receive time ``ts_recv`` (the clock Databento orders a file by), or
+    ``ts_event`` where a format has no receive clock: a Databento snapshot record keeps the
+    ``ts_event`` of the order it describes (days earlier, possibly) but is received with the
+    file's live events, so it lands in their partition and a replay of one date is whole.
+    """
+    if table == "events":
+        return pl.coalesce("ts_recv", "ts_event").alias("ts_recv")
+    return pl.col("ts")
 
 
 def _iso_ns(value_ns: int) -> str:
@@ -137,7 +145,7 @@ def _conformed(tables: Tables, name: str, frame: pl.DataFrame) -> pl.DataFrame:
         raise TapecastError(
             f"{tables.source}: table '{name}' does not fit the canonical schema "
             f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
-    ts = time_column(name)
+    ts = "ts_event" if name == "events" else "ts"
     if out[ts].null_count():
         row = int(out.select(pl.col(ts).is_null().arg_true().first()).item()) + 1
         raise TapecastError(
@@ -171,8 +179,8 @@ def _gather(sources: Sequence[Tables]) -> dict[str, pl.DataFrame]:
 def _split(name: str, frame: pl.DataFrame) -> dict[tuple[str, str | None, str], pl.DataFrame]:
     """``frame`` split into partitions keyed ``(table, instrument, date)``, rows in input
     order."""
-    ts = time_column(name)
-    keyed = frame.with_columns(pl.col(ts).dt.date().dt.to_string("%Y-%m-%d").alias(_DATE))
+    keyed = frame.with_columns(
+        partition_time(name).dt.date().dt.to_string("%Y-%m-%d").alias(_DATE))
     parts = keyed.partition_by(["instrument", _DATE], maintain_order=True, as_dict=True)
     return {(name, None if inst is None else str(inst), str(day)): part.drop(_DATE)
             for (inst, day), part in parts.items()}
@@ -187,7 +195,7 @@ def _write_partition(root: Path, key: tuple[str, str | None, str], frame: pl.Dat
     folder.mkdir(parents=True, exist_ok=True)
     file = f"part-{index:05d}.parquet"
     frame.write_parquet(folder / file, compression="zstd", statistics=True)
-    ts = frame[time_column(name)].dt.epoch("ns")
+    ts = frame.select(partition_time(name).dt.epoch("ns")).to_series()
     lo, hi = ts.min(), ts.max()
     assert isinstance(lo, int) and isinstance(hi, int)
     return Partition(table=name, instrument=instrument, date=day, rows=frame.height,
@@ -445,8 +453,9 @@ class Store:
         instrument : str or iterable of str, optional
             Keep only these instruments.
         start, end : datetime, date or ISO string, optional
-            Keep rows with ``start <= t < end`` on the primary timestamp (``ts_event`` for
-            events, ``ts`` otherwise); naive times are UTC.
+            Keep rows with ``start <= t < end`` on the partition timestamp
+            (:func:`partition_time`: ``ts_recv`` for events, else ``ts_event``; ``ts`` for
+            the other tables); naive times are UTC.
 
         Returns
         -------
@@ -468,7 +477,7 @@ class Store:
             return pl.LazyFrame(schema=schema)
         frame = pl.scan_parquet(files, hive_partitioning=False).select(
             [pl.col(c).cast(t) for c, t in schema.items()])
-        ts = pl.col(time_column(table))
+        ts = partition_time(table)
         if lo is not None:
             frame = frame.filter(ts >= lo)
         if hi is not None:
