@@ -258,3 +258,30 @@ def test_ingest_when_store_inside_source_folder_does_not_read_it(sources: Path) 
     assert [Path(f).name for f in json.loads(again.stdout)["ingest"]["files"]] == ["a.csv",
                                                                                   "b.csv"]
     assert Store.open(out).read("trades").height == 3
+
+
+def test_ingest_when_generic_columns_mapped_reads_them(tmp_path: Path) -> None:
+    src = tmp_path / "t.csv"
+    src.write_text("sym,t,px,qty\nX,2024-01-02T10:00:00,10.5,3\nX,2024-01-02T10:00:01,10.6,1\n")
+    result = _invoke("ingest", src, "--out", tmp_path / "st", "-m", "ts=t", "-m", "price=px",
+                     "-m", "size=qty", "-m", "instrument=sym", "-O", "table=trades",
+                     "-O", "timezone=America/New_York")
+    assert result.exit_code == 0, result.output
+    trades = Store.open(tmp_path / "st").read("trades")
+    assert trades["price"].to_list() == [10.5, 10.6]
+    assert trades["instrument"].to_list() == ["X", "X"]
+    assert str(trades["ts"][0]) == "2024-01-02 15:00:00+00:00"  # 10:00 New York
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["-O", "bogus=1"], "format 'csv' takes no option 'bogus'"),
+     (["-O", "novalue"], "--option 'novalue': expected KEY=VALUE")],
+)
+def test_ingest_when_reader_option_bad_exits_2_naming_it(tmp_path: Path, args: list[str],
+                                                         message: str) -> None:
+    src = _csv(tmp_path / "a.csv", ["2024-01-02T10:00:00Z,AAA,10.5,2,buy"])
+    result = _invoke("ingest", src, "--out", tmp_path / "st", *args)
+    assert result.exit_code == 2
+    assert message in " ".join(result.stderr.split())
+    assert not (tmp_path / "st").exists()

@@ -160,9 +160,64 @@ def expand_sources(sources: list[Path], exclude: Path | None = None
     return kept, skipped
 
 
-def _read_all(files: list[Path], fmt: str | None) -> list[Tables]:
+OptionList = Annotated[list[str] | None, typer.Option(
+    "--option", "-O", metavar="KEY=VALUE", show_default=False,
+    help="A reader option, repeatable: e.g. -O table=bars -O timezone=America/New_York "
+    "-O instrument=ES (see docs/formats.md).")]
+MapList = Annotated[list[str] | None, typer.Option(
+    "--map", "-m", metavar="COLUMN=SOURCE", show_default=False,
+    help="Generic CSV/Parquet: canonical column = source column name (or 0-based position), "
+    "repeatable: e.g. -m ts=bob -m price=px.")]
+
+
+def reader_options(options: list[str] | None, maps: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` strings from the command line as reader keyword arguments.
+
+    ``--map`` pairs become the ``mapping`` dict (a value of digits is a 0-based position);
+    ``true``/``false`` become bools. A malformed pair is a :class:`TapecastError`.
+    """
+    def pairs(items: list[str] | None, flag: str) -> list[tuple[str, str]]:
+        out = []
+        for item in items or []:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise TapecastError(f"{flag} {item!r}: expected KEY=VALUE")
+            out.append((key.strip(), value.strip()))
+        return out
+
+    kwargs: dict[str, Any] = {}
+    for key, value in pairs(options, "--option"):
+        lowered = value.lower()
+        kwargs[key] = lowered == "true" if lowered in ("true", "false") else value
+    mapping = {k: int(v) if v.isdigit() else v for k, v in pairs(maps, "--map")}
+    if mapping:
+        kwargs["mapping"] = mapping
+    return kwargs
+
+
+def _read_one(path: Path, fmt: str | None, options: dict[str, Any]) -> Tables:
+    """:func:`tapecast.data.read`, with reader options a reader does not take named clearly."""
+    import inspect
+
+    import tapecast.data
+    from tapecast.data.detect import detect, reader_for
+
+    if options:
+        name = fmt or detect(path)
+        params = inspect.signature(reader_for(name)).parameters
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            unknown = sorted(set(options) - set(params))
+            if unknown:
+                takes = [n for n in params if n != "path"]
+                raise TapecastError(
+                    f"{path}: format '{name}' takes no option "
+                    f"{', '.join(map(repr, unknown))}; it takes: {', '.join(takes) or 'none'}")
+    return tapecast.data.read(path, format=fmt, **options)
+
+
+def _read_all(files: list[Path], fmt: str | None,
+              options: dict[str, Any] | None = None) -> list[Tables]:
     """Read every file (all before any write), with a progress bar on a terminal's stderr."""
-    from tapecast.data import read
 
     out = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -172,7 +227,7 @@ def _read_all(files: list[Path], fmt: str | None) -> list[Tables]:
         task = progress.add_task("reading", total=len(files), file="")
         for path in files:
             progress.update(task, file=path.name)
-            out.append(read(path, format=fmt))
+            out.append(_read_one(path, fmt, options or {}))
             progress.advance(task)
     return out
 
@@ -191,6 +246,8 @@ def ingest(
         "--on-conflict", help="A partition (table, instrument, date) the store already holds: "
         "error (write nothing), replace it, or append the new rows to it.")]
     = OnConflictOption.ERROR,
+    option: OptionList = None,
+    map_: MapList = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """Read SOURCES into a partitioned Parquet store, atomically: one bad file, nothing written."""
@@ -200,7 +257,7 @@ def ingest(
         files, skipped = expand_sources(sources, exclude=out)
         if not files:
             raise TapecastError(f"no data files found in {', '.join(map(str, sources))}")
-        parts = _read_all(files, fmt)
+        parts = _read_all(files, fmt, reader_options(option, map_))
         store = write_store(parts, out, on_conflict=on_conflict.value)
         summary = store.summary()
     rows: Counter[str] = Counter()
@@ -318,15 +375,15 @@ def book(
     fmt: Annotated[str | None, typer.Option("--format", "-f",
                                             help="Force this format (see `tapecast formats`).")]
     = None,
+    option: OptionList = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """Replay an event source and write the top-N book after every event (one row per event, in
     input order; LOBSTER orderbook-file columns plus the event timestamp), atomically."""
     from tapecast.core.io import atomic_path
-    from tapecast.data import read
 
     with _user_errors():
-        tables = read(source, format=fmt)
+        tables = _read_one(source, fmt, reader_options(option, None))
         frame, counters = replay_source(tables, levels)
         with atomic_path(out) as tmp:
             frame.write_parquet(tmp, compression="zstd")

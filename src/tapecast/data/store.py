@@ -7,8 +7,9 @@ Layout (hive-style, so ``pl.scan_parquet(STORE / table, hive_partitioning=True)`
       <table>/instrument=<inst>/date=<YYYY-MM-DD>/part-00000.parquet
 
 ``date`` is the UTC date of the row's partition timestamp (:func:`partition_time`: for
-``events`` the receive time ``ts_recv``, else ``ts_event``; ``ts`` for every other table). The instrument is percent-encoded in the folder name (``BTC/USDT`` ->
-``instrument=BTC%2FUSDT``; polars decodes it); a null instrument is ``__HIVE_DEFAULT_PARTITION__``.
+``events`` the receive time ``ts_recv``, else ``ts_event``; ``ts`` for every other table).
+The instrument is percent-encoded in the folder name (``BTC/USDT`` -> ``instrument=BTC%2FUSDT``;
+polars decodes it); a null instrument is ``__HIVE_DEFAULT_PARTITION__``.
 Every Parquet file holds all the canonical columns of its table (the instrument included), so a
 file is self-describing; the partition folders only make pruning cheap.
 
