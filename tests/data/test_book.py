@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+from typing import Literal
 
 import polars as pl
 import pytest
 
 from tapecast.core.errors import ReplayError
-from tapecast.data.book import replay_book, replay_tables
+from tapecast.data.book import replay_book, replay_tables, source_depth
 from tapecast.data.book_checks import (
     compare_mbp10,
     crossed_at_packet_ends,
@@ -188,6 +189,85 @@ def test_replay_tables_when_book_seed_present_replays_from_it() -> None:
     result = replay_tables(Tables(source="s", format="lobster", events=ev, book_seed=seed), 1)
     assert top(result.levels, 0, "bid", 1) == [(10.0, 5)]
     assert top(result.levels, 0, "ask", 1) == [(11.0, 10)]
+
+
+WINDOWED = [
+    ("add", "bid", 10.0, 5, 1),
+    ("add", "bid", 10.5, 2, 2),  # pushes 10.0 beyond depth 1: forgotten
+    ("cancel", "bid", 10.5, 2, 2),
+    ("cancel", "bid", 10.0, 1, 1),  # a message on order 1: it is inside depth 1 again
+]
+
+
+@pytest.mark.parametrize(("forgotten", "last"), [("recall", (10.0, 4)), ("drop", (None, None))])
+def test_replay_book_when_depth_window_levels_beyond_it_are_forgotten(
+    forgotten: Literal["recall", "drop"], last: tuple[float | None, int | None]
+) -> None:
+    result = replay_book(events(WINDOWED, flags=None), 2, depth_window=1, forgotten=forgotten)
+    assert top(result.levels, 1, "bid") == [(10.5, 2), (None, None)]  # 10.0 not kept
+    assert top(result.levels, 2, "bid") == [(None, None), (None, None)]
+    assert top(result.levels, 3, "bid") == [last, (None, None)]
+    assert result.counters["window_trims"] == 1
+    assert result.counters["forgotten_order"] == 1
+    assert result.counters["forgotten_recalled"] == (forgotten == "recall")
+
+
+def test_replay_book_when_no_depth_window_pushed_out_levels_come_back() -> None:
+    result = replay_book(events(WINDOWED, flags=None), 2)
+    assert top(result.levels, 1, "bid") == [(10.5, 2), (10.0, 5)]
+    assert top(result.levels, 2, "bid") == [(10.0, 5), (None, None)]
+    assert top(result.levels, 3, "bid") == [(10.0, 4), (None, None)]
+    assert result.counters["window_trims"] == result.counters["forgotten_order"] == 0
+
+
+def test_replay_book_when_forgotten_level_reopens_old_orders_do_not_count() -> None:
+    ev = events([
+        *WINDOWED[:3],
+        ("add", "bid", 10.0, 3, 3),  # a new order re-opens the forgotten price
+        ("cancel", "bid", 10.0, 5, 1),  # deletes forgotten order 1: not part of the new level
+    ], flags=None)
+    modes: tuple[Literal["recall", "drop"], ...] = ("recall", "drop")
+    for forgotten in modes:
+        levels = replay_book(ev, 1, depth_window=1, forgotten=forgotten).levels
+        assert top(levels, 3, "bid", 1) == [(10.0, 3)]
+        assert top(levels, 4, "bid", 1) == [(10.0, 3)]
+
+
+def test_replay_book_when_window_event_crosses_book_opposite_stale_levels_go() -> None:
+    ev = events([
+        ("add", "ask", 11.0, 1, 1),
+        ("add", "ask", 11.5, 2, 2),
+        ("add", "bid", 11.0, 4, 3),  # locks the 11.0 ask: it was cancelled unseen
+        ("add", "bid", 12.0, 1, 4),  # crosses the 11.5 ask
+    ], flags=None)
+    result = replay_book(ev, 2, depth_window=2)
+    assert top(result.levels, 2, "ask") == [(11.5, 2), (None, None)]
+    assert top(result.levels, 3, "ask") == [(None, None), (None, None)]
+    assert top(result.levels, 3, "bid") == [(12.0, 1), (11.0, 4)]
+    assert result.counters["uncrossed"] == 2
+    assert result.counters["crossed_book"] == result.counters["locked_book"] == 0
+    kept = replay_book(ev, 2, depth_window=2, uncross=False).counters
+    assert (kept["uncrossed"], kept["locked_book"], kept["crossed_book"]) == (0, 1, 1)
+
+
+def test_replay_tables_when_lobster_depth_window_defaults_to_file_depth() -> None:
+    seed = pl.DataFrame({"ask_px_1": [11.0], "ask_sz_1": [10], "bid_px_1": [10.0],
+                         "bid_sz_1": [4]}).with_columns(ts=None, instrument=pl.lit("X"))
+    seed = seed.select([pl.col(c).cast(t) for c, t in levels_schema(1).items()])
+    ev = events([("add", "bid", 10.5, 1, 1)], flags=None)
+    lobster = Tables(source="s", format="lobster", events=ev, book_seed=seed, levels=seed)
+    assert source_depth(lobster) == 1
+    assert top(replay_tables(lobster, 2).levels, 0, "bid") == [(10.5, 1), (None, None)]
+    full = replay_tables(lobster, 2, depth_window=None).levels
+    assert top(full, 0, "bid") == [(10.5, 1), (10.0, 4)]
+    other = Tables(source="s", format="dbn", events=ev, book_seed=seed, levels=seed)
+    assert source_depth(other) is None
+    assert top(replay_tables(other, 2).levels, 0, "bid") == [(10.5, 1), (10.0, 4)]
+
+
+def test_replay_book_when_depth_window_not_positive_raises() -> None:
+    with pytest.raises(ValueError, match="depth_window"):
+        replay_book(events(WINDOWED, flags=None), 1, depth_window=0)
 
 
 def test_replay_book_when_no_events_returns_empty_levels() -> None:

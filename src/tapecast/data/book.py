@@ -18,12 +18,17 @@ A replay that starts from a full state (the events open with a clear or snapshot
 exact, and an impossible event raises :class:`~tapecast.core.errors.ReplayError`. A mid-stream
 replay (LOBSTER, snapshot-less files) counts such events instead; a ``seed`` gives it anonymous
 liquidity per price level that unknown-order cancels and fills at that price consume.
+
+A source that reports only the top N levels (a LOBSTER depth-N file) needs ``depth_window=N``:
+after every event the replay forgets what lies beyond depth N on each side, since the source
+never reports its later cancels or executions (``docs/book.md``, ``docs/lobster.md``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import chain
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -51,7 +56,10 @@ class BookResult:
         ``seed_absorbed`` (of those, absorbed by seeded liquidity); ``duplicate_add``;
         ``negative_size_clamped``; ``sideless_book_event``; ``snapshot_records``; ``clears``;
         ``crossed_book`` / ``locked_book`` (best bid > / == best ask at packet ends: events with
-        F_LAST, flags & 0x80, or every event where the source has no flags).
+        F_LAST, flags & 0x80, or every event where the source has no flags); with a depth
+        window, ``window_trims`` (events after which levels beyond the window were forgotten),
+        ``forgotten_order`` (cancels/fills/modifies of an order whose level was forgotten) and
+        ``forgotten_recalled`` (of those, orders put back with the size left after the event).
     """
 
     levels: pl.DataFrame
@@ -66,6 +74,9 @@ def replay_book(
     seed: pl.DataFrame | None = None,
     source: str = "events",
     fills_reduce: bool | None = None,
+    depth_window: int | None = None,
+    forgotten: Literal["drop", "recall"] = "recall",
+    uncross: bool = True,
 ) -> BookResult:
     """Replay canonical ``events`` (one instrument) and emit the top ``n_levels`` after each.
 
@@ -89,6 +100,19 @@ def replay_book(
     fills_reduce : bool or None
         Whether a ``fill`` reduces the resting order. ``None``: False when the events carry
         Databento flags (the venue follows each fill with a cancel/modify), True otherwise.
+    depth_window : int or None
+        ``None`` (default): keep every level. ``N``: after each event, forget every level beyond
+        the best N on each side (orders and seeded size), for a source that reports only the top
+        N levels; levels past N of the output are then empty.
+    forgotten : {"recall", "drop"}
+        With a depth window, what a later cancel/fill of a forgotten order does. ``"recall"``
+        (default): the size the order has left after the event is put back at its price (the
+        source reports only events inside the top N, so the order is there again). ``"drop"``:
+        the event is treated as one on an unknown order (it only consumes seeded size).
+    uncross : bool
+        With a depth window: when an event leaves the book locked or crossed, forget the
+        opposite side's levels at or through the price the event set (they were cancelled
+        unseen beyond the source's depth: a continuous book cannot stay crossed).
 
     Returns
     -------
@@ -97,10 +121,15 @@ def replay_book(
     """
     if n_levels < 1:
         raise ValueError(f"n_levels must be >= 1, got {n_levels}")
+    if depth_window is not None and depth_window < 1:
+        raise ValueError(f"depth_window must be >= 1 or None, got {depth_window}")
+    if forgotten not in ("recall", "drop"):
+        raise ValueError(f"forgotten must be 'recall' or 'drop', got {forgotten!r}")
     if events["instrument"].n_unique() > 1:
         if seed is not None:
             raise ValueError("a book seed applies to one instrument; split the events first")
-        return _replay_each_instrument(events, n_levels, full_state, source, fills_reduce)
+        return _replay_each_instrument(events, n_levels, full_state, source, fills_reduce,
+                                       depth_window, forgotten, uncross)
     cols = _columns(events)
     if full_state is None:
         full_state = bool(cols.action) and (
@@ -111,7 +140,8 @@ def replay_book(
     state = core.BookState()
     if seed is not None:
         _apply_seed(state, seed)
-    cfg = core.LoopConfig(n_levels, full_state, fills_reduce, source)
+    cfg = core.LoopConfig(n_levels, full_state, fills_reduce, source, depth_window, forgotten,
+                          uncross)
     bids, asks, counters = core.run_loop(cols, state, cfg)
     levels = _levels_frame(events, bids, asks, n_levels)
     counters["events"] = events.height
@@ -119,8 +149,30 @@ def replay_book(
     return BookResult(levels=levels, counters=counters)
 
 
-def replay_tables(tables: Tables, n_levels: int = 10) -> BookResult:
+def replay_tables(
+    tables: Tables,
+    n_levels: int = 10,
+    *,
+    depth_window: int | Literal["source"] | None = "source",
+    forgotten: Literal["drop", "recall"] = "recall",
+    uncross: bool = True,
+) -> BookResult:
     """Replay ``tables.events``, seeded from ``tables.book_seed`` when present.
+
+    Parameters
+    ----------
+    tables : Tables
+        A reader's result with an ``events`` table.
+    n_levels : int
+        Book depth to emit.
+    depth_window : int, "source" or None
+        See :func:`replay_book`. ``"source"`` (default): the depth of the source's own
+        orderbook file for a LOBSTER read (the number of levels in ``tables.levels``, the N of
+        its ``..._message_N.csv``), else None.
+    forgotten : {"recall", "drop"}
+        See :func:`replay_book`.
+    uncross : bool
+        See :func:`replay_book`.
 
     Raises
     ------
@@ -129,12 +181,23 @@ def replay_tables(tables: Tables, n_levels: int = 10) -> BookResult:
     """
     if tables.events is None:
         raise ValueError(f"{tables.source} has no events table to replay")
-    return replay_book(tables.events, n_levels, seed=tables.book_seed, source=tables.source)
+    if depth_window == "source":
+        depth_window = source_depth(tables)
+    return replay_book(tables.events, n_levels, seed=tables.book_seed, source=tables.source,
+                       depth_window=depth_window, forgotten=forgotten, uncross=uncross)
+
+
+def source_depth(tables: Tables) -> int | None:
+    """The depth N a depth-limited source reports (LOBSTER: its levels file's), else None."""
+    if tables.format != "lobster" or tables.levels is None:
+        return None
+    return sum(1 for c in tables.levels.columns if c.startswith("ask_px_"))
 
 
 def _replay_each_instrument(
     events: pl.DataFrame, n_levels: int, full_state: bool | None, source: str,
-    fills_reduce: bool | None,
+    fills_reduce: bool | None, depth_window: int | None,
+    forgotten: Literal["drop", "recall"], uncross: bool,
 ) -> BookResult:
     """One replay per instrument, rows put back in input order, counters summed."""
     indexed = events.with_row_index("_pos")
@@ -142,7 +205,9 @@ def _replay_each_instrument(
     counters: dict[str, int] = {}
     for _, group in indexed.group_by("instrument", maintain_order=True):
         result = replay_book(group.drop("_pos"), n_levels, full_state=full_state,
-                             source=source, fills_reduce=fills_reduce)
+                             source=source, fills_reduce=fills_reduce,
+                             depth_window=depth_window, forgotten=forgotten,
+                             uncross=uncross)
         parts.append(result.levels.with_columns(group["_pos"]))
         for name, count in result.counters.items():
             counters[name] = counters.get(name, 0) + count

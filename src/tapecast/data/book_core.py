@@ -6,11 +6,22 @@ loop touches only Python ints; the public module converts Polars frames to and f
 
 Data structures
 ---------------
-``orders``   order id -> ``[side, key, size]`` (one small list per resting order)
+``orders``   order id -> ``[side, key, size, since]`` (one small list per resting order;
+             ``since`` is the event index at which it took its current price)
 ``keys[s]``  side ``s``'s (0 bid, 1 ask) price keys in ascending order, best first: a bid's key
              is ``-price``, an ask's is ``price``, so index 0 is the touch (kept with bisect)
 ``sizes[s]`` total resting size per level, aligned with ``keys[s]``
 ``anon[s]``  key -> anonymous (seeded, order-id-less) size still resting at that price
+``gone[s]``  key -> the last event index after which a depth window dropped that level
+
+Depth window (``LoopConfig.depth_window = N``): after every event each side keeps only its best
+N levels, the rest is forgotten, because a depth-N source (LOBSTER) never reports what happens
+beyond depth N. Forgetting is lazy: the dropped level's key is stamped in ``gone`` and an
+order is forgotten when its level was dropped at or after ``since``, so no price -> orders
+index is needed in the hot loop. A later event on a forgotten order is handled by
+:meth:`_Anomalies.forgotten` (``"drop"``: as an unknown order; ``"recall"``: the size it has
+left after the event is put back at its price, since a depth-N source only reports events on
+orders inside the top N).
 
 Keeping sizes in a list aligned with the sorted keys (rather than a price -> size dict) makes
 recording the top ``n`` two C-level slices. A side's top ``n`` is recorded only after an event
@@ -20,9 +31,9 @@ that changed it (the level's rank is < ``n``); the caller forward-fills the othe
 from __future__ import annotations
 
 import gc
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal
 
 from tapecast.core.errors import ReplayError
 
@@ -72,6 +83,7 @@ class BookState:
     keys: tuple[list[int], list[int]] = field(default_factory=lambda: ([], []))
     sizes: tuple[list[int], list[int]] = field(default_factory=lambda: ([], []))
     anon: tuple[dict[int, int], dict[int, int]] = field(default_factory=lambda: ({}, {}))
+    gone: tuple[dict[int, int], dict[int, int]] = field(default_factory=lambda: ({}, {}))
 
     def seed_level(self, side: int, price: int, size: int) -> None:
         """Add anonymous resting size ``size`` at ``price`` (ticks) on ``side``."""
@@ -92,6 +104,51 @@ class BookState:
             self.keys[s].clear()
             self.sizes[s].clear()
             self.anon[s].clear()
+            self.gone[s].clear()
+
+    def forget_beyond(self, depth: int, i: int) -> int:
+        """Drop every level beyond the best ``depth`` on each side after event ``i``.
+
+        Returns
+        -------
+        int
+            Bit mask of the sides that lost levels (1 bid, 2 ask).
+        """
+        mask = 0
+        for s in (BID, ASK):
+            ks = self.keys[s]
+            if len(ks) <= depth:
+                continue
+            gone, anon = self.gone[s], self.anon[s]
+            for k in ks[depth:]:
+                gone[k] = i
+                if anon:
+                    anon.pop(k, None)
+            del ks[depth:]
+            del self.sizes[s][depth:]
+            mask |= 1 << s
+        return mask
+
+    def forget_crossed(self, side: int, i: int) -> int:
+        """Drop the levels of the side opposite ``side`` at or through ``side``'s best price,
+        after event ``i``; returns the bit mask of the side that lost levels (0 if none)."""
+        other = 1 - side
+        ks = self.keys[other]
+        j = bisect_right(ks, -self.keys[side][0])  # other's keys <= -(side's best key) cross
+        if j == 0:
+            return 0
+        gone, anon = self.gone[other], self.anon[other]
+        for k in ks[:j]:
+            gone[k] = i
+            if anon:
+                anon.pop(k, None)
+        del ks[:j]
+        del self.sizes[other][:j]
+        return 1 << other
+
+    def is_forgotten(self, rest: list[int]) -> bool:
+        """Whether a window dropped the level of resting order ``rest`` after it got there."""
+        return self.gone[rest[0]].get(rest[1], -1) >= rest[3]
 
 
 @dataclass
@@ -115,11 +172,15 @@ class LoopConfig:
     full_state: bool
     fills_reduce: bool
     source: str
+    depth_window: int | None = None
+    forgotten: Literal["drop", "recall"] = "recall"
+    uncross: bool = True
 
 
 COUNTER_NAMES: Final = (
     "unknown_order", "seed_absorbed", "duplicate_add", "negative_size_clamped",
-    "sideless_book_event", "snapshot_records", "clears",
+    "sideless_book_event", "snapshot_records", "clears", "window_trims", "forgotten_order",
+    "forgotten_recalled", "uncrossed",
 )
 
 
@@ -168,6 +229,22 @@ class _Anomalies:
             self.state.anon[s][k] = seeded - q
         return s, k, q
 
+    def forgotten(self, i: int, o: int, rest: list[int]) -> tuple[tuple[int, int, int], ...]:
+        """A cancel/fill of order ``o`` whose level the depth window dropped; returns the level
+        changes (see the module docstring for ``"drop"`` and ``"recall"``)."""
+        self.counts["forgotten_order"] += 1
+        del self.state.orders[o]
+        if self.cfg.forgotten == "drop":
+            s, k, q = self.seeded_size(i)
+            return ((s, k, -q),) if q else ()
+        s, k, have = rest[0], rest[1], rest[2]
+        left = have - self.cols.size[i]
+        if left <= 0:
+            return ()
+        self.counts["forgotten_recalled"] += 1
+        self.state.orders[o] = [s, k, left, i]
+        return ((s, k, left),)
+
 
 def run_loop(
     cols: EventColumns, state: BookState, cfg: LoopConfig
@@ -208,6 +285,10 @@ def _run_loop(
         order or a reduction bigger than the resting size.
     """
     n = cfg.n_levels
+    window = cfg.depth_window or 0  # 0: no window
+    uncross = bool(window) and cfg.uncross
+    if window:
+        state.forget_beyond(window, -1)
     act, sd, px, sz, oid, fl = (cols.action, cols.side, cols.price, cols.size, cols.order_id,
                                 cols.flags)
     orders, keys, sizes, anon = state.orders, state.keys, state.sizes, state.anon
@@ -233,8 +314,12 @@ def _run_loop(
                 if q == 0:
                     continue
                 changes = ((s, k, -q),)
+            elif window and state.is_forgotten(rest):
+                changes = rare.forgotten(i, o, rest)
+                if not changes:
+                    continue
             else:
-                s, k, have = rest
+                s, k, have, _ = rest
                 q = sz[i]
                 if q >= have:
                     if q > have:
@@ -256,21 +341,25 @@ def _run_loop(
             changes = ((s, k, sz[i]),)
             if old is not None:
                 rare.live_add(i)
-                changes = ((old[0], old[1], -old[2]), (s, k, sz[i]))
-            orders[o] = [s, k, sz[i]]
+                if not (window and state.is_forgotten(old)):
+                    changes = ((old[0], old[1], -old[2]), (s, k, sz[i]))
+            orders[o] = [s, k, sz[i], i]
         elif a == MODIFY:
             o = oid[i]
             rest = orders.get(o)
             s = sd[i]
-            if rest is None:
-                rare.unknown_order(i)  # then an add, as Databento's own book does
+            if rest is None or (window and state.is_forgotten(rest)):
+                if rest is None:
+                    rare.unknown_order(i)  # then an add, as Databento's own book does
+                else:
+                    counts["forgotten_order"] += 1
                 if s == NONE:
                     continue
                 k = px[i] if s == ASK else -px[i]
-                orders[o] = [s, k, sz[i]]
+                orders[o] = [s, k, sz[i], i]
                 changes = ((s, k, sz[i]),)
             else:
-                s_old, k_old, q_old = rest
+                s_old, k_old, q_old, _ = rest
                 if s == NONE:
                     s = s_old
                 k = px[i] if s == ASK else -px[i]
@@ -278,7 +367,7 @@ def _run_loop(
                     changes = ((s, k, sz[i] - q_old),)
                 else:
                     changes = ((s_old, k_old, -q_old), (s, k, sz[i]))
-                rest[0], rest[1], rest[2] = s, k, sz[i]
+                rest[0], rest[1], rest[2], rest[3] = s, k, sz[i], i
         else:  # CLEAR
             counts["clears"] += 1
             state.clear()
@@ -303,6 +392,14 @@ def _run_loop(
             elif q > 0:
                 ks.insert(j, k)
                 vs.insert(j, q)
+        if window and (len(keys[BID]) > window or len(keys[ASK]) > window):
+            lost = state.forget_beyond(window, i)
+            counts["window_trims"] += 1
+            if window < n:
+                dirty |= lost
+        if uncross and keys[BID] and keys[ASK] and keys[ASK][0] <= -keys[BID][0] and changes:
+            counts["uncrossed"] += 1
+            dirty |= state.forget_crossed(changes[-1][0], i)
         if dirty & 1:
             rows_b.append(i + 1)
             keys_b.append(keys[BID][:n])

@@ -16,6 +16,8 @@ message file alone can be exact (see ``docs/lobster.md``). These functions measu
 
 from __future__ import annotations
 
+from typing import Literal
+
 import polars as pl
 
 from tapecast.data.book import replay_tables
@@ -28,7 +30,13 @@ def _n_levels(levels: pl.DataFrame) -> int:
     return sum(1 for c in levels.columns if c.startswith("ask_px_"))
 
 
-def lobster_match_rates(tables: Tables) -> pl.DataFrame:
+def lobster_match_rates(
+    tables: Tables,
+    *,
+    depth_window: int | Literal["source"] | None = "source",
+    forgotten: Literal["drop", "recall"] = "recall",
+    uncross: bool = True,
+) -> pl.DataFrame:
     """Replay ``tables`` (a LOBSTER read) and compare every level with LOBSTER's orderbook file.
 
     Parameters
@@ -36,6 +44,9 @@ def lobster_match_rates(tables: Tables) -> pl.DataFrame:
     tables : Tables
         The result of :func:`tapecast.data.readers.lobster.read_lobster` for one file pair
         (``events``, ``levels`` and ``book_seed`` present).
+    depth_window, forgotten, uncross
+        The replay's options (:func:`tapecast.data.book.replay_tables`); the default forgets
+        what lies beyond the file's own depth N and recalls forgotten orders a message names.
 
     Returns
     -------
@@ -50,7 +61,8 @@ def lobster_match_rates(tables: Tables) -> pl.DataFrame:
     if tables.events is None or tables.levels is None:
         raise ValueError(f"{tables.source}: a LOBSTER read with events and levels is needed")
     n = _n_levels(tables.levels)
-    ours = replay_tables(tables, n).levels
+    ours = replay_tables(tables, n, depth_window=depth_window, forgotten=forgotten,
+                         uncross=uncross).levels
     ref = tables.levels
     rows = []
     for i in range(1, n + 1):
