@@ -173,18 +173,45 @@ def test_lobster_replay_when_seeded_first_row_and_mapping_are_exact(name: str) -
     assert step["checked"] > 50_000 and step["consistent"] == step["checked"]
 
 
+# level-1 rows where price and size match LOBSTER's own book (ask, bid), as docs/lobster.md reports
+LEVEL1_BOTH_MATCH = {
+    "AAPL_2012-06-21_1": {"none": (5_400, 827), "window": (66_579, 61_491)},
+    "AMZN_2012-06-21_5": {"none": (15_182, 7_011), "window": (128_403, 122_035)},
+}
+
+
 @pytest.mark.parametrize("name", ["AAPL_2012-06-21_1", "AMZN_2012-06-21_5"])
 def test_lobster_match_rates_when_replayed_mismatches_fall_in_documented_classes(
         name: str) -> None:
     t = read_lobster(shared_file(f"lobster/LOBSTER_SampleFile_{name}.zip"))
-    rates = lobster_match_rates(t)
-    matched = (rates["both_match"] * rates["rows"]).round().cast(pl.Int64)
-    explained = rates["stale"] + rates["missing"] + rates["size_only"]
-    assert (matched + explained == rates["rows"]).all()
-    # the dominant class is stale liquidity: orders the file adds but never removes
+    assert t.levels is not None
+    n = (len(t.levels.columns) - 2) // 4
     accounting = lobster_order_accounting(t)
-    assert accounting["orders_never_removed"] > 0.15 * accounting["orders_added"]
-    assert (rates["stale"] > rates["missing"]).all()
-    # events on orders the file never added are exactly the replay's unknown-order events
-    counters = replay_tables(t, int(rates["level"].max())).counters
-    assert accounting["events_on_unseen_orders"] == counters["unknown_order"]
+    for mode, window in (("none", None), ("window", n)):
+        rates = lobster_match_rates(t, depth_window=window)
+        matched = (rates["both_match"] * rates["rows"]).round().cast(pl.Int64)
+        explained = rates["stale"] + rates["missing"] + rates["size_only"]
+        assert (matched + explained == rates["rows"]).all()
+        assert tuple(matched.head(2)) == LEVEL1_BOTH_MATCH[name][mode]
+        if window is None:
+            # without the window stale liquidity dominates: orders the file adds, never removes
+            assert accounting["orders_never_removed"] > 0.15 * accounting["orders_added"]
+            assert (rates["stale"] > rates["missing"]).all()
+        else:
+            # with it, what is left is mostly liquidity the file never showed
+            assert (rates["missing"] > rates["stale"]).all()
+        counters = replay_tables(t, n, depth_window=window).counters
+        # events on orders the file never added are exactly the replay's unknown-order events
+        assert accounting["events_on_unseen_orders"] == counters["unknown_order"]
+        assert (counters["crossed_book"] == 0) == (window is not None)
+
+
+def test_lobster_match_rates_when_depth_window_alternatives_compared_default_is_best() -> None:
+    t = read_lobster(shared_file("lobster/LOBSTER_SampleFile_AMZN_2012-06-21_1.zip"))
+    default = lobster_match_rates(t)["both_match"]
+    assert default.equals(lobster_match_rates(t, depth_window=1)["both_match"])
+    for other in (lobster_match_rates(t, depth_window=None),
+                  lobster_match_rates(t, forgotten="drop"),
+                  lobster_match_rates(t, uncross=False, forgotten="drop")):
+        assert (default >= other["both_match"]).all()
+    assert default.round(3).to_list() == [0.58, 0.535]
