@@ -6,7 +6,8 @@ pushed beyond depth N and cancelled or executed there are never removed, so no r
 message file alone can be exact (see ``docs/lobster.md``). These functions measure it:
 
 * :func:`lobster_match_rates` replays the events from ``book_seed`` with
-  :func:`tapecast.data.book.replay_tables` and compares every level row by row, splitting the
+  :func:`tapecast.data.book.replay_tables` (by default with the file's depth-N window, which
+  forgets what the file will not report) and compares every level row by row, splitting the
   mismatches into classes;
 * :func:`lobster_step_check` checks the message -> event mapping itself, one message at a time,
   against LOBSTER's book before and after it;
