@@ -340,29 +340,15 @@ def replay_source(tables: Tables, n_levels: int) -> tuple[pl.DataFrame, dict[str
 
     Returns the levels frame (one row per event, in input order) and the summed counters.
     """
-    import polars as pl
-
     from tapecast.data.book import replay_tables
-    from tapecast.data.tables import Tables
 
     events = tables.events
     if events is None or events.height == 0:
         raise TapecastError(f"{tables.source}: expected an events (order-book) source; this "
                             f"{tables.format} source has {', '.join(tables.row_counts()) or 'no'}"
                             " tables")
-    if events["instrument"].n_unique() <= 1:
-        result = replay_tables(tables, n_levels)
-        return result.levels, result.counters
-    counters: Counter[str] = Counter()
-    parts = []
-    indexed = events.with_row_index("__event")
-    for sub in indexed.partition_by("instrument", maintain_order=True):
-        one = Tables(source=tables.source, format=tables.format, events=sub.drop("__event"))
-        result = replay_tables(one, n_levels)
-        counters.update(result.counters)
-        parts.append(result.levels.with_columns(sub["__event"]))
-    levels = pl.concat(parts).sort("__event").drop("__event")
-    return levels, dict(counters)
+    result = replay_tables(tables, n_levels)  # one book per instrument, rows in input order
+    return result.levels, result.counters
 
 
 @app.command()
