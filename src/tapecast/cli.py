@@ -308,6 +308,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
         console.print(f"{n_partitions} partitions (table, instrument, date): `--json` lists "
                       "the rows of each", highlight=False)
     console.print(f"rows rejected: {summary['rows_rejected']}", highlight=False)
+    if summary["rows_dropped"]:
+        console.print(f"rows dropped by design and counted: {summary['rows_dropped']:,} "
+                      "(see the *_dropped / *_skipped counters)", highlight=False)
     counters = summary["counters"]
     if counters:
         console.print("counters: " + ", ".join(f"{k}={v:,}" for k, v in counters.items()),

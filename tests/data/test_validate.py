@@ -51,3 +51,28 @@ def test_finalize_when_event_is_clear_allows_null_price_but_not_zero_price_on_ad
                                                               "fill", "clear"])))
     with pytest.raises(InputError, match=r"row 2, field 'price': expected a positive"):
         finalize(frame, "events", "e.csv")
+
+
+def test_finalize_when_bar_high_below_low_names_row_and_field() -> None:
+    ts = [datetime(2024, 1, 2, 15, m, tzinfo=UTC) for m in range(2)]
+    bars = pl.DataFrame({"ts": ts, "open": [10.0, 100.0], "high": [11.0, 90.0],
+                         "low": [9.0, 110.0], "close": [10.5, 100.0], "volume": [1.0, 1.0]})
+    with pytest.raises(InputError, match=r"b\.csv, row 2, field 'high': expected a high >="):
+        finalize(bars, "bars", "b.csv")
+
+
+def test_finalize_when_bar_has_no_open_checks_the_rest() -> None:
+    ts = [datetime(2024, 1, 2, 15, 0, tzinfo=UTC)]
+    bars = pl.DataFrame({"ts": ts, "open": [None], "high": [11.0], "low": [9.0],
+                         "close": [12.0]}, schema_overrides={"open": pl.Float64})
+    with pytest.raises(InputError, match=r"row 1, field 'high'"):
+        finalize(bars, "bars", "b.csv")
+
+
+def test_finalize_when_unsorted_by_nanoseconds_shows_both_times_in_full() -> None:
+    frame = pl.DataFrame({"ts": [5, 4], "price": [1.0, 1.0], "size": [1.0, 1.0]}).with_columns(
+        pl.col("ts").cast(pl.Datetime("ns", "UTC")))
+    with pytest.raises(InputError) as info:
+        finalize(frame, "trades", "t.csv", ordered_by="ts")
+    assert "the row before has 1970-01-01T00:00:00.000000005, got '1970-01-01T00:00:00." \
+           "000000004'" in str(info.value)

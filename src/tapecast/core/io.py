@@ -14,6 +14,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _apply_umask(path: Path, mode: int) -> None:
+    """Give ``path`` the permissions a plain ``open``/``mkdir`` would have given it
+    (``mkstemp``/``mkdtemp`` create private 0600/0700 entries whatever the umask)."""
+    os.chmod(path, mode & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
@@ -29,6 +41,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        _apply_umask(tmp, 0o666)
         os.replace(tmp, dest)
     finally:
         if tmp.exists():
@@ -58,6 +71,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".staging", dir=dest.parent))
     try:
         yield staging
+        _apply_umask(staging, 0o777)
         if dest.exists():
             old = dest.with_name(f".{dest.name}.{os.getpid()}.old")
             os.replace(dest, old)

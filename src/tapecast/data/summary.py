@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tapecast.data.store import Partition, Store
 
+# a reader counts the rows it leaves out by design under a name with one of these endings
+DROPPED_SUFFIXES = ("_dropped", "_skipped")
+
 
 def _span(parts: list[Partition]) -> dict[str, Any]:
     return {"rows": sum(p.rows for p in parts),
@@ -24,7 +27,8 @@ def summarize(store: Store) -> dict[str, Any]:
         ``store`` (path), ``schema_version``, ``tables`` (per table: ``rows``, ``start``,
         ``end``, ``instruments``: per instrument ``rows``, ``start``, ``end`` and ``dates``:
         date -> rows), ``rows_rejected`` (bad rows raise, so this is 0 for any stored source),
-        ``counters`` (the readers' counters summed over sources) and ``sources`` (each source
+        ``rows_dropped`` (rows a reader leaves out by design and counts: the sum of its counters
+        named ``*_dropped`` or ``*_skipped``, e.g. LEAN's zero-size prints), ``counters`` (the readers' counters summed over sources) and ``sources`` (each source
         with its format, rows per table and counters). Instruments that are null appear as
         ``"null"``.
     """
@@ -48,6 +52,7 @@ def summarize(store: Store) -> dict[str, Any]:
         "schema_version": store.manifest["schema_version"],
         "tables": tables,
         "rows_rejected": int(counters.pop("rows_rejected", 0)),
+        "rows_dropped": sum(n for k, n in counters.items() if k.endswith(DROPPED_SUFFIXES)),
         "counters": dict(sorted(counters.items())),
         "sources": [{k: s[k] for k in ("source", "format", "rows", "counters")}
                     for s in store.manifest["sources"]],

@@ -76,15 +76,36 @@ def check_sorted(frame: pl.DataFrame, column: str, file: str | PathLike[str]) ->
     """Raise at the first row whose ``column`` is earlier than the row before it."""
     if frame.height < 2:
         return
-    pos = _first(frame, (pl.col(column).diff() < pl.duration(nanoseconds=0)).fill_null(False)
-                 if frame.schema[column].is_temporal() else
-                 (pl.col(column).diff() < 0).fill_null(False))
-    if pos is not None:
-        raise InputError(
-            file, _row_of(frame, pos), column,
-            f"{column} not decreasing (the format promises it ordered); previous row has "
-            f"{frame[column][pos - 1]}", frame[column][pos],
-        )
+    col = pl.col(column)
+    if frame.schema[column].is_temporal():
+        col = col.dt.epoch("ns")
+    pos = _first(frame, (col.diff() < 0).fill_null(False))
+    if pos is None:
+        return
+    shown = frame.select(pl.col(column).slice(pos - 1, 2))
+    if frame.schema[column].is_temporal():
+        shown = shown.select(pl.col(column).dt.to_string("%Y-%m-%dT%H:%M:%S.%9f"))
+    before, here = shown[column].to_list()
+    raise InputError(
+        file, _row_of(frame, pos), column,
+        f"{column} not decreasing (the format promises it ordered); the row before has {before}",
+        here,
+    )
+
+
+def check_bar_range(frame: pl.DataFrame, prefix: str, file: str | PathLike[str]) -> None:
+    """Raise where a bar's low exceeds its open, close or high, or its high is below them.
+
+    ``prefix`` is ``""`` for trade bars and ``"bid_"`` / ``"ask_"`` for quote bars. A null open
+    (formats without one) is skipped.
+    """
+    o, h, lo, c = (pl.col(f"{prefix}{k}") for k in ("open", "high", "low", "close"))
+    checks = [(f"{prefix}high", h < pl.max_horizontal(o, c, lo), "a high >= open, low, close"),
+              (f"{prefix}low", lo > pl.min_horizontal(o, c), "a low <= open and close")]
+    for column, bad, expected in checks:
+        pos = _first(frame, bad.fill_null(False))
+        if pos is not None:
+            raise InputError(file, _row_of(frame, pos), column, expected, frame[column][pos])
 
 
 def finalize(
@@ -96,8 +117,9 @@ def finalize(
     """Validate ``frame`` as ``table`` and return it in the canonical schema.
 
     Checks required fields are present, numbers are finite and of the right sign (a zero price
-    is an error where a price is required), and, when ``ordered_by`` is given, that this column
-    never decreases. Then drops helper columns (``_row``) and casts to the canonical schema.
+    is an error where a price is required), bars' low <= open, close <= high, and, when
+    ``ordered_by`` is given, that this column never decreases. Then drops helper columns
+    (``_row``) and casts to the canonical schema.
 
     Raises
     ------
@@ -117,6 +139,9 @@ def finalize(
         check_values(frame.with_columns(pl.when(pl.col("action").cast(pl.String) != "clear")
                                         .then(pl.col("price")).alias("price")),
                      "price", "positive", file)
+    for prefix in {"bars": ("",), "quote_bars": ("bid_", "ask_")}.get(table, ()):
+        if all(f"{prefix}{k}" in frame.columns for k in ("open", "high", "low", "close")):
+            check_bar_range(frame, prefix, file)
     if ordered_by is not None:
         check_sorted(frame, ordered_by, file)
     return conform(frame, table)
