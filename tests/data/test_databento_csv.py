@@ -170,10 +170,50 @@ def test_read_databento_csv_when_column_missing_then_names_field(tmp_path: Path)
         read_databento_csv(_mbo_csv(tmp_path, rows, header))
 
 
-def test_read_databento_csv_when_ragged_row_then_names_row(tmp_path: Path) -> None:
-    rows = [*ROWS[:2], ROWS[2] + ",extra,fields", ROWS[3]]
-    with pytest.raises(InputError, match=r"mbo\.csv, row 3: expected a well-formed CSV"):
+@pytest.mark.parametrize(("row", "line", "n_fields"), [
+    (3, ROWS[2] + ",extra,fields", 17),
+    (4, ROWS[3].removesuffix(",ES"), 14),  # the symbol missing: never the instrument_id
+    (2, "", 1),  # a blank line is a row of one empty field
+])
+def test_read_databento_csv_when_wrong_field_count_then_names_row(
+        tmp_path: Path, row: int, line: str, n_fields: int) -> None:
+    rows = list(ROWS)
+    rows[row - 1] = line
+    with pytest.raises(InputError, match=rf"mbo\.csv, row {row}: expected 15 comma-separated "
+                       rf"fields, as in the header.*'{n_fields} fields'"):
         read_databento_csv(_mbo_csv(tmp_path, rows))
+
+
+def test_read_databento_csv_when_short_last_row_without_newline_then_names_row(
+        tmp_path: Path) -> None:
+    path = tmp_path / "mbo.csv"
+    path.write_text("\n".join([HEADER, *ROWS[:3], ROWS[3].removesuffix(",ES")]))
+    with pytest.raises(InputError, match=r"mbo\.csv, row 4: expected 15 .*'14 fields'"):
+        read_databento_csv(path)
+
+
+def test_read_databento_csv_when_quoted_commas_then_not_ragged(tmp_path: Path) -> None:
+    rows = [r.removesuffix(",ES") + ',"E,S ""x"""' for r in ROWS]
+    tables = read_databento_csv(_mbo_csv(tmp_path, rows))
+    assert tables["events"]["instrument"].unique().to_list() == ['E,S "x"']
+
+
+def test_read_databento_csv_when_quoted_field_short_row_then_names_row(tmp_path: Path) -> None:
+    rows = [r.removesuffix(",ES") + ',"E,S"' for r in ROWS]
+    rows[1] = rows[1].replace(",130,", ",", 1)
+    with pytest.raises(InputError, match=r"mbo\.csv, row 2: expected 15 .*'14 fields'"):
+        read_databento_csv(_mbo_csv(tmp_path, rows))
+
+
+@pytest.mark.parametrize(("row", "where"), [(3, "row 3"), (0, "field 'header'")])
+def test_read_databento_csv_when_invalid_utf8_then_input_error(
+        tmp_path: Path, row: int, where: str) -> None:
+    lines = [line.encode() for line in (HEADER, *ROWS)]
+    lines[row] = lines[row].replace(b"s", b"\xff", 1).replace(b"ES", b"E\xff")
+    path = tmp_path / "mbo.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(InputError, match=rf"mbo\.csv, {where}: expected UTF-8 text"):
+        read_databento_csv(path)
 
 
 @pytest.mark.parametrize("content", [b"", b"\n\n", (HEADER + "\n").encode()])

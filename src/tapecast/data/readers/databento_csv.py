@@ -26,6 +26,7 @@ import io
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 import polars as pl
 
 from tapecast.core.errors import InputError, UnsupportedFormatError
@@ -112,24 +113,58 @@ def _load(path: Path) -> bytes:
 
 
 def _parse_csv(data: bytes, path: Path) -> pl.DataFrame:
-    """All columns as strings (values are parsed per field later, so errors name the field)."""
+    """All columns as strings (values are parsed per field later, so errors name the field).
+
+    Databento CSV is UTF-8 (its symbols are ASCII): undecodable bytes are an error, never
+    replaced. Every row must have as many fields as the header; Polars itself would pad a short
+    row with nulls (a row missing its ``symbol`` would take the instrument_id), so the field
+    counts are checked first.
+    """
+    _check_field_counts(data, path)
+    _check_utf8(data[:data.find(b"\n")], path)  # Polars checks the rows, not the header
     try:
-        return pl.read_csv(io.BytesIO(data), infer_schema=False, encoding="utf8-lossy")
+        return pl.read_csv(io.BytesIO(data), infer_schema=False, encoding="utf8")
     except pl.exceptions.PolarsError as exc:
-        row = _ragged_row(data)
+        _check_utf8(data, path)
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(path, None, None, f"a well-formed CSV ({detail})") from None
+
+
+def _check_utf8(data: bytes, path: Path) -> None:
+    """Raise naming the 1-based data row (None: the header) of the first non-UTF-8 byte."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        row = data[:exc.start].count(b"\n")
+        raise InputError(path, row or None, None if row else "header", "UTF-8 text",
+                         data[exc.start:exc.start + 8]) from None
+
+
+def _check_field_counts(data: bytes, path: Path) -> None:
+    """Raise at the first data row whose number of fields differs from the header's.
+
+    Vectorized over the bytes: the commas and newlines outside double-quoted fields (an even
+    number of quotes before them, so ``""`` escapes and quoted newlines are handled) are found
+    with NumPy and counted per line. A blank line is a row of one empty field (Polars reads it
+    as a row of nulls); only the empty remainder after the last newline is not a row.
+    """
+    buf = np.frombuffer(data, dtype=np.uint8)
+    newlines = np.flatnonzero(buf == ord("\n"))
+    commas = np.flatnonzero(buf == ord(","))
+    if b'"' in data:
+        quotes = np.flatnonzero(buf == ord('"'))
+        newlines = newlines[np.searchsorted(quotes, newlines) % 2 == 0]
+        commas = commas[np.searchsorted(quotes, commas) % 2 == 0]
+    n_lines = len(newlines) + 1
+    if len(newlines) and newlines[-1] == len(buf) - 1:
+        n_lines -= 1  # the file ends with a newline
+    fields = np.bincount(np.searchsorted(newlines, commas), minlength=n_lines)[:n_lines] + 1
+    bad = np.flatnonzero(fields != fields[0])
+    if bad.size:
+        row = int(bad[0])  # line 0 is the header, so the line index is the 1-based data row
         raise InputError(path, row, None,
-                         f"a well-formed CSV with as many fields per row as the header ({detail})"
-                         ) from None
-
-
-def _ragged_row(data: bytes) -> int | None:
-    """1-based data row whose field count differs from the header's (None if none does)."""
-    lines = pl.Series(data.decode("utf-8", "replace").splitlines())
-    counts = lines.str.count_matches(",", literal=True)
-    bad = (counts != counts[0]) & (lines.str.len_chars() > 0)
-    idx = bad.arg_true()
-    return int(idx[0]) if idx.len() else None
+                         f"{int(fields[0])} comma-separated fields, as in the header",
+                         f"{int(fields[row])} fields")
 
 
 def _schema_of(frame: pl.DataFrame, path: Path) -> str:
