@@ -221,6 +221,16 @@ def test_read_dbn_when_header_length_beyond_file_then_input_error(tmp_path: Path
         read_dbn(path)
 
 
+@pytest.mark.parametrize("content", [b"DBN", b"DBN\x03", b"DBN\x03\x10\x00"])
+def test_read_dbn_when_only_magic_bytes_then_truncated_not_version(
+        tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "magic.dbn"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=r"magic\.dbn, field 'metadata': expected a complete "
+                       r"metadata header \(the file is truncated"):
+        read_dbn(path)
+
+
 def test_read_dbn_when_unknown_version_then_unsupported(tmp_path: Path) -> None:
     path = _write(tmp_path / "v.dbn", _mbo_records(2))
     path.write_bytes(b"DBN\x09" + path.read_bytes()[4:])

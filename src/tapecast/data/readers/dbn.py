@@ -123,11 +123,14 @@ def _metadata(data: bytes, path: Path) -> tuple[Any, int]:
         raise UnsupportedFormatError(
             f"{path}: not a DBN stream (no 'DBN' header): a DBN fragment without metadata, "
             "legacy DBZ or another format")
-    version = data[3] if len(data) > 3 else 0
+    if len(data) < 8:  # "DBN", the version byte, the u32 metadata length
+        raise InputError(path, None, "metadata", "a complete metadata header (the file is "
+                         f"truncated: {len(data)} bytes, the prefix alone is 8)")
+    version = data[3]
     if version not in DBN_VERSIONS:
         raise UnsupportedFormatError(
             f"{path}: DBN version {version} is not supported (versions 1, 2 and 3 are)")
-    if len(data) < 8 or len(data) < 8 + int.from_bytes(data[4:8], "little"):
+    if len(data) < 8 + int.from_bytes(data[4:8], "little"):
         raise InputError(path, None, "metadata",
                          "a complete metadata header (the file is truncated)")
     from databento import DBNStore
