@@ -345,11 +345,6 @@ def replay_source(tables: Tables, n_levels: int) -> tuple[pl.DataFrame, dict[str
     """
     from tapecast.data.book import replay_tables
 
-    events = tables.events
-    if events is None or events.height == 0:
-        raise TapecastError(f"{tables.source}: expected an events (order-book) source; this "
-                            f"{tables.format} source has {', '.join(tables.row_counts()) or 'no'}"
-                            " tables")
     result = replay_tables(tables, n_levels)  # one book per instrument, rows in input order
     return result.levels, result.counters
 

@@ -35,6 +35,7 @@ import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 
+from tapecast.core.errors import TapecastError
 from tapecast.data import book_core as core
 from tapecast.data.schemas import conform, levels_schema
 from tapecast.data.tables import Tables
@@ -127,7 +128,8 @@ def replay_book(
         raise ValueError(f"forgotten must be 'recall' or 'drop', got {forgotten!r}")
     if events["instrument"].n_unique() > 1:
         if seed is not None:
-            raise ValueError("a book seed applies to one instrument; split the events first")
+            raise TapecastError(f"{source}: a book seed applies to one instrument, and the "
+                                "events hold several; split the events by instrument first")
         return _replay_each_instrument(events, n_levels, full_state, source, fills_reduce,
                                        depth_window, forgotten, uncross)
     cols = _columns(events)
@@ -176,11 +178,13 @@ def replay_tables(
 
     Raises
     ------
-    ValueError
+    TapecastError
         When ``tables`` has no events table.
     """
-    if tables.events is None:
-        raise ValueError(f"{tables.source} has no events table to replay")
+    if tables.events is None or tables.events.height == 0:
+        raise TapecastError(f"{tables.source}: expected an events (order-book) source to replay; "
+                            f"this {tables.format} source has "
+                            f"{', '.join(tables.row_counts()) or 'no'} tables")
     if depth_window == "source":
         depth_window = source_depth(tables)
     return replay_book(tables.events, n_levels, seed=tables.book_seed, source=tables.source,

@@ -28,7 +28,8 @@ def summarize(store: Store) -> dict[str, Any]:
         ``end``, ``instruments``: per instrument ``rows``, ``start``, ``end`` and ``dates``:
         date -> rows), ``rows_rejected`` (bad rows raise, so this is 0 for any stored source),
         ``rows_dropped`` (rows a reader leaves out by design and counts: the sum of its counters
-        named ``*_dropped`` or ``*_skipped``, e.g. LEAN's zero-size prints), ``counters`` (the readers' counters summed over sources) and ``sources`` (each source
+        named ``*_dropped`` or ``*_skipped``, e.g. LEAN's zero-size prints), ``counters`` (the
+        readers' counters summed over sources) and ``sources`` (each source
         with its format, rows per table and counters). Instruments that are null appear as
         ``"null"``.
     """

@@ -21,6 +21,7 @@ from typing import Literal
 
 import polars as pl
 
+from tapecast.core.errors import TapecastError
 from tapecast.data.book import replay_tables
 from tapecast.data.tables import Tables
 
@@ -60,7 +61,7 @@ def lobster_match_rates(
         showed us), ``size_only`` (same price, other size).
     """
     if tables.events is None or tables.levels is None:
-        raise ValueError(f"{tables.source}: a LOBSTER read with events and levels is needed")
+        raise TapecastError(f"{tables.source}: a LOBSTER read with events and levels is needed")
     n = _n_levels(tables.levels)
     ours = replay_tables(tables, n, depth_window=depth_window, forgotten=forgotten,
                          uncross=uncross).levels
@@ -111,7 +112,7 @@ def lobster_step_check(tables: Tables) -> dict[str, int]:
         or after the event, so the orderbook file cannot show the change).
     """
     if tables.events is None or tables.levels is None:
-        raise ValueError(f"{tables.source}: a LOBSTER read with events and levels is needed")
+        raise TapecastError(f"{tables.source}: a LOBSTER read with events and levels is needed")
     n = _n_levels(tables.levels)
     ev = tables.events.select(pl.col("action").cast(pl.String), pl.col("side").cast(pl.String),
                               "price", "size")
@@ -144,7 +145,7 @@ def lobster_order_accounting(tables: Tables) -> dict[str, int]:
         window or while beyond depth).
     """
     if tables.events is None:
-        raise ValueError(f"{tables.source}: a LOBSTER read with events is needed")
+        raise TapecastError(f"{tables.source}: a LOBSTER read with events is needed")
     ev = tables.events.filter(pl.col("order_id").is_not_null()).with_row_index("i")
     adds = ev.filter(pl.col("action") == "add").group_by("order_id").agg(
         first_add=pl.col("i").min(), added=pl.col("size").sum())
