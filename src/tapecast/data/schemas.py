@@ -24,15 +24,12 @@ levels
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import polars as pl
 
 TS: Final = pl.Datetime("ns", "UTC")
 
-
-def _fields(mapping: dict[str, Any]) -> dict[str, Any]:
-    return mapping
 
 ACTIONS: Final = ("add", "cancel", "modify", "trade", "fill", "clear")
 BOOK_SIDES: Final = ("bid", "ask", "none")
@@ -53,77 +50,77 @@ TABLE_NAMES: Final[tuple[TableName, ...]] = (
 )
 
 EVENTS: Final = pl.Schema(
-    _fields({
+    {
         "ts_event": TS,
         "ts_recv": TS,  # null where the format has no receive clock
-        "instrument": pl.String,
+        "instrument": pl.String(),
         "action": Action,
         "side": BookSide,
-        "price": pl.Float64,  # null where undefined (a clear, a market order)
-        "size": pl.Int64,
-        "order_id": pl.UInt64,
-        "flags": pl.UInt8,  # Databento flags (0x80 F_LAST, 0x20 F_SNAPSHOT, ...); null elsewhere
-        "sequence": pl.Int64,
-    })
+        "price": pl.Float64(),  # null where undefined (a clear, a market order)
+        "size": pl.Int64(),
+        "order_id": pl.UInt64(),
+        "flags": pl.UInt8(),  # Databento flags (0x80 F_LAST, 0x20 F_SNAPSHOT, ...); null elsewhere
+        "sequence": pl.Int64(),
+    }
 )
 
 TRADES: Final = pl.Schema(
-    _fields({
+    {
         "ts": TS,
-        "instrument": pl.String,
-        "price": pl.Float64,
-        "size": pl.Float64,  # fractional for crypto
-        "side": pl.Int8,  # +1 buyer-initiated, -1 seller-initiated, 0 unknown
+        "instrument": pl.String(),
+        "price": pl.Float64(),
+        "size": pl.Float64(),  # fractional for crypto
+        "side": pl.Int8(),  # +1 buyer-initiated, -1 seller-initiated, 0 unknown
         "side_source": SideSource,  # null when side is 0
-        "exchange": pl.String,
-        "sale_condition": pl.String,
-        "suspicious": pl.Boolean,
-    })
+        "exchange": pl.String(),
+        "sale_condition": pl.String(),
+        "suspicious": pl.Boolean(),
+    }
 )
 
 QUOTES: Final = pl.Schema(
-    _fields({
+    {
         "ts": TS,
-        "instrument": pl.String,
-        "bid_px": pl.Float64,
-        "bid_sz": pl.Float64,
-        "ask_px": pl.Float64,
-        "ask_sz": pl.Float64,
-    })
+        "instrument": pl.String(),
+        "bid_px": pl.Float64(),
+        "bid_sz": pl.Float64(),
+        "ask_px": pl.Float64(),
+        "ask_sz": pl.Float64(),
+    }
 )
 
 BARS: Final = pl.Schema(
-    _fields({
+    {
         "ts": TS,  # bar start
-        "instrument": pl.String,
-        "open": pl.Float64,
-        "high": pl.Float64,
-        "low": pl.Float64,
-        "close": pl.Float64,
-        "volume": pl.Float64,
-        "amount": pl.Float64,  # traded value, where given
-        "vwap": pl.Float64,
-        "n_trades": pl.Int64,
+        "instrument": pl.String(),
+        "open": pl.Float64(),
+        "high": pl.Float64(),
+        "low": pl.Float64(),
+        "close": pl.Float64(),
+        "volume": pl.Float64(),
+        "amount": pl.Float64(),  # traded value, where given
+        "vwap": pl.Float64(),
+        "n_trades": pl.Int64(),
         "bar_length": pl.Duration("ns"),
-    })
+    }
 )
 
 QUOTE_BARS: Final = pl.Schema(
-    _fields({
+    {
         "ts": TS,
-        "instrument": pl.String,
-        "bid_open": pl.Float64,
-        "bid_high": pl.Float64,
-        "bid_low": pl.Float64,
-        "bid_close": pl.Float64,
-        "bid_size": pl.Float64,
-        "ask_open": pl.Float64,
-        "ask_high": pl.Float64,
-        "ask_low": pl.Float64,
-        "ask_close": pl.Float64,
-        "ask_size": pl.Float64,
+        "instrument": pl.String(),
+        "bid_open": pl.Float64(),
+        "bid_high": pl.Float64(),
+        "bid_low": pl.Float64(),
+        "bid_close": pl.Float64(),
+        "bid_size": pl.Float64(),
+        "ask_open": pl.Float64(),
+        "ask_high": pl.Float64(),
+        "ask_low": pl.Float64(),
+        "ask_close": pl.Float64(),
+        "ask_size": pl.Float64(),
         "bar_length": pl.Duration("ns"),
-    })
+    }
 )
 
 SCHEMAS: Final[dict[str, pl.Schema]] = {
@@ -164,8 +161,8 @@ def schema_of(table: str, frame: pl.DataFrame | None = None) -> pl.Schema:
 
 def conform(frame: pl.DataFrame, table: str) -> pl.DataFrame:
     """Select and cast ``frame`` to ``table``'s canonical schema, adding missing optional columns
-    as nulls. Raises ``ValueError`` (a programming error, not a user error) on a missing
-    required column."""
+    as nulls (a reader's own validation, :func:`tapecast.data.validate.finalize`, decides which
+    columns are required). Raises a Polars error where a column cannot be cast."""
     schema = schema_of(table, frame)
     cols = []
     for name, dtype in schema.items():

@@ -93,7 +93,7 @@ class Partition:
     rows : int
         Rows in the partition.
     start, end : str
-        ISO-8601 UTC span of the primary timestamp (first and last, nanoseconds).
+        ISO-8601 UTC span of the partition timestamp (first and last, nanoseconds).
     path : str
         The partition folder, relative to the store root.
     """
