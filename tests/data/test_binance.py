@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from tapecast.core.errors import InputError
 from tapecast.data.detect import detect, read
-from tapecast.data.readers.binance import instrument_from_name, read_freqtrade, read_hftbacktest
+from tapecast.data.readers._columns import instrument_from_name
+from tapecast.data.readers.binance import read_freqtrade, read_hftbacktest
 from tapecast.data.schemas import QUOTES, TRADES
 from tests.conftest import shared_file
 
@@ -174,7 +175,7 @@ def test_read_freqtrade_when_real_csv_with_index_column_reads_all_rows() -> None
     src = pl.read_csv(path)
     trades = read(path)["trades"]
     assert trades.height == 1_000
-    assert (trades["instrument"] == "public_trades_list").all()
+    assert (trades["instrument"] == "PUBLIC_TRADES_LIST").all()
     assert trades["ts"].dt.epoch("ms").to_list() == src["timestamp"].to_list()
     assert trades["side"].to_list() == [1 if s == "buy" else -1 for s in src["side"]]
     assert (read(path, instrument="ETH/USDT")["trades"]["instrument"] == "ETH/USDT").all()
@@ -183,7 +184,8 @@ def test_read_freqtrade_when_real_csv_with_index_column_reads_all_rows() -> None
 @pytest.mark.parametrize(
     ("name", "pair"),
     [("XRP_ETH-trades.json.gz", "XRP/ETH"), ("BTC_USDT_USDT-futures-trades.json", "BTC/USDT:USDT"),
-     ("mytrades.csv", "mytrades")],
+     ("mytrades.csv", "MYTRADES"), ("BTC_USDT_USDT-1h-futures.feather", "BTC/USDT:USDT"),
+     ("1INCH_USDT-5m.json", "1INCH/USDT"), ("btcusd_perp_20240808.gz", "BTCUSD_PERP")],
 )
 def test_instrument_from_name_when_freqtrade_name_gives_pair(name: str, pair: str) -> None:
     assert instrument_from_name(Path(name)) == pair
@@ -199,6 +201,16 @@ def test_instrument_from_name_when_freqtrade_name_gives_pair(name: str, pair: st
         ('[[1000,"1",null,"buy",-1.5,2.0,3.0]]', r"row 1, field 'price': expected a positive"),
         ('[[1000,"1",null,"buy",1.5,2.0,3.0]', r"field 'json': expected valid JSON"),
         ("[]", r"expected at least one trade"),
+        ('[[1000,"1",null,"buy",1.5,2.0,3.0],[1001,"2",null,"sell",NaN,2.0,3.0]]',
+         r"row 2, field 'price': expected a finite number, got nan"),
+        ('[[1000,"1",null,"buy",1.5,2.0,3.0],[1001,"2",null,"sell",null,2.0,3.0]]',
+         r"row 2, field 'price': expected a value"),
+        ('[[1000,"1",null,"buy",1.5,2.0,3.0],[1001,"2",null,"sell", -Infinity ,2.0,3.0]]',
+         r"row 2, field 'price': expected a finite number"),
+        ('[[1000,"1",null,"buy",1.5,2.0,3.0],[1001,"2",null,"sell",1.5,NaN,3.0]]',
+         r"row 2, field 'size': expected a finite number"),
+        ('[[1000,"1",null,"buy",1.5,2.0,3.0],[NaN,"2",null,"sell",1.5,2.0,3.0]]',
+         r"row 2, field 'timestamp': expected an epoch timestamp"),
     ],
 )
 def test_read_freqtrade_when_malformed_json_names_row_and_field(
@@ -208,6 +220,13 @@ def test_read_freqtrade_when_malformed_json_names_row_and_field(
     path.write_text(text)
     with pytest.raises(InputError, match=match):
         read_freqtrade(path)
+
+
+def test_read_freqtrade_when_nan_cost_only_reads_the_trade(tmp_path: Path) -> None:
+    path = tmp_path / "XRP_ETH-trades.json"
+    path.write_text(json.dumps([[1000, "1", None, "buy", 1.5, 2.0, float("nan")]]))
+    trades = read_freqtrade(path).trades
+    assert trades is not None and trades["price"].to_list() == [1.5]
 
 
 # ------------------------------------------------------- property-based: freqtrade CSV

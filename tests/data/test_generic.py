@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from tapecast.core.errors import InputError
 from tapecast.data.detect import detect, read
+from tapecast.data.readers._columns import instrument_from_name
 from tapecast.data.readers.generic import parse_duration, read_generic
 from tapecast.data.schemas import BARS, QUOTES, TRADES
 from tests.conftest import shared_file
@@ -47,6 +48,71 @@ def test_read_generic_when_binance_parquet_side_from_buyer_maker() -> None:
     assert trades["ts"].to_list() == src["timestamp"].to_list()
     assert trades["size"].to_list() == src["quantity"].to_list()
     assert (trades["side_source"] == "exchange").all()
+
+
+@pytest.mark.parametrize(
+    ("names", "instrument"),
+    [
+        (("nautilus/binance/btcusdt-trades.parquet",), "BTCUSDT"),
+        (("nautilus/ADABTC-1m-2021-11-27.csv", "nautilus/ADABTC-1m-2021-11-28.csv"), "ADABTC"),
+        (("nautilus/fxcm/gbpusd-m1-bid-2012.csv", "nautilus/fxcm/gbpusd-m1-ask-2012.csv"),
+         "GBPUSD"),
+        (("nautilus/fxcm/usdjpy-m1-bid-2013.csv", "nautilus/fxcm/usdjpy-m1-ask-2013.csv"),
+         "USDJPY"),
+        (("nautilus/truefx/usdjpy-ticks.csv",), "USDJPY"),
+        (("nautilus/btc-perp-20211231-20220201_1m.csv",), "BTC-PERP"),
+        (("nautilus/xcme/6EH4.XCME_1min_bars_20240101_20240131.csv.gz",), "6EH4.XCME"),
+        (("freqtrade/kraken/BCHEUR.csv", "freqtrade/kraken/BCHEUR_incremental_q2.csv"),
+         "BCHEUR"),
+    ],
+)
+def test_read_generic_when_real_files_of_one_market_share_one_instrument(
+        names: tuple[str, ...], instrument: str) -> None:
+    for name in names:
+        tables = read(shared_file(name))
+        frame = next(f for f in (tables.trades, tables.bars, tables.quotes) if f is not None)
+        assert frame["instrument"].unique().to_list() == [instrument], name
+
+
+def test_read_generic_when_instrument_column_present_keeps_it_unless_overridden() -> None:
+    path = shared_file("nautilus/binance/btcusdt-quotes.parquet")
+    assert (read(path)["quotes"]["instrument"] == "BTC/USDT").all()  # its symbol column
+    assert instrument_from_name(path) == "BTCUSDT"
+    assert (read(path, instrument="X")["quotes"]["instrument"] == "X").all()
+
+
+@pytest.mark.parametrize(
+    ("name", "instrument"),
+    [
+        ("btcusdt-quotes.parquet", "BTCUSDT"),
+        ("BTCUSDT-trades.csv.gz", "BTCUSDT"),
+        ("ES_2024-01-02_2024-01-05.csv", "ES"),
+        ("es-20240102.csv.zst", "ES"),
+        ("AAPL_2024-01-02T09-30_2024-01-02T16-00.csv", "AAPL"),
+        ("eurusd-h1-ohlcv-2020-2021.csv", "EURUSD"),
+        ("SPY-1d-bars.parquet", "SPY"),
+        ("ethusdt-1s-klines-2024-08.csv", "ETHUSDT"),
+        ("XRP_ETH-5m.json", "XRP/ETH"),
+        ("xrp_eth-trades.csv", "XRP/ETH"),
+        ("BTC_USDT_USDT-1h-futures.feather", "BTC/USDT:USDT"),
+        ("BTCUSD_PERP_20240808.csv", "BTCUSD_PERP"),
+        ("BTC-PERP-20211231-20220201_1m.csv", "BTC-PERP"),
+        ("trades.csv", "TRADES"),
+        ("2024-01-02.csv", "2024-01-02"),
+        ("aapl.csv", "AAPL"),
+    ],
+)
+def test_instrument_from_name_when_synthetic_names_strips_dates_resolutions_tables(
+        name: str, instrument: str) -> None:
+    assert instrument_from_name(Path("some/dir") / name) == instrument
+
+
+def test_read_generic_when_bar_files_differ_by_day_store_one_instrument(tmp_path: Path) -> None:
+    for day in ("27", "28"):
+        (tmp_path / f"ADABTC-1m-2021-11-{day}.csv").write_text(
+            f"2021-11-{day} 00:00:00,1,2,0.5,1.5,10\n2021-11-{day} 00:01:00,1,2,0.5,1.5,10\n")
+    got = {read(p)["bars"]["instrument"][0] for p in sorted(tmp_path.iterdir())}
+    assert got == {"ADABTC"}
 
 
 def test_read_generic_when_kraken_headerless_three_columns_reads_trades() -> None:

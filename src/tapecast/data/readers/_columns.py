@@ -22,6 +22,7 @@ Timestamps
 from __future__ import annotations
 
 import gzip
+import os
 import re
 from os import PathLike
 from typing import Final, Literal
@@ -234,3 +235,60 @@ def check_ordered(frame: pl.DataFrame, column: str, file: File, by: str | None =
         what = f"{field or column} not decreasing" + (f" within each {by}" if by else "")
         raise InputError(file, row_of(frame, int(pos)), field or column, what,
                          str(frame[column][int(pos)]))
+
+
+# ------------------------------------------------------------------- instrument from file name
+
+_DATA_SUFFIXES: Final = (".gz", ".zst", ".zip", ".json", ".csv", ".txt", ".feather",
+                         ".parquet", ".data")
+_SEP: Final = r"[-_.\s]+"
+_DATE: Final = (r"(19|20)\d{2}(-?\d{2}(-?\d{2})?)?"  # YYYY, YYYY-MM, YYYYMM, YYYY-MM-DD, YYYYMMDD
+                r"(T\d{2}([-:]?\d{2}){0,2}Z?)?")  # ...T23-40, T00:00:00Z
+_RESOLUTION: Final = (r"\d+(ns|us|ms|s|sec|secs|second|seconds|m|min|mins|minute|minutes|h|hr|"
+                      r"hour|hours|d|day|days|w|wk|week|mo|mon|month|tick|ticks)"
+                      r"|[smhdw]\d+|tick|ticks|daily|hourly|minute|second|q[1-4]|ob\d+|l[1-3]")
+_WORDS: Final = ("trades|trade|aggtrades|quotes|quote|bars|bar|bid|ask|bidask|ohlc|ohlcv|klines|"
+                 "kline|candles|candle|book|books|depth|snap|snapshot|update|updates|"
+                 "incremental|mbo|mbp|bbo|tbbo|futures|spot|data|public|list|funding|rate|"
+                 "mark|index")
+_NOISE: Final = rf"({_DATE}|{_RESOLUTION}|{_WORDS})"
+_NOISE_TAIL: Final = re.compile(rf"{_SEP}{_NOISE}$", re.IGNORECASE)
+_NOISE_WORD: Final = re.compile(rf"^{_NOISE}$", re.IGNORECASE)
+_PAIR_PART: Final = re.compile(r"^(?!PERP$)(?!\d+$)[A-Z0-9]+$")
+
+
+def instrument_from_name(path: File) -> str:
+    """The instrument a file name implies, so one market's files share one instrument.
+
+    Rule (documented in ``docs/formats.md``): drop data and compression suffixes, then strip,
+    from the end, every part that is a date or date range (``2012``, ``2021-11-27``,
+    ``20240101_20240131``, ``2024-07-01T23-40``), a resolution (``1m``, ``m1``, ``1min``,
+    ``1s``, ``1h``, ``1d``, ``q2``, ``ob500``) or a table word (``trades``, ``quotes``,
+    ``bars``, ``bid``, ``ask``, ``ohlcv``, ``klines``, ``futures``...); upper-case the rest.
+    A freqtrade pair keeps its separator: ``XRP_ETH`` -> ``XRP/ETH``, ``BTC_USDT_USDT`` ->
+    ``BTC/USDT:USDT`` (not when a part is ``PERP`` or all digits: ``BTCUSD_PERP`` stays).
+    A name that is nothing but such parts is kept whole, upper-cased
+    (``quote_tick_data.csv`` -> ``QUOTE_TICK_DATA``).
+
+    Examples: ``btcusdt-trades.parquet`` -> ``BTCUSDT``; ``ADABTC-1m-2021-11-27.csv`` ->
+    ``ADABTC``; ``gbpusd-m1-bid-2012.csv`` -> ``GBPUSD``;
+    ``6EH4.XCME_1min_bars_20240101_20240131.csv.gz`` -> ``6EH4.XCME``.
+    """
+    name = os.path.basename(os.fspath(path))
+    stripped = True
+    while stripped:
+        stripped = False
+        for suffix in _DATA_SUFFIXES:
+            if name.lower().endswith(suffix) and len(name) > len(suffix):
+                name, stripped = name[: -len(suffix)], True
+    base = name
+    while (match := _NOISE_TAIL.search(base)) is not None and match.start() > 0:
+        base = base[: match.start()]
+    if _NOISE_WORD.match(base):  # nothing but dates, resolutions and table words
+        return name.upper()
+    base = base.upper()
+    parts = base.split("_")
+    if len(parts) in (2, 3) and all(_PAIR_PART.match(p) and not _NOISE_WORD.match(p)
+                                    for p in parts):
+        return f"{parts[0]}/{parts[1]}" + (f":{parts[2]}" if len(parts) == 3 else "")
+    return base

@@ -51,6 +51,7 @@ from tapecast.core.errors import InputError
 from tapecast.data.readers._columns import (
     check_ordered,
     decode_text,
+    instrument_from_name,
     parse_timestamps,
     raise_first,
     read_bytes,
@@ -223,7 +224,8 @@ def read_freqtrade(path: Path, *, instrument: str | None = None) -> Tables:
         ``<BASE>_<QUOTE>-trades.json(.gz)`` or a CSV (plain or gzip).
     instrument : str, optional
         The pair; by default from the file name (``XRP_ETH-trades`` -> ``XRP/ETH``,
-        ``BTC_USDT_USDT-futures-trades`` -> ``BTC/USDT:USDT``), else the file stem.
+        ``BTC_USDT_USDT-futures-trades`` -> ``BTC/USDT:USDT``; the rule of
+        :func:`~tapecast.data.readers._columns.instrument_from_name`).
 
     Returns
     -------
@@ -248,35 +250,18 @@ def read_freqtrade(path: Path, *, instrument: str | None = None) -> Tables:
     return Tables(source=str(path), format="freqtrade", trades=trades)
 
 
-def instrument_from_name(path: Path) -> str:
-    """The pair in a freqtrade file name (``XRP_ETH-trades.json.gz`` -> ``XRP/ETH``), else the
-    file stem without compression and data suffixes."""
-    name = path.name
-    for suffix in (".gz", ".zst", ".json", ".csv", ".feather", ".parquet"):
-        name = name.removesuffix(suffix)
-    if not name.endswith("-trades"):
-        return name
-    pair = name.removesuffix("-trades").split("-")[0]
-    parts = pair.split("_")
-    if len(parts) == 2:
-        return f"{parts[0]}/{parts[1]}"
-    if len(parts) == 3:
-        return f"{parts[0]}/{parts[1]}:{parts[2]}"
-    return pair
-
-
 def _freqtrade_json(text: str, path: Path) -> pl.DataFrame:
-    """Rows of the JSON list as String columns named as freqtrade's, with ``_row``."""
+    """Rows of the JSON list as String columns named as freqtrade's, with ``_row``.
+
+    Python's ``json`` (hence pandas and freqtrade) writes a missing float as a bare ``NaN`` /
+    ``Infinity``, which is not JSON; such values are read as text, so that the row and field
+    are named by the number checks (a NaN price is an error, a NaN ``cost`` is not used).
+    """
+    target = pl.List(pl.List(pl.String))
     try:
-        rows = pl.Series([text]).str.json_decode(pl.List(pl.List(pl.String)))
+        rows = pl.Series([text]).str.json_decode(target)
     except pl.exceptions.PolarsError:
-        try:
-            json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(path, None, "json", f"valid JSON ({exc.msg} at line {exc.lineno}, "
-                             f"column {exc.colno})") from None
-        raise InputError(path, None, "json", "a list of [ts, id, type, side, price, amount, "
-                         "cost] lists") from None
+        rows = _decode_with_nan(text, target, path)
     if rows[0] is None:
         raise InputError(path, None, "json", "a list of trade rows")
     lists = rows.explode().alias("r").to_frame().with_row_index(ROW, offset=1)
@@ -288,6 +273,25 @@ def _freqtrade_json(text: str, path: Path) -> pl.DataFrame:
                 " cost]")
     return lists.select(ROW, *[pl.col("r").list.get(i).alias(name)
                                for i, name in enumerate(_FREQTRADE_COLUMNS)])
+
+
+_BARE_CONSTANT: Final = r"([\[,]\s*)(NaN|-?Infinity)\b"
+
+
+def _decode_with_nan(text: str, target: pl.List, path: Path) -> pl.Series:
+    """Decode again with bare NaN/Infinity quoted; else raise the JSON error (error path)."""
+    quoted = pl.Series([text]).str.replace_all(_BARE_CONSTANT, '${1}"${2}"')
+    try:
+        return quoted.str.json_decode(target)
+    except pl.exceptions.PolarsError:
+        pass
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(path, None, "json", f"valid JSON ({exc.msg} at line {exc.lineno}, "
+                         f"column {exc.colno})") from None
+    raise InputError(path, None, "json", "a list of [ts, id, type, side, price, amount, "
+                     "cost] lists") from None
 
 
 def _freqtrade_csv(raw: bytes, path: Path) -> pl.DataFrame:

@@ -24,9 +24,11 @@ and is recorded as ``side_source="exchange"`` (``buy``/``b``/``1`` -> +1, ``sell
 -1, empty/``0``/``n`` -> 0). ``bar_length`` comes from a bar-end column (``eob``), else from
 the ``bar_length`` option (``"1s"``, ``"1m"``, ``"500ms"``...), else the most common gap
 between consecutive bars of an instrument. Time must not decrease within an instrument.
-``instrument`` defaults to an instrument column, else the ``instrument`` option, else the file
-stem. Every bad field raises :class:`InputError` with the file, the 1-based data row (header
-excluded; Parquet: record) and the field.
+``instrument`` is the ``instrument`` option, else an instrument column, else derived from the
+file name by :func:`~tapecast.data.readers._columns.instrument_from_name` (dates, resolutions
+and table words dropped, upper-cased: ``gbpusd-m1-bid-2012.csv`` -> ``GBPUSD``). Every bad
+field raises :class:`InputError` with the file, the 1-based data row (header excluded;
+Parquet: record) and the field.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from tapecast.data.readers._columns import (
     TsUnit,
     check_ordered,
     decode_text,
+    instrument_from_name,
     parse_timestamps,
     raise_first,
     read_bytes,
@@ -126,7 +129,8 @@ def read_generic(
         ``bid_px``, ``bid_sz``, ``ask_px``, ``ask_sz``, ``exchange``, ``sale_condition``,
         ``suspicious``) -> source column name or 0-based position.
     instrument : str, optional
-        The instrument when the file has no instrument column (default: the file stem).
+        The instrument of every row (overrides an instrument column). Default: the
+        instrument column, else the file name's instrument (``instrument_from_name``).
     timezone : str
         IANA zone of naive timestamps (default UTC).
     ts_unit : {"s", "ms", "us", "ns"}, optional
@@ -148,7 +152,8 @@ def read_generic(
     _check_timezone(timezone, path)
     source = _load(path, has_header, separator)
     table, resolved = _resolve(source, path, mapping, table)
-    frame = _build(source, resolved, path, table, instrument=instrument or _stem(path),
+    frame = _build(source, resolved, path, table,
+                   instrument=instrument or instrument_from_name(path),
                    override="instrument" in resolved and instrument is not None,
                    timezone=timezone, ts_unit=ts_unit, ts_format=ts_format,
                    bar_length=bar_length)
@@ -170,13 +175,6 @@ def _is_parquet(path: Path) -> bool:
         return True
     with open(path, "rb") as fh:
         return fh.read(4) == b"PAR1"
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".gz", ".zst", ".csv", ".txt", ".parquet"):
-        name = name.removesuffix(suffix)
-    return name
 
 
 def _load(path: Path, has_header: bool | None, separator: str) -> pl.DataFrame:
