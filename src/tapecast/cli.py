@@ -258,6 +258,8 @@ def ingest(
         if not files:
             raise TapecastError(f"no data files found in {', '.join(map(str, sources))}")
         parts = _read_all(files, fmt, reader_options(option, map_))
+        for tables in parts:
+            tables.counters.update(replay_anomalies(tables))
         store = write_store(parts, out, on_conflict=on_conflict.value)
         summary = store.summary()
     rows: Counter[str] = Counter()
@@ -336,6 +338,25 @@ def inspect(
 
 # ---------------------------------------------------------------------------------------------
 # book and formats
+
+
+# replay counters that are bookkeeping, not anomalies (the reader already counts the records)
+_NOT_ANOMALIES = frozenset({"events", "snapshot_records", "clears"})
+
+
+def replay_anomalies(tables: Tables) -> dict[str, int]:
+    """Replay an events source once (top of book only) and return its anomaly counters,
+    prefixed ``replay_`` (crossed books at packet ends, unknown orders, ...), nonzero ones only.
+
+    A full-state source that replays into an impossible state raises
+    :class:`tapecast.core.errors.ReplayError`, so such a file is never ingested silently.
+    """
+    from tapecast.data.book import replay_tables
+
+    if tables.events is None or tables.events.height == 0:
+        return {}
+    counters = replay_tables(tables, 1).counters
+    return {f"replay_{k}": v for k, v in counters.items() if v and k not in _NOT_ANOMALIES}
 
 
 def replay_source(tables: Tables, n_levels: int) -> tuple[pl.DataFrame, dict[str, int]]:
