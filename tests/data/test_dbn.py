@@ -113,6 +113,15 @@ def test_read_dbn_when_esm4_opens_with_clear_then_clear_event_kept() -> None:
     assert tables["events"].height == 13_796
 
 
+def test_read_dbn_when_snapshot_clear_carries_flag_then_not_counted_as_snapshot() -> None:
+    tables = read_dbn(shared_file(ESM4_MBO))
+    events = tables["events"]
+    flagged = events.filter((pl.col("flags") & 0x20) != 0)
+    assert flagged.height == 13_601  # the opening clear carries the snapshot flag too
+    assert flagged.filter(pl.col("action") == "add").height == 13_600
+    assert tables.counters["snapshot_records"] == 13_600  # the adds the book replay counts
+
+
 def test_read_dbn_when_mbp1_then_its_trades_equal_the_trades_file() -> None:
     mbp1 = read_dbn(shared_file(
         "nautilus/databento/futures_mbp-1_2024-07-01T23-58_2024-07-02T00-02.dbn.zst"))
@@ -169,12 +178,13 @@ def test_read_dbn_when_generated_mbo_then_values_decoded(tmp_path: Path) -> None
     rec["action"] = [b"R", b"A", b"T", b"N"]
     rec["side"] = [b"N", b"A", b"B", b"N"]
     rec["price"][0] = UNDEF_PRICE
-    rec["flags"][0] = 0x80 | 0x20
+    rec["flags"][:2] = 0x80 | 0x20  # a snapshot: its clear and one add
     tables = read_dbn(_write(tmp_path / "g.dbn", rec))
     events = tables["events"]
     assert events["action"].to_list() == ["clear", "add", "trade"]  # N: no book action
     assert events["price"].to_list() == [None, 4500.25, 4500.25]
     assert events["instrument"].to_list() == ["42"] * 3  # no symbology: the instrument_id
+    # the clear is not a snapshot record, though it carries the flag
     assert tables.counters == {"records": 4, "no_action_records": 1, "snapshot_records": 1,
                                "clears": 1}
     assert tables["trades"]["side"].to_list() == [1]

@@ -102,6 +102,15 @@ def _check_codes(raw: pl.DataFrame, column: str, codes: Mapping[str, object],
         raise InputError(file, int(row), column, f"one of {', '.join(codes)}", value)
 
 
+def _snapshot(flags: pl.Expr) -> pl.Expr:
+    """Records of a snapshot: flag 0x20 on a record that is not the clear (``R``) opening it.
+
+    The clear that starts a snapshot carries the flag too, but it adds nothing to the book; so
+    ``snapshot_records`` is the number of orders (mbo) or updates the snapshot replays.
+    """
+    return ((flags & F_SNAPSHOT) != 0) & (pl.col("action") != "R")
+
+
 def _events(raw: pl.DataFrame, file: str | PathLike[str],
             ordered: str | None) -> tuple[pl.DataFrame, dict[str, int]]:
     _check_codes(raw, "action", ACTION_NAMES, file)
@@ -109,7 +118,7 @@ def _events(raw: pl.DataFrame, file: str | PathLike[str],
     flags = pl.col("flags").cast(pl.UInt8)
     counters = raw.select(
         (pl.col("action") == "N").sum().alias("no_action_records"),
-        ((flags & F_SNAPSHOT) != 0).sum().alias("snapshot_records"),
+        _snapshot(flags).sum().alias("snapshot_records"),
         (pl.col("action") == "R").sum().alias("clears"),
     ).row(0, named=True)
     frame = raw.filter(pl.col("action") != "N").with_columns(
@@ -202,7 +211,8 @@ def to_tables(raw: pl.DataFrame, schema: str, file: str | PathLike[str], fmt: st
     Tables
         mbo: events (n_records - no-action records) and trades (its ``T`` records);
         trades: trades; tbbo / mbp-1: trades and quotes; mbp-10: trades, quotes and levels (10);
-        ohlcv-*: bars. Counters: ``records``, ``snapshot_records``, ``clears``, ...
+        ohlcv-*: bars. Counters: ``records``, ``snapshot_records`` (flag 0x20, clears excluded),
+        ``clears``, ...
 
     Raises
     ------
@@ -228,9 +238,9 @@ def to_tables(raw: pl.DataFrame, schema: str, file: str | PathLike[str], fmt: st
     out.trades = _trades(raw, file, ordered)
     if schema in MBP_LEVELS:
         out.quotes = _quotes(raw, file, ordered)
-        snapshot = (raw["flags"].cast(pl.UInt8) & F_SNAPSHOT) != 0
+        snapshot = raw.select(_snapshot(pl.col("flags").cast(pl.UInt8)).sum()).item()
         out.counters.update({k: v for k, v in {
-            "snapshot_records": int(snapshot.sum()),
+            "snapshot_records": int(snapshot),
             "clears": int((raw["action"] == "R").sum())}.items() if v})
     if schema == "mbp-10":
         out.levels = _levels(raw, 10, file)

@@ -63,7 +63,8 @@ def read_dbn(path: Path, **_: Any) -> Tables:
         mbo -> events (one row per record) + trades (its ``T`` records); trades -> trades;
         tbbo / mbp-1 -> trades + quotes; mbp-10 -> trades + quotes + levels (10 levels);
         ohlcv-* -> bars. ``counters``: ``records``, ``snapshot_records``
-        (flags & 0x20), ``clears`` (action R), ``no_action_records`` (action N, not events).
+        (flags & 0x20 on a record other than a clear), ``clears`` (action R),
+        ``no_action_records`` (action N, not events).
 
     Raises
     ------
