@@ -70,8 +70,29 @@ def test_read_generic_when_real_files_of_one_market_share_one_instrument(
         names: tuple[str, ...], instrument: str) -> None:
     for name in names:
         tables = read(shared_file(name))
-        frame = next(f for f in (tables.trades, tables.bars, tables.quotes) if f is not None)
+        frame = next(f for f in (tables.trades, tables.bars, tables.quotes, tables.quote_bars)
+                     if f is not None)
         assert frame["instrument"].unique().to_list() == [instrument], name
+
+
+def test_read_generic_when_fxcm_bid_and_ask_bars_gives_one_sided_quote_bars() -> None:
+    bid = read(shared_file("nautilus/fxcm/gbpusd-m1-bid-2012.csv"))
+    ask = read(shared_file("nautilus/fxcm/gbpusd-m1-ask-2012.csv"))
+    assert bid.bars is None and bid.quote_bars is not None and ask.quote_bars is not None
+    assert bid.quote_bars.height == ask.quote_bars.height == 30_117
+    assert bid.quote_bars["bid_close"][0] == 1.57576 and bid.quote_bars["ask_close"].is_null().all()
+    assert ask.quote_bars["bid_close"].is_null().all()
+    assert (ask.quote_bars["ask_close"] > 0).all()
+    plain = read_generic(shared_file("nautilus/fxcm/gbpusd-m1-bid-2012.csv"), quote_side="none")
+    assert plain.bars is not None and plain.bars["close"][0] == 1.57576
+
+
+def test_read_generic_when_quote_side_option_bad_raises(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("timestamp,open,high,low,close\n2024-01-01,1,2,0.5,1.5\n")
+    assert read_generic(path, quote_side="ask").quote_bars is not None
+    with pytest.raises(InputError, match="field 'quote_side': expected bid, ask or none"):
+        read_generic(path, quote_side="mid")
 
 
 def test_read_generic_when_instrument_column_present_keeps_it_unless_overridden() -> None:

@@ -52,6 +52,7 @@ from tapecast.data.readers._columns import (
     read_bytes,
     to_float,
 )
+from tapecast.data.schemas import conform
 from tapecast.data.tables import Tables
 from tapecast.data.validate import ROW, finalize
 
@@ -114,6 +115,7 @@ def read_generic(
     bar_length: str | None = None,
     has_header: bool | None = None,
     separator: str = ",",
+    quote_side: str | None = None,
 ) -> Tables:
     """Read a CSV (plain, gzip or zstd) or Parquet file of trades, bars or quotes.
 
@@ -143,11 +145,16 @@ def read_generic(
         Whether a CSV's first line is a header; by default, it is unless it holds a number.
     separator : str
         CSV field separator.
+    quote_side : {"bid", "ask", "none"}, optional
+        Bars of one quote side become ``quote_bars`` (that side filled, the other null).
+        Default: ``bid`` or ``ask`` when the file name has that word
+        (``gbpusd-m1-bid-2012.csv``), else plain ``bars``; ``"none"`` keeps plain bars.
 
     Returns
     -------
     Tables
-        One table (``trades``, ``bars`` or ``quotes``), n_rows rows in file order.
+        One table (``trades``, ``bars``, ``quotes``, or ``quote_bars`` for one-sided bid or
+        ask bars), n_rows rows in file order.
     """
     _check_timezone(timezone, path)
     source = _load(path, has_header, separator)
@@ -158,8 +165,38 @@ def read_generic(
                    timezone=timezone, ts_unit=ts_unit, ts_format=ts_format,
                    bar_length=bar_length)
     out = Tables(source=str(path), format="parquet" if _is_parquet(path) else "csv")
-    setattr(out, table, frame)
+    side = _quote_side(path, quote_side) if table == "bars" else None
+    if side is not None:
+        out.quote_bars = _one_sided_quote_bars(frame, side)
+    else:
+        setattr(out, table, frame)
     return out
+
+
+def _quote_side(path: Path, quote_side: str | None) -> str | None:
+    """``bid``/``ask`` from the option, else from a ``bid``/``ask`` word in the file name."""
+    if quote_side is not None:
+        if quote_side.lower() not in ("bid", "ask", "none"):
+            raise InputError(path, None, "quote_side", "bid, ask or none", quote_side)
+        return None if quote_side.lower() == "none" else quote_side.lower()
+    words = {w.lower() for w in re.split(r"[-_.\s]+", path.name)}
+    found = words & {"bid", "ask"}
+    return found.pop() if len(found) == 1 else None
+
+
+def _one_sided_quote_bars(bars: pl.DataFrame, side: str) -> pl.DataFrame:
+    """Bars of one quote side (validated as bars) as ``quote_bars`` with the other side null.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``quote_bars``, shape (n_bars, 13); ``{side}_size`` is null (a bar volume is not a
+        quoted size), as is every column of the other side.
+    """
+    fields = ("open", "high", "low", "close")
+    return conform(bars.select("ts", "instrument", *[pl.col(f).alias(f"{side}_{f}")
+                                                     for f in fields], "bar_length"),
+                   "quote_bars")
 
 
 def _check_timezone(timezone: str, path: Path) -> None:
