@@ -10,6 +10,7 @@ from tapecast.data.schemas import EVENTS
 
 F_LAST = 0x80
 F_SNAPSHOT = 0x20
+CLEAR = ("clear", "none", None, 0, 0)  # a clear record, as an events() row
 
 # (action, side, price, size, order_id[, flags])
 Row = tuple[Any, ...]

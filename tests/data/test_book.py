@@ -20,9 +20,7 @@ from tapecast.data.book_checks import (
 from tapecast.data.schemas import levels_schema
 from tapecast.data.tables import Tables
 from tests.conftest import shared_file
-from tests.data.book_fixtures import F_LAST, F_SNAPSHOT, events, top
-
-CLEAR = ("clear", "none", None, 0, 0)
+from tests.data.book_fixtures import CLEAR, F_LAST, F_SNAPSHOT, events, top
 
 
 def test_replay_book_when_adds_and_cancels_levels_aggregate_best_first() -> None:

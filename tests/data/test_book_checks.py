@@ -12,9 +12,7 @@ from tapecast.data.book_checks import (
     negative_sizes,
     trades_inside_touch,
 )
-from tests.data.book_fixtures import events
-
-CLEAR = ("clear", "none", None, 0, 0)
+from tests.data.book_fixtures import CLEAR, events
 
 
 def test_negative_sizes_when_a_level_size_is_negative_counts_it() -> None:
