@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import json
-import os
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from tapecast.commands.common import console, err_console, fail, user_errors
 from tapecast.core.errors import TapecastError
 
 if TYPE_CHECKING:
@@ -27,8 +24,6 @@ if TYPE_CHECKING:
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="tapecast: probabilistic forecasts and synthetic order flow from the tape.")
-console = Console()
-err_console = Console(stderr=True)
 
 # one line per format of tapecast.data.detect.FORMATS (`tapecast formats`)
 FORMAT_HELP: dict[str, str] = {
@@ -74,31 +69,8 @@ def demo() -> None:
 # errors
 
 
-def _fail(message: str, code: int = 2) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {escape(' '.join(message.split()))}",
-                      highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn errors into one line on stderr: exit 2 for user errors (TapecastError, an unreadable
-    file), exit 1 for anything else (a bug: ``TAPECAST_DEBUG=1`` shows its traceback)."""
-    try:
-        yield
-    except typer.Exit:
-        raise
-    except TapecastError as exc:
-        _fail(str(exc))
-    except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename else ""
-        _fail(f"{where}{exc.strerror or exc}")
-    except Exception as exc:
-        if os.environ.get("TAPECAST_DEBUG"):
-            raise
-        first = (str(exc).splitlines() or [""])[0]
-        _fail(f"internal error ({type(exc).__name__}: {first}); this is a tapecast bug, please "
-              "report it (TAPECAST_DEBUG=1 shows the traceback)", code=1)
+_fail = fail
+_user_errors = user_errors
 
 
 # ---------------------------------------------------------------------------------------------
