@@ -13,6 +13,10 @@ Legend (paper notation):
     L       truncation lag; Bartlett weights w_k = 1 - k / (L + 1)
     σ²_LR   γ_0 + 2 Σ_{k=1..L} w_k γ_k  (long-run variance, 2π f_d(0))
     DM      d̄ / sqrt(σ²_LR / n)
+    n_eff   n γ_0 / σ²_LR, clipped to [1, n]  (n / n_eff is the variance inflation of d̄)
+
+``kernel="uniform"`` gives Diebold & Mariano's (1995) original truncated-uniform weights at lag
+h - 1 for h-step forecasts.
 
 References
 ----------
@@ -29,7 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -38,6 +42,7 @@ from scipy import stats  # type: ignore[import-untyped]
 from tapecast.core.errors import TapecastError
 
 MIN_N = 3  # below this the test is not computed (p_value NaN)
+Kernel = Literal["bartlett", "uniform"]
 
 
 @dataclass(frozen=True)
@@ -80,11 +85,15 @@ def _none_if_nan(value: Any) -> Any:
 
 
 def default_lag(n: int, horizon: int = 1) -> int:
-    """Default Bartlett truncation lag: max(floor(4 (n/100)^(2/9)), horizon - 1).
+    """Default Bartlett truncation lag: max(floor(4 (n/100)^(2/9)), 2 (horizon - 1)).
 
-    The first term is the Newey & West (1994) rule of thumb for the Bartlett kernel; the second
-    is the Diebold & Mariano (1995) choice for h-step forecasts, whose errors are MA(h - 1) when
-    forecast origins advance one step at a time.
+    The first term is the Newey & West (1994) rule of thumb for the Bartlett kernel. The second
+    covers h-step forecasts, whose loss differentials are MA(h - 1) when forecast origins advance
+    one step at a time (Diebold & Mariano 1995 truncate at h - 1 with uniform weights). Bartlett
+    weights at lag h - 1 are only 1/h, so we truncate at twice that; in our simulations this cut
+    the over-rejection of a 5 % test on MA(4) differentials (n = 250) from 11.5 % to 9.6 %
+    (``docs/evaluation-tests.md``). ``kernel="uniform"`` in :func:`diebold_mariano` is closer
+    to nominal size for pure MA(h - 1) differentials.
 
     Parameters
     ----------
@@ -99,7 +108,7 @@ def default_lag(n: int, horizon: int = 1) -> int:
         The lag L >= 0, never above n - 1.
     """
     rule = math.floor(4.0 * float((max(n, 0) / 100.0) ** (2.0 / 9.0)))
-    return max(0, min(max(rule, horizon - 1), n - 1))
+    return max(0, min(max(rule, 2 * (horizon - 1)), n - 1))
 
 
 def _autocovariances(x: NDArray[np.float64], lag: int) -> NDArray[np.float64]:
@@ -109,11 +118,16 @@ def _autocovariances(x: NDArray[np.float64], lag: int) -> NDArray[np.float64]:
     return np.array([np.dot(dev[k:], dev[: n - k]) / n for k in range(lag + 1)])
 
 
-def _long_run_variance(x: NDArray[np.float64], lag: int) -> tuple[float, float]:
-    """(σ²_LR, γ_0) of a clean 1-D series with Bartlett weights up to ``lag``."""
+def _long_run_variance(
+    x: NDArray[np.float64], lag: int, kernel: Kernel = "bartlett"
+) -> tuple[float, float]:
+    """(σ²_LR, γ_0) of a clean 1-D series with Bartlett (or uniform) weights up to ``lag``."""
     gamma = _autocovariances(x, lag)  # (L+1,)
     k = np.arange(1, lag + 1)
-    weights = 1.0 - k / (lag + 1.0)  # Bartlett, Newey & West (1987) eq. (2)
+    if kernel == "uniform":
+        weights = np.ones(lag)  # DM (1995): truncated uniform kernel
+    else:
+        weights = 1.0 - k / (lag + 1.0)  # Bartlett, Newey & West (1987)
     return float(gamma[0] + 2.0 * np.dot(weights, gamma[1:])), float(gamma[0])
 
 
@@ -155,6 +169,12 @@ def _check_lag(lag: int, n: int) -> int:
     return min(int(lag), n - 1)
 
 
+def _dm_lag(n: int, horizon: int, kernel: Kernel) -> int:
+    if kernel == "uniform":
+        return max(0, min(horizon - 1, n - 1))
+    return default_lag(n, horizon)
+
+
 def _hln_factor(n: int, horizon: int) -> float:
     """Harvey, Leybourne & Newbold (1997) eq. (9): sqrt((n + 1 - 2h + h(h-1)/n) / n)."""
     inner = (n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n
@@ -168,6 +188,7 @@ def diebold_mariano(
     lag: int | None = None,
     harvey_correction: bool = True,
     horizon: int = 1,
+    kernel: Kernel = "bartlett",
 ) -> DMResult:
     """Diebold–Mariano test of equal expected loss, with a HAC variance.
 
@@ -183,7 +204,12 @@ def diebold_mariano(
         Student t with n - 1 df; otherwise from the standard normal (DM 1995).
     horizon : int, default 1
         Forecast horizon h of the losses (1 for one-step losses; H for losses averaged over H
-        steps of overlapping windows). Sets the lag floor h - 1 and the HLN factor.
+        steps of overlapping windows). Sets the lag floor (:func:`default_lag`) and the HLN
+        factor.
+    kernel : {"bartlett", "uniform"}, default "bartlett"
+        Newey–West weights (always non-negative variance), or DM's (1995) uniform weights,
+        meant for ``lag = horizon - 1`` (the default lag for this kernel); when the uniform
+        estimate is not positive the Bartlett estimate at the same lag is used.
 
     Returns
     -------
@@ -195,13 +221,17 @@ def diebold_mariano(
         raise TapecastError(f"loss_a and loss_b must have the same shape, got {a.shape}, {b.shape}")
     if horizon < 1:
         raise TapecastError(f"horizon must be >= 1, got {horizon}")
+    if kernel not in ("bartlett", "uniform"):
+        raise TapecastError(f"kernel must be 'bartlett' or 'uniform', got {kernel!r}")
     d = (a - b)[np.isfinite(a) & np.isfinite(b)]  # (n,) NaN pairs dropped
     n = int(d.size)
     mean_diff = float(d.mean()) if n else math.nan
-    use_lag = default_lag(n, horizon) if lag is None else _check_lag(lag, max(n, 1))
+    use_lag = _dm_lag(n, horizon, kernel) if lag is None else _check_lag(lag, max(n, 1))
     if n < MIN_N:
         return DMResult(math.nan, math.nan, mean_diff, n, math.nan, use_lag)
-    lrv, gamma0 = _long_run_variance(d, use_lag)
+    lrv, gamma0 = _long_run_variance(d, use_lag, kernel)
+    if kernel == "uniform" and not lrv > 0.0:
+        lrv, gamma0 = _long_run_variance(d, use_lag, "bartlett")
     if not lrv > 0.0:
         return DMResult(math.nan, math.nan, mean_diff, n, math.nan, use_lag)
     n_eff = float(np.clip(n * gamma0 / lrv, 1.0, n))
@@ -220,6 +250,7 @@ def dm_by_step(
     *,
     lag: int | None = None,
     harvey_correction: bool = True,
+    kernel: Kernel = "bartlett",
 ) -> list[DMResult]:
     """Diebold–Mariano test per horizon step.
 
@@ -231,6 +262,8 @@ def dm_by_step(
         Bartlett lag for every step; default :func:`default_lag` ``(n, h)`` for step h = 1..H.
     harvey_correction : bool, default True
         As in :func:`diebold_mariano`, with horizon h for step h.
+    kernel : {"bartlett", "uniform"}, default "bartlett"
+        As in :func:`diebold_mariano`.
 
     Returns
     -------
@@ -244,7 +277,12 @@ def dm_by_step(
         )
     return [
         diebold_mariano(
-            a[:, j], b[:, j], lag=lag, harvey_correction=harvey_correction, horizon=j + 1
+            a[:, j],
+            b[:, j],
+            lag=lag,
+            harvey_correction=harvey_correction,
+            horizon=j + 1,
+            kernel=kernel,
         )
         for j in range(a.shape[1])
     ]
