@@ -1,0 +1,346 @@
+"""The forecaster seam: the ``Forecaster`` protocol, training windows, baseline base, registry.
+
+Every tapecast forecaster (baselines and learned models alike) is fitted on a
+:class:`~tapecast.features.batch.ForecastBatch` of training origins and samples joint forecasts
+for a batch of test origins::
+
+    forecaster = get_baseline("climatology").fit(train_batch, seed=0)
+    samples = forecaster.sample(test_batch, n_samples=32, seed=1)   # values (B, S, K, H)
+
+Samples are in the batch's raw units, with window ids, time stamps, instruments and regimes
+taken from the horizon part of the batch.
+
+Training windows
+----------------
+Training batches hold stride-1 origins, so the ``C + H`` windows of neighbouring origins
+overlap and every window appears up to ``C + H`` times. :class:`TrainingWindows` takes each
+window once, keyed by ``(instrument, window_id)`` (the first occurrence wins), whatever the
+stride or the order of the origins, and keeps the one-step transitions ``(x_t, x_{t+1})`` that
+lie inside one origin's window sequence. Because a dataset never lets an origin's sequence
+cross a session boundary, these transitions are within-session by construction, even though
+window ids run on across sessions. A caller holding the windows table itself can build
+:class:`TrainingWindows` directly and pass it to ``fit`` instead of a batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tapecast.core.errors import TapecastError
+from tapecast.core.forecast import Samples
+from tapecast.features.batch import ForecastBatch
+
+
+@runtime_checkable
+class Forecaster(Protocol):
+    """What every tapecast forecaster offers (baselines and models alike)."""
+
+    name: str
+
+    def fit(self, train: ForecastBatch, *, seed: int = 0) -> Self:
+        """Fit on the training origins; returns the fitted forecaster."""
+        ...
+
+    def sample(self, batch: ForecastBatch, n_samples: int, *, seed: int = 0) -> Samples:
+        """Draw ``n_samples`` joint forecasts per origin, values (B, n_samples, K, H), raw units."""
+        ...
+
+
+# ----------------------------------------------------------------------------------------------
+# training windows
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingWindows:
+    """Each training window once, plus the within-session one-step transitions.
+
+    Parameters
+    ----------
+    channels : tuple of str, length K
+    values : ndarray, float64, shape (N, K)
+        One row per distinct window (NaN where a channel is undefined).
+    instruments : ndarray of str, shape (N,)
+    window_ids : ndarray of int64, shape (N,)
+    pairs : ndarray, float64, shape (M, 2, K)
+        Transitions ``(x_t, x_{t+1})`` between adjacent windows of one session.
+    pair_instruments : ndarray of str, shape (M,)
+    """
+
+    channels: tuple[str, ...]
+    values: NDArray[np.float64]
+    instruments: NDArray[np.str_]
+    window_ids: NDArray[np.int64]
+    pairs: NDArray[np.float64]
+    pair_instruments: NDArray[np.str_]
+
+    def __post_init__(self) -> None:
+        n, k = self.values.shape
+        if len(self.channels) != k or self.pairs.shape[1:] != (2, k):
+            raise TapecastError(f"training windows: {len(self.channels)} channel names, values "
+                                f"{self.values.shape}, pairs {self.pairs.shape}")
+        if self.instruments.shape != (n,) or self.window_ids.shape != (n,):
+            raise TapecastError(f"training windows: instruments/window_ids must have shape ({n},)")
+        if self.pair_instruments.shape != (self.pairs.shape[0],):
+            raise TapecastError("training windows: pair_instruments must have one entry per pair")
+
+    @classmethod
+    def from_batch(cls, batch: ForecastBatch) -> TrainingWindows:
+        """Distinct windows and within-origin transitions of a (possibly overlapping) batch."""
+        seq = np.concatenate([batch.context, batch.target], axis=2)  # (B, K, C+H)
+        b, k, length = seq.shape
+        rows = seq.transpose(0, 2, 1).reshape(b * length, k)  # (B*(C+H), K)
+        inst = np.repeat(np.asarray(batch.instruments).astype(str), length)
+        ids = np.asarray(batch.window_ids, dtype=np.int64).reshape(-1)
+        first = _first_occurrence(inst, ids)
+        order = first[np.lexsort((ids[first], inst[first]))]
+        # a transition is (position j, j+1) of one origin, keyed by the id of its first window
+        start = np.arange(b * length).reshape(b, length)[:, :-1].reshape(-1)
+        first_pairs = start[_first_occurrence(inst[start], ids[start])]
+        pairs = np.stack([rows[first_pairs], rows[first_pairs + 1]], axis=1)  # (M, 2, K)
+        return cls(tuple(batch.channels), _finite_or_nan(rows[order]), inst[order], ids[order],
+                   _finite_or_nan(pairs), inst[first_pairs])
+
+    def for_instrument(self, instrument: str) -> TrainingWindows:
+        """The windows and transitions of one instrument (possibly none)."""
+        w, p = self.instruments == instrument, self.pair_instruments == instrument
+        return TrainingWindows(self.channels, self.values[w], self.instruments[w],
+                               self.window_ids[w], self.pairs[p], self.pair_instruments[p])
+
+    def complete_rows(self) -> NDArray[np.float64]:
+        """Windows whose every channel is finite, shape (N', K)."""
+        return self.values[np.isfinite(self.values).all(axis=1)]
+
+    def complete_pairs(self) -> NDArray[np.float64]:
+        """Transitions whose both windows are finite in every channel, shape (M', 2, K)."""
+        return self.pairs[np.isfinite(self.pairs).all(axis=(1, 2))]
+
+
+def _first_occurrence(instruments: NDArray[np.str_], ids: NDArray[np.int64]) -> NDArray[np.intp]:
+    """Positions of the first occurrence of each distinct ``(instrument, id)`` key."""
+    if ids.size == 0:
+        return np.zeros(0, dtype=np.intp)
+    _, inst_code = np.unique(instruments, return_inverse=True)
+    span = int(ids.max() - ids.min()) + 1
+    key = inst_code.astype(np.int64) * span + (ids - ids.min())
+    _, first = np.unique(key, return_index=True)
+    return np.sort(first).astype(np.intp)
+
+
+def _finite_or_nan(a: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``a`` as float64 with every non-finite entry (inf too) replaced by NaN."""
+    out = np.array(a, dtype=np.float64)
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# NaN handling shared by the context-based baselines
+
+
+def nan_moments(x: NDArray[np.float64], axis: int, ddof: int = 1
+                ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
+    """Mean, std and count of the finite values of ``x`` along ``axis``, without warnings.
+
+    Returns
+    -------
+    mean, std, n : ndarrays with ``axis`` removed; mean is NaN where ``n == 0`` and std where
+    ``n <= ddof``.
+    """
+    v = _finite_or_nan(x)
+    ok = np.isfinite(v)
+    n = ok.sum(axis=axis)
+    v0 = np.where(ok, v, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = v0.sum(axis=axis) / n
+        dev = np.where(ok, v - np.expand_dims(mean, axis), 0.0)
+        std = np.sqrt((dev**2).sum(axis=axis) / (n - ddof))
+    std = np.where(n > ddof, std, np.nan)
+    return mean, std, n.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class ChannelStats:
+    """Per-channel mean and std of the training windows: the fallback for empty contexts.
+
+    Parameters
+    ----------
+    mean, std : ndarray, float64, shape (K,)
+    """
+
+    mean: NDArray[np.float64]
+    std: NDArray[np.float64]
+
+    @classmethod
+    def from_windows(cls, windows: TrainingWindows) -> ChannelStats:
+        mean, std, n = nan_moments(windows.values, axis=0)
+        missing = [c for c, count in zip(windows.channels, n, strict=True) if count == 0]
+        if missing:
+            raise TapecastError(f"the training windows have no finite value of channel(s) "
+                                f"{missing}; cannot fit a forecaster")
+        return cls(mean, np.where(np.isfinite(std), std, 0.0))
+
+
+def forward_fill(context: NDArray[np.float64], fallback: NDArray[np.float64]
+                 ) -> NDArray[np.float64]:
+    """Fill NaN in each context series with its last finite value.
+
+    Leading NaNs take the series' first finite value; a series with no finite value takes
+    ``fallback`` of its channel.
+
+    Parameters
+    ----------
+    context : ndarray, float64, shape (B, K, C)
+    fallback : ndarray, float64, shape (K,)
+
+    Returns
+    -------
+    ndarray, float64, shape (B, K, C), finite wherever ``fallback`` is.
+    """
+    x = _finite_or_nan(context)
+    ok = np.isfinite(x)
+    c = x.shape[2]
+    last = np.where(ok, np.arange(c), -1)
+    np.maximum.accumulate(last, axis=2, out=last)  # index of the last finite value so far
+    first = np.where(ok.any(axis=2), ok.argmax(axis=2), 0)[..., None]  # (B, K, 1)
+    idx = np.where(last < 0, first, last)
+    filled = np.take_along_axis(x, idx, axis=2)
+    return np.where(np.isfinite(filled), filled, fallback[None, :, None])
+
+
+def context_moments(context: NDArray[np.float64], fallback: ChannelStats
+                    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """NaN-aware mean and std (ddof=1) of each context series.
+
+    Series with fewer than 2 finite values take the training ``fallback`` mean and std.
+
+    Returns
+    -------
+    mean, std : ndarray, float64, shape (B, K)
+    """
+    mean, std, n = nan_moments(context, axis=2)
+    few = n < 2
+    return (np.where(few, fallback.mean[None, :], mean), np.where(few, fallback.std[None, :], std))
+
+
+# ----------------------------------------------------------------------------------------------
+# configs and the baseline base class
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """Base of every baseline's frozen config: ``to_dict`` for provenance (JSON-ready)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self).items()}
+
+
+ConfigT = TypeVar("ConfigT", bound=BaselineConfig)
+
+
+class Baseline(ABC, Generic[ConfigT]):
+    """Shared plumbing: fitted-state checks, channel checks, seeding, the returned ``Samples``.
+
+    Subclasses set ``name`` and ``config_class`` and implement ``_fit`` and ``_draw``.
+    ``fit`` stores the channel names and the training :class:`ChannelStats` (the fallback
+    for a context channel with no finite value).
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[BaselineConfig]]
+
+    def __init__(self, config: ConfigT | None = None) -> None:
+        self.config: ConfigT = config if config is not None else self.config_class()  # type: ignore[assignment]
+        self._channels: tuple[str, ...] | None = None
+        self._stats: ChannelStats | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Name and config, for a forecast's provenance."""
+        return {"name": self.name, "config": self.config.to_dict()}
+
+    def fit(self, train: ForecastBatch | TrainingWindows, *, seed: int = 0) -> Self:
+        """Fit on training origins (or on prepared :class:`TrainingWindows`)."""
+        windows = train if isinstance(train, TrainingWindows) else TrainingWindows.from_batch(train)
+        self._stats = ChannelStats.from_windows(windows)
+        self._fit(windows, seed)
+        self._channels = windows.channels
+        return self
+
+    def sample(self, batch: ForecastBatch, n_samples: int, *, seed: int = 0) -> Samples:
+        """Draw ``n_samples`` forecasts per origin.
+
+        Returns
+        -------
+        Samples
+            values float32 (B, n_samples, K, H) in the batch's raw units; window ids,
+            time stamps, instruments and regimes of the horizon windows.
+        """
+        if self._channels is None or self._stats is None:
+            raise TapecastError(f"baseline '{self.name}' must be fitted before sampling")
+        if tuple(batch.channels) != self._channels:
+            raise TapecastError(f"baseline '{self.name}' was fitted on channels "
+                                f"{list(self._channels)}, the batch has {list(batch.channels)}")
+        if n_samples < 1:
+            raise TapecastError(f"n_samples must be at least 1, got {n_samples}")
+        rng = np.random.default_rng(seed)
+        values = self._draw(batch, n_samples, rng, self._stats)  # (B, S, K, H)
+        c = batch.context_length
+        return Samples(values.astype(np.float32), self._channels, batch.window_ids[:, c:],
+                       batch.timestamps[:, c:], batch.instruments, batch.regimes)
+
+    @abstractmethod
+    def _fit(self, windows: TrainingWindows, seed: int) -> None:
+        """Fit the baseline's own state."""
+
+    @abstractmethod
+    def _draw(self, batch: ForecastBatch, n_samples: int, rng: np.random.Generator,
+              stats: ChannelStats) -> NDArray[np.float64]:
+        """Draws of shape (B, n_samples, K, H), finite, raw units."""
+
+
+# ----------------------------------------------------------------------------------------------
+# registry keyed by the CLI names
+
+_BASELINES: dict[str, type[Baseline[Any]]] = {}
+BaselineT = TypeVar("BaselineT", bound=type[Baseline[Any]])
+
+
+def register(cls: BaselineT) -> BaselineT:
+    """Class decorator: make a baseline available to :func:`get_baseline` under ``cls.name``."""
+    if cls.name in _BASELINES and _BASELINES[cls.name] is not cls:
+        raise TapecastError(f"a baseline named '{cls.name}' is already registered")
+    _BASELINES[cls.name] = cls
+    return cls
+
+
+def baseline_names() -> tuple[str, ...]:
+    """The registered baseline names (the CLI's ``tapecast baseline NAME``)."""
+    importlib.import_module("tapecast.models.baselines")  # importing it registers every baseline
+    return tuple(sorted(_BASELINES))
+
+
+def get_baseline(name: str, **options: Any) -> Baseline[Any]:
+    """An unfitted baseline ``name`` built with config ``options``.
+
+    Raises
+    ------
+    TapecastError
+        For an unknown name or option, or an option value its config rejects.
+    """
+    names = baseline_names()
+    if name not in _BASELINES:
+        raise TapecastError(f"unknown baseline '{name}'; choose one of {list(names)}")
+    cls = _BASELINES[name]
+    fields = {f.name for f in dataclasses.fields(cls.config_class)}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise TapecastError(f"baseline '{name}' has no option(s) {unknown}; "
+                            f"its options are {sorted(fields)}")
+    return cls(cls.config_class(**options))
