@@ -210,3 +210,11 @@ def test_batches_when_shuffled_with_seed_then_every_sample_once(windows: pl.Data
         + 10_000 * (ds.origins["instrument"].to_numpy() == "BBB")
     assert sorted(seen.tolist()) == sorted(expected.tolist())
     assert seen.tolist() != expected.tolist()
+
+
+def test_origins_when_rows_shuffled_then_same_as_sorted(windows: pl.DataFrame) -> None:
+    shuffled = windows.sample(fraction=1.0, shuffle=True, seed=11)
+    a = ForecastDataset(windows, "train", C, H)
+    b = ForecastDataset(shuffled, "train", C, H)
+    assert a.origins.equals(b.origins)
+    np.testing.assert_array_equal(a.batch(slice(None)).context, b.batch(slice(None)).context)

@@ -66,6 +66,14 @@ def _utc_ns(column: pl.Series) -> NDArray[np.datetime64]:
     return np.asarray(column.cast(pl.Datetime("ns")).to_numpy(), dtype="datetime64[ns]")
 
 
+def _is_sorted(windows: pl.DataFrame) -> bool:
+    """Whether rows are ordered by instrument, then strictly increasing window id."""
+    prev_inst, prev_win = pl.col("instrument").shift(1), pl.col("window").shift(1)
+    in_order = (pl.col("instrument") > prev_inst) \
+        | ((pl.col("instrument") == prev_inst) & (pl.col("window") > prev_win))
+    return bool(windows.select(in_order.fill_null(True).all()).item())
+
+
 def _valid_starts(ok: NDArray[np.bool_], linked: NDArray[np.bool_], session: NDArray[np.int32],
                   context: int, horizon: int) -> NDArray[np.int64]:
     """Rows ``r`` (sorted by instrument, window) where rows ``r .. r+L-1`` form a valid sample.
@@ -106,16 +114,21 @@ def _context_means(values: NDArray[np.float64], starts: NDArray[np.int64],
         return np.where(n > 0, (total[starts + context] - total[starts]) / n, np.nan)
 
 
+def _regime_codes(values: NDArray[np.float64],
+                  thresholds: tuple[float, float] | None) -> NDArray[np.int8]:
+    """0 low, 1 mid, 2 high, 3 unknown (NaN value or no thresholds)."""
+    if thresholds is None:
+        return np.full(values.shape, 3, dtype=np.int8)
+    codes = (values >= thresholds[0]).astype(np.int8) + (values >= thresholds[1])
+    return np.where(np.isfinite(values), codes, 3).astype(np.int8)
+
+
 def regime_labels(values: ArrayLike,
                   thresholds: tuple[float, float] | None) -> NDArray[np.str_]:
     """``low`` below the first threshold, ``high`` at or above the second, ``mid`` between;
     ``unknown`` for NaN values or when no thresholds are given."""
-    v = np.asarray(values, dtype=np.float64)
-    if thresholds is None:
-        return np.full(v.shape, UNKNOWN_REGIME)
-    low, high = thresholds
-    labels = np.where(v < low, "low", np.where(v < high, "mid", "high"))
-    return np.where(np.isfinite(v), labels, UNKNOWN_REGIME)
+    codes = _regime_codes(np.asarray(values, dtype=np.float64), thresholds)
+    return np.asarray((*REGIME_LABELS, UNKNOWN_REGIME))[codes]
 
 
 class ForecastDataset:
@@ -163,7 +176,9 @@ class ForecastDataset:
         self.channels = tuple(channels)
         self.regime_thresholds = regime_thresholds
         ok = _split_mask(windows, split, split_labels)
-        frame = windows.with_columns(pl.Series("_ok", ok)).sort("instrument", "window")
+        frame = windows.with_columns(pl.Series("_ok", ok))
+        if not _is_sorted(frame):
+            frame = frame.sort("instrument", "window")
         self.windows = frame.drop("_ok")
         self._load_arrays(frame)
         starts = _valid_starts(self._ok, self._linked, self._session, context, horizon)
@@ -183,12 +198,14 @@ class ForecastDataset:
         self._window = frame["window"].cast(pl.Int64).to_numpy()
         self._end_ts = _utc_ns(frame["window_end_ts"])
         self._session = frame["session_date"].cast(pl.Int32).to_numpy()
-        self._instrument = frame["instrument"].cast(pl.String).to_numpy()
-        same = frame.select((pl.col("instrument") == pl.col("instrument").shift(1))
-                            .fill_null(False))["instrument"].to_numpy()
+        new_instrument = frame.select((pl.col("instrument") != pl.col("instrument").shift(1))
+                                      .fill_null(True))["instrument"].to_numpy()
+        self._instrument_code = np.cumsum(new_instrument) - 1  # (N,) index into the names
+        self._instrument_names = np.asarray(frame["instrument"].filter(new_instrument)
+                                            .cast(pl.String).to_list(), dtype=str)
         step = np.zeros(frame.height, dtype=bool)
         step[1:] = np.diff(self._window) == 1
-        self._linked = same & step
+        self._linked = ~new_instrument & step
 
     def _regime_k(self) -> int:
         if REGIME_CHANNEL not in self.channels:
@@ -197,16 +214,20 @@ class ForecastDataset:
 
     def _origins_frame(self) -> pl.DataFrame:
         s, c, length = self._start, self.context, self.context + self.horizon
+        names = pl.Series(self._instrument_names.tolist(), dtype=pl.String)
+        codes = _regime_codes(self._regime_value, self.regime_thresholds)
+        regimes = pl.Series(codes).replace_strict(
+            [0, 1, 2, 3], [*REGIME_LABELS, UNKNOWN_REGIME], return_dtype=pl.String)
         return pl.DataFrame({
-            "instrument": self._instrument[s],
+            "instrument": names.gather(self._instrument_code[s]),
             "origin": self._window[s + c - 1],
             "first_window": self._window[s],
             "last_window": self._window[s + length - 1],
             "session_date": self._session[s + length - 1],
             "origin_ts": self._end_ts[s + c - 1],
             "regime_value": self._regime_value,
-            "regime": regime_labels(self._regime_value, self.regime_thresholds),
-        }, schema_overrides={"instrument": pl.String}).with_columns(
+            "regime": regimes,
+        }).with_columns(
             pl.col("session_date").cast(pl.Date),
             pl.col("origin_ts").cast(pl.Datetime("ns")).dt.replace_time_zone("UTC"))
 
@@ -231,9 +252,10 @@ class ForecastDataset:
                 f"{what} windows per session: {shown}{more}; {size}")
 
     def _session_counts(self) -> list[tuple[str, Any, int]]:
-        part = pl.DataFrame({"i": self._instrument[self._ok], "d": self._session[self._ok]}) \
+        part = pl.DataFrame({"i": self._instrument_code[self._ok],
+                             "d": self._session[self._ok]}) \
             .with_columns(pl.col("d").cast(pl.Date)).group_by("i", "d", maintain_order=True).len()
-        return [(str(i), d, int(n)) for i, d, n in part.iter_rows()]
+        return [(str(self._instrument_names[i]), d, int(n)) for i, d, n in part.iter_rows()]
 
     # access -----------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -264,7 +286,8 @@ class ForecastDataset:
         return ForecastBatch(self.channels, values[:, :, :self.context],
                              values[:, :, self.context:], self._n_trades[rows],
                              self._n_signed[rows], self._window[rows], self._end_ts[rows],
-                             self._instrument[self._start[sel]].astype(str), regimes)
+                             self._instrument_names[self._instrument_code[self._start[sel]]],
+                             regimes)
 
     def batches(self, batch_size: int, shuffle: bool = False,
                 seed: int | None = None) -> Iterator[ForecastBatch]:
