@@ -61,6 +61,9 @@ class Forecaster(Protocol):
 class TrainingWindows:
     """Each training window once, plus the within-session one-step transitions.
 
+    Windows and transitions are sorted by instrument, then window id (of the first window of a
+    transition), so they do not depend on the order of the origins.
+
     Parameters
     ----------
     channels : tuple of str, length K
@@ -103,6 +106,7 @@ class TrainingWindows:
         # a transition is (position j, j+1) of one origin, keyed by the id of its first window
         start = np.arange(b * length).reshape(b, length)[:, :-1].reshape(-1)
         first_pairs = start[_first_occurrence(inst[start], ids[start])]
+        first_pairs = first_pairs[np.lexsort((ids[first_pairs], inst[first_pairs]))]
         pairs = np.stack([rows[first_pairs], rows[first_pairs + 1]], axis=1)  # (M, 2, K)
         return cls(tuple(batch.channels), _finite_or_nan(rows[order]), inst[order], ids[order],
                    _finite_or_nan(pairs), inst[first_pairs])

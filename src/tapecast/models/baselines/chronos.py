@@ -90,6 +90,8 @@ def load_pipeline(model: str, local_files_only: bool = False) -> Any:
     import torch
     from chronos import BaseChronosPipeline, ChronosBoltPipeline  # type: ignore[import-untyped]
 
+    if (os.path.isabs(model) or model.startswith(".")) and not os.path.isdir(model):
+        raise ModelUnavailableError(f"n/a offline: no Chronos-Bolt checkpoint folder at '{model}'")
     try:
         pipeline = BaseChronosPipeline.from_pretrained(
             model, device_map="cpu", dtype=torch.float32, local_files_only=local_files_only)

@@ -1,0 +1,101 @@
+"""Tests of the forecaster seam's shared parts: training windows, NaN handling, registry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tapecast.core.errors import TapecastError
+from tapecast.models.base import (
+    ChannelStats,
+    TrainingWindows,
+    context_moments,
+    forward_fill,
+    nan_moments,
+)
+from tests.models.batches import batch_from_series, concat
+
+
+def _ramp(n: int, k: int = 2, offset: float = 0.0) -> np.ndarray:
+    """Window t has value offset + t in channel 0 and offset - t in channel 1: (n, k)."""
+    t = np.arange(n, dtype=float)
+    return np.stack([offset + t, offset - t][:k], axis=1)
+
+
+def test_training_windows_when_origins_overlap_takes_each_window_once() -> None:
+    batch = batch_from_series(_ramp(40), context=10, horizon=3)  # stride 1: 28 origins
+    windows = TrainingWindows.from_batch(batch)
+    assert np.array_equal(windows.window_ids, np.arange(40))
+    assert np.array_equal(windows.values, _ramp(40))
+    assert windows.pairs.shape == (39, 2, 2)
+    assert np.array_equal(windows.pairs[:, 1, 0] - windows.pairs[:, 0, 0], np.ones(39))
+
+
+def test_training_windows_when_origins_shuffled_gives_the_same_windows() -> None:
+    batch = batch_from_series(_ramp(40), context=10, horizon=3, stride=2)
+    order = np.random.default_rng(0).permutation(batch.size)
+    a, b = TrainingWindows.from_batch(batch), TrainingWindows.from_batch(batch.select(order))
+    assert np.array_equal(a.values, b.values) and np.array_equal(a.pairs, b.pairs)
+
+
+def test_training_windows_when_two_sessions_has_no_pair_across_them() -> None:
+    first = batch_from_series(_ramp(20), context=5, horizon=2)
+    # the next session's ids continue (ids are consecutive across sessions), its level jumps
+    second = batch_from_series(_ramp(20, offset=100.0), context=5, horizon=2, first_id=20)
+    windows = TrainingWindows.from_batch(concat(first, second))
+    assert windows.values.shape == (40, 2)
+    assert windows.pairs.shape[0] == 38  # 19 per session, none from id 19 to id 20
+    jumps = np.abs(windows.pairs[:, 1, 0] - windows.pairs[:, 0, 0])
+    assert jumps.max() == 1.0
+
+
+def test_training_windows_when_instruments_share_ids_keeps_both() -> None:
+    spy = batch_from_series(_ramp(15), context=5, horizon=2)
+    qqq = batch_from_series(_ramp(15, offset=50.0), context=5, horizon=2, instrument="QQQ")
+    windows = TrainingWindows.from_batch(concat(spy, qqq))
+    assert windows.values.shape == (30, 2)
+    assert windows.for_instrument("QQQ").values[0, 0] == 50.0
+    assert windows.for_instrument("QQQ").pairs.shape[0] == 14
+
+
+def test_training_windows_when_value_is_inf_stores_nan_and_drops_incomplete_rows() -> None:
+    series = _ramp(12)
+    series[4, 1] = np.inf
+    windows = TrainingWindows.from_batch(batch_from_series(series, context=4, horizon=2))
+    assert np.isnan(windows.values[4, 1])
+    assert windows.complete_rows().shape == (11, 2)
+    assert windows.complete_pairs().shape == (9, 2, 2)  # pairs (3,4) and (4,5) dropped
+
+
+def test_forward_fill_when_gaps_fills_last_then_first_then_fallback() -> None:
+    ctx = np.array([[[np.nan, 1.0, np.nan, 3.0, np.nan],
+                     [np.nan] * 5]])  # (1, 2, 5)
+    filled = forward_fill(ctx, np.array([9.0, 7.0]))
+    assert np.array_equal(filled[0, 0], [1.0, 1.0, 1.0, 3.0, 3.0])
+    assert np.array_equal(filled[0, 1], [7.0] * 5)
+
+
+def test_nan_moments_when_values_missing_matches_numpy_on_defined_values() -> None:
+    x = np.random.default_rng(0).normal(size=(3, 50))
+    x[0, ::3] = np.nan
+    mean, std, n = nan_moments(x, axis=1)
+    assert n[0] == 33
+    assert mean[0] == pytest.approx(np.nanmean(x[0]))
+    assert std[0] == pytest.approx(np.nanstd(x[0], ddof=1))
+
+
+def test_context_moments_when_fewer_than_two_values_uses_fallback() -> None:
+    ctx = np.full((1, 2, 4), np.nan)
+    ctx[0, 0] = [1.0, 2.0, 3.0, 4.0]
+    ctx[0, 1, 2] = 5.0
+    mean, std = context_moments(ctx, ChannelStats(np.array([0.0, -1.0]), np.array([1.0, 2.0])))
+    assert mean[0, 0] == 2.5 and std[0, 0] == pytest.approx(np.std([1, 2, 3, 4], ddof=1))
+    assert (mean[0, 1], std[0, 1]) == (-1.0, 2.0)
+
+
+def test_channel_stats_when_channel_never_defined_raises() -> None:
+    series = _ramp(10)
+    series[:, 1] = np.nan
+    windows = TrainingWindows.from_batch(batch_from_series(series, context=4, horizon=2))
+    with pytest.raises(TapecastError, match="no finite value"):
+        ChannelStats.from_windows(windows)
