@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 
 from tapecast.core.errors import TapecastError
 from tapecast.features import kernels
+from tapecast.features.channels import CHANNELS, IMBALANCE_CHANNELS
 from tapecast.features.filters import (
     CONDITION_CODES,
     ConditionCodes,
@@ -48,12 +49,14 @@ from tapecast.features.sessions import (
     session_bounds,
 )
 
-CHANNELS: Final[tuple[str, ...]] = (
-    "imb_a0", "imb_a025", "imb_a05", "imb_a075", "imb_a1",
-    "log_ret", "log_realized_var", "log_tot_vol",
-)
-IMBALANCE_CHANNELS: Final[tuple[str, ...]] = CHANNELS[:5]
+# CHANNELS (the fixed order) and IMBALANCE_CHANNELS live in features/channels.py, shared with
+# normalization and datasets; re-exported here as the order-flow pipeline's vocabulary
 ALPHAS: Final[tuple[float, ...]] = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+__all__ = [
+    "ALPHAS", "CHANNELS", "IMBALANCE_CHANNELS", "WINDOWS_SCHEMA", "OrderFlowConfig",
+    "OrderFlowResult", "infer_tick_size", "orderflow_windows",
+]
 
 _TS: Final = pl.Datetime("ns", "UTC")
 WINDOWS_SCHEMA: Final = pl.Schema({
