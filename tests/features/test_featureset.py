@@ -108,11 +108,16 @@ def test_dataset_when_walk_forward_fold_then_labels_recomputed_from_spec(
     assert pooled.height > sum(len(fs.dataset("test", stride=1, fold=k)) for k in range(3))
 
 
-def test_build_when_test_session_too_short_then_error_suggests_window_size(
+def test_build_when_sessions_too_short_then_one_error_for_every_split_and_a_size(
         windows: pl.DataFrame) -> None:
-    with pytest.raises(TapecastError, match=r"'val' forecasting samples.*trades per window"):
-        build_feature_set(windows, SplitSpec(context=25, horizon=4),
+    with pytest.raises(TapecastError) as err:
+        build_feature_set(windows, SplitSpec(context=28, horizon=4),
                           config={"window_trades": 500})
+    message = str(err.value)
+    assert ("no sample in 'val' (longest run of its windows 26), 'test' (longest run of its "
+            "windows 30)") in message
+    assert "AAA 2024-01-05: 30" in message
+    assert "about 406 trades per window (now 500" in message  # 500 * 26 / 32 (val is shortest)
 
 
 def test_open_when_folder_missing_or_invalid_then_clear_error(tmp_path: Path,

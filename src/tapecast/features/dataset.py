@@ -239,17 +239,30 @@ class ForecastDataset:
                 f"{self.stride}) where at least {min_samples} are needed")
         if not self._ok.any():
             return f"{head}; no window carries the label '{self.split}'"
-        need = length + (min_samples - 1) * self.stride
-        longest, per_session = _longest_run(self._ok, self._linked), self._session_counts()
-        longest_session = max(n for _, _, n in per_session)
-        factor = max(need / longest, self.horizon / longest_session, 1.0)
-        size = (f"about {int(window_trades / factor)} trades per window (now {window_trades}; "
-                f"windows scale ~ 1/size) would give enough" if window_trades
-                else f"windows about {factor:.1f}x smaller would give enough")
+        per_session = self._session_counts()
         shown = ", ".join(f"{i} {d}: {n}" for i, d, n in per_session[:12])
         more = f" and {len(per_session) - 12} more" if len(per_session) > 12 else ""
-        return (f"{head}; the longest run of consecutive {what} windows is {longest}, "
-                f"{what} windows per session: {shown}{more}; {size}")
+        return (f"{head}; the longest run of consecutive {what} windows is "
+                f"{self.longest_run}, {what} windows per session: {shown}{more}; "
+                f"{size_hint(self.size_factor(min_samples), window_trades)}")
+
+    @property
+    def longest_run(self) -> int:
+        """Longest stretch of consecutive windows of one instrument carrying the split label."""
+        return _longest_run(self._ok, self._linked)
+
+    def size_factor(self, min_samples: int = 1) -> float:
+        """How many times smaller the windows should be for ``min_samples`` samples (>= 1).
+
+        Windows scale ~ 1/size, so a run of R windows becomes ~ R·f windows when the window size
+        is divided by f; a sample needs ``C + H + (min_samples - 1)·stride`` windows in a run and
+        ``H`` in one session. ``inf`` when no window carries the split label.
+        """
+        if not self._ok.any():
+            return float("inf")
+        need = self.context + self.horizon + (min_samples - 1) * self.stride
+        longest_session = max(n for _, _, n in self._session_counts())
+        return max(need / self.longest_run, self.horizon / longest_session, 1.0)
 
     def _session_counts(self) -> list[tuple[str, Any, int]]:
         part = pl.DataFrame({"i": self._instrument_code[self._ok],
@@ -310,6 +323,16 @@ def _longest_run(ok: NDArray[np.bool_], linked: NDArray[np.bool_]) -> int:
     run_id = np.cumsum(brk)  # a run starts at every break
     ids = run_id[ok]
     return int(np.bincount(ids).max()) if ids.size else 0
+
+
+def size_hint(factor: float, window_trades: int | None) -> str:
+    """Words for "windows ``factor`` times smaller would give enough samples"."""
+    if not np.isfinite(factor):
+        return "no window size helps: the split has no window"
+    if window_trades:
+        return (f"about {int(window_trades / factor)} trades per window (now {window_trades}; "
+                "windows scale ~ 1/size) would give enough")
+    return f"windows about {factor:.1f}x smaller would give enough"
 
 
 def card_inputs(batch: ForecastBatch,

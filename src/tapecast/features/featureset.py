@@ -28,7 +28,7 @@ import polars as pl
 from tapecast.core.errors import TapecastError
 from tapecast.core.io import atomic_dir
 from tapecast.features.channels import CHANNELS
-from tapecast.features.dataset import ForecastDataset, fit_regime_thresholds
+from tapecast.features.dataset import ForecastDataset, fit_regime_thresholds, size_hint
 from tapecast.features.normalize import OrderFlowNormalizer
 from tapecast.features.splits import LABELS, SplitSpec, assign_splits
 
@@ -136,6 +136,25 @@ def _split_summary(windows: pl.DataFrame, samples: Mapping[str, int]) -> dict[st
     }
 
 
+def _check_enough(windows: pl.DataFrame, *datasets: ForecastDataset,
+                  window_trades: int | None) -> None:
+    """Raise one error naming every split without a sample and one window size for all."""
+    empty = [d for d in datasets if len(d) == 0]
+    if not empty:
+        return
+    first = empty[0]
+    per_session = windows.group_by("instrument", "session_date", maintain_order=True).len()
+    shown = ", ".join(f"{i} {d}: {n}" for i, d, n in per_session.head(12).iter_rows())
+    more = f" and {per_session.height - 12} more" if per_session.height > 12 else ""
+    parts = ", ".join(f"'{d.split}' (longest run of its windows {d.longest_run})" for d in empty)
+    factor = max(d.size_factor() for d in empty)
+    raise TapecastError(
+        f"too few windows for forecasting samples of {first.context + first.horizon} windows "
+        f"({first.context} context + {first.horizon} horizon): no sample in {parts}; "
+        f"windows per session: {shown}{more}; {size_hint(factor, window_trades)} "
+        "for every split")
+
+
 def build_feature_set(windows: pl.DataFrame, spec: SplitSpec,
                       config: Mapping[str, Any] | None = None,
                       summary: Mapping[str, Any] | None = None, source: str | None = None,
@@ -156,15 +175,11 @@ def build_feature_set(windows: pl.DataFrame, spec: SplitSpec,
     labelled = windows.with_columns(assign_splits(windows, spec)).sort("instrument", "window")
     meta = FeatureMeta(spec, None, channels, cfg, dict(summary or {}), source)
 
-    def dataset(split: str, thresholds: tuple[float, float] | None) -> ForecastDataset:
-        return ForecastDataset(labelled, split, spec.context, spec.horizon,
-                               regime_thresholds=thresholds, channels=channels,
-                               window_trades=meta.window_trades)
-
-    train = dataset("train", None)
-    thresholds = fit_regime_thresholds(train)
-    samples = {"train": len(train)}
-    samples.update({s: len(dataset(s, thresholds)) for s in spec.splits if s != "train"})
+    made = {s: ForecastDataset(labelled, s, spec.context, spec.horizon, channels=channels,
+                               min_samples=0) for s in spec.splits}
+    _check_enough(labelled, *made.values(), window_trades=meta.window_trades)
+    thresholds = fit_regime_thresholds(made["train"])
+    samples = {s: len(d) for s, d in made.items()}
     full = {**meta.summary, "splits": _split_summary(labelled, samples)}
     return labelled, replace(meta, regime_thresholds=thresholds, summary=full)
 
