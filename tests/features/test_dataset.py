@@ -200,6 +200,8 @@ def test_dataset_when_no_split_column_then_error_names_remedy() -> None:
     with pytest.raises(TapecastError, match="assign splits first"):
         ForecastDataset(make_windows((20, 20)), "train", C, H)
     assert len(ForecastDataset(make_windows((20, 20)), None, C, H)) > 0
+    with pytest.raises(TapecastError, match="unknown split 'testing'"):
+        ForecastDataset(make_windows((20, 20)), "testing", C, H)
 
 
 def test_batches_when_shuffled_with_seed_then_every_sample_once(windows: pl.DataFrame) -> None:

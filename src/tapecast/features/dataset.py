@@ -35,6 +35,7 @@ from tapecast.core.errors import TapecastError
 from tapecast.features.batch import ForecastBatch
 from tapecast.features.channels import CHANNELS, REGIME_CHANNEL
 from tapecast.features.normalize import OrderFlowNormalizer
+from tapecast.features.splits import SPLITS
 
 REGIME_LABELS = ("low", "mid", "high")
 UNKNOWN_REGIME = "unknown"
@@ -169,6 +170,8 @@ class ForecastDataset:
         missing = [c for c in (*_NEEDED, *channels) if c not in windows.columns]
         if missing:
             raise TapecastError(f"the windows table lacks column(s) {missing}")
+        if split is not None and split not in SPLITS:
+            raise TapecastError(f"unknown split {split!r}; expected one of {list(SPLITS)}")
         self.split, self.context, self.horizon = split, context, horizon
         self.stride = stride if stride is not None else (1 if split == "train" else horizon)
         if self.stride < 1:
