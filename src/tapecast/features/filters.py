@@ -106,7 +106,8 @@ def _parse_hex_views(views, is_null):  # type: ignore[no-untyped-def]
     Each distinct string is parsed about once: a 256-slot cache keyed by the view's bytes."""
     n = views.shape[0]
     flags = np.zeros(n, dtype=np.int64)
-    cache_key0 = np.full(256, np.uint64(0))  # length 0 never occurs in a valid key
+    cache_used = np.zeros(256, dtype=np.bool_)
+    cache_key0 = np.zeros(256, dtype=np.uint64)
     cache_key1 = np.zeros(256, dtype=np.uint64)
     cache_value = np.zeros(256, dtype=np.int64)
     for i in range(n):
@@ -115,7 +116,7 @@ def _parse_hex_views(views, is_null):  # type: ignore[no-untyped-def]
         key0 = views[i, 0]
         key1 = views[i, 1]
         slot = ((key0 ^ (key1 * np.uint64(0x9E3779B97F4A7C15))) >> np.uint64(56)) & np.uint64(255)
-        if cache_key0[slot] == key0 and cache_key1[slot] == key1:
+        if cache_used[slot] and cache_key0[slot] == key0 and cache_key1[slot] == key1:
             flags[i] = cache_value[slot]
             continue
         length = np.int64(key0 & np.uint64(0xFFFFFFFF))
@@ -125,6 +126,7 @@ def _parse_hex_views(views, is_null):  # type: ignore[no-untyped-def]
         value = _parse_hex(np.int64(word), length)
         if value < 0:
             return flags, i
+        cache_used[slot] = True
         cache_key0[slot] = key0
         cache_key1[slot] = key1
         cache_value[slot] = value
