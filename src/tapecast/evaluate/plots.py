@@ -1,0 +1,260 @@
+"""The report's figures as PNG bytes (matplotlib's Agg renderer, no display, no pyplot state).
+
+Every function takes the ``metrics.json`` dictionary (or the forecasts, for fan charts) and
+returns one PNG. Forecasters keep one colour across all figures (:func:`forecaster_colors`), the
+legend sits outside the panels, and each panel is titled with its channel group.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+
+from tapecast.core.forecast import Forecast
+
+DPI = 100
+PANEL_W, PANEL_H = 4.2, 3.0
+FAN_CONTEXT_STEPS = 30
+REGIME_ORDER = ("low", "mid", "high", "all")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<")
+
+
+def forecaster_colors(names: Sequence[str]) -> dict[str, Any]:
+    """One colour per forecaster, stable across figures (tab10, then tab20)."""
+    cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
+    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+
+
+def display_groups(channels: Sequence[str], groups: Sequence[str]) -> list[str]:
+    """Groups worth a panel: ``imbalance`` (if present) then every non-imbalance channel."""
+    if "imbalance" in groups:
+        return ["imbalance", *[c for c in channels if not c.startswith("imb_")]]
+    return list(channels)
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)  # a bare Figure renders with Agg
+    return buffer.getvalue()
+
+
+def _grid(n_panels: int, max_cols: int = 4, title: str = "",
+          panel: tuple[float, float] = (PANEL_W, PANEL_H)) -> tuple[Figure, list[Any]]:
+    """A constrained-layout figure with ``n_panels`` axes (extra axes hidden)."""
+    cols = min(max_cols, max(1, n_panels))
+    rows = -(-n_panels // cols)
+    fig = Figure(figsize=(panel[0] * cols, panel[1] * rows + 0.8), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    flat = list(axes.ravel())
+    for ax in flat[n_panels:]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize=13)
+    return fig, flat[:n_panels]
+
+
+def _legend(fig: Figure, axes: Sequence[Any], n: int) -> None:
+    """One legend for the figure, below the panels, from the first axis with labelled artists."""
+    for ax in axes:
+        handles, labels = ax.get_legend_handles_labels()
+        if handles:
+            fig.legend(handles, labels, loc="outside lower center", ncols=min(n, 6), fontsize=10,
+                       frameon=False)
+            return
+
+
+def _forecaster_groups(metrics: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    entries = metrics["forecasters"]
+    names = list(entries)
+    first = entries[names[0]]
+    groups = list(next(iter(first["coverage"].values())))
+    return names, display_groups(first["channels"], groups)
+
+
+def reliability_diagram(metrics: Mapping[str, Any]) -> bytes:
+    """Nominal vs observed rank-based central-interval coverage, one panel per channel group."""
+    names, groups = _forecaster_groups(metrics)
+    colors = forecaster_colors(names)
+    fig, axes = _grid(len(groups), max_cols=4,
+                      title="Reliability: observed vs nominal central-interval coverage "
+                            "(rank-based, all regimes)")
+    for ax, group in zip(axes, groups, strict=True):
+        ax.plot([0, 100], [0, 100], color="0.6", lw=1, ls="--", label="ideal")
+        for i, name in enumerate(names):
+            cov = metrics["forecasters"][name]["coverage"]
+            levels = sorted(cov, key=float)
+            observed = [np.nan if cov[lv][group]["all"] is None else 100 * cov[lv][group]["all"]
+                        for lv in levels]
+            ax.plot([float(lv) for lv in levels], observed, marker=_MARKERS[i % len(_MARKERS)],
+                    color=colors[name], label=name, lw=1.5, ms=5)
+        ax.set(title=group, xlabel="nominal coverage (%)", ylabel="observed coverage (%)",
+               xlim=(40, 100), ylim=(0, 100))
+        ax.grid(alpha=0.3)
+    _legend(fig, axes, len(names) + 1)
+    return _png(fig)
+
+
+def pit_histograms(metrics: Mapping[str, Any]) -> bytes:
+    """Randomized-PIT histograms (density) per channel group, one step line per forecaster."""
+    names, groups = _forecaster_groups(metrics)
+    colors = forecaster_colors(names)
+    fig, axes = _grid(len(groups), max_cols=4,
+                      title="PIT histograms (uniform = calibrated; U = under-dispersed, "
+                            "hump = over-dispersed)")
+    for ax, group in zip(axes, groups, strict=True):
+        ax.axhline(1.0, color="0.6", lw=1, ls="--", label="uniform")
+        for name in names:
+            hist = metrics["forecasters"][name]["pit"][group]["histogram"]
+            edges = np.asarray(hist["edges"], dtype=float)
+            density = np.asarray([np.nan if d is None else d for d in hist["density"]], float)
+            ax.stairs(density, edges, color=colors[name], lw=1.6, label=name)
+        ax.set(title=group, xlabel="PIT", ylabel="density", xlim=(0, 1))
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    _legend(fig, axes, len(names) + 1)
+    return _png(fig)
+
+
+def coverage_by_regime(metrics: Mapping[str, Any], level: str = "90") -> bytes:
+    """Grouped bars: rank coverage at ``level`` per volatility regime, per channel group."""
+    names, groups = _forecaster_groups(metrics)
+    colors = forecaster_colors(names)
+    first = metrics["forecasters"][names[0]]
+    regimes = [r for r in REGIME_ORDER if r in first["n_per_regime"]]
+    counts = first["n_per_regime"]
+    fig, axes = _grid(len(groups), max_cols=2, panel=(6.0, 3.4),
+                      title=f"{level} % central-interval coverage by volatility regime "
+                            f"(rank-based; dashed = nominal; empty = fewer than "
+                            f"{first.get('min_regime_windows', 30)} windows)")
+    width = 0.8 / len(names)
+    x = np.arange(len(regimes))
+    for ax, group in zip(axes, groups, strict=True):
+        for i, name in enumerate(names):
+            row = metrics["forecasters"][name]["coverage"][level][group]
+            values = [np.nan if row.get(r) is None else 100 * row[r] for r in regimes]
+            centers = x - 0.4 + width * (i + 0.5)
+            ax.bar(centers, values, width, color=colors[name], label=name)
+            ax.plot(centers, values, ls="none", marker="_", ms=9, mew=2, color=colors[name])
+        for j, regime in enumerate(regimes):
+            if all(metrics["forecasters"][n]["coverage"][level][group].get(regime) is None
+                   for n in names):
+                ax.text(x[j], 50, "too few\nwindows", ha="center", va="center", fontsize=9,
+                        color="0.4")
+        ax.axhline(float(level), color="k", lw=1, ls="--")
+        ax.set_xticks(x, [f"{r}\n(n={counts[r]})" for r in regimes])
+        ax.set(title=group, ylabel="observed coverage (%)", ylim=(0, 105),
+               xlim=(-0.5, len(regimes) - 0.5))
+        ax.grid(axis="y", alpha=0.3)
+    _legend(fig, axes, len(names))
+    return _png(fig)
+
+
+def crps_by_step(metrics: Mapping[str, Any]) -> bytes:
+    """Mean CRPS per horizon step, one panel per channel (own units), a line per forecaster."""
+    entries = metrics["forecasters"]
+    names = list(entries)
+    channels = entries[names[0]]["channels"]
+    colors = forecaster_colors(names)
+    fig, axes = _grid(len(channels), max_cols=4, panel=(4.0, 2.9),
+                      title="Mean CRPS by horizon step (lower is better; each channel in its "
+                            "own units)")
+    for ax, channel in zip(axes, channels, strict=True):
+        for i, name in enumerate(names):
+            steps = entries[name]["crps"][channel]["by_step"]
+            y = np.asarray([np.nan if v is None else v for v in steps], dtype=float)
+            ax.plot(np.arange(1, y.size + 1), y, marker=_MARKERS[i % len(_MARKERS)], ms=4,
+                    color=colors[name], label=name, lw=1.5)
+        ax.set(title=channel, xlabel="horizon step", ylabel="CRPS")
+        ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4))
+        ax.grid(alpha=0.3)
+    _legend(fig, axes, len(names))
+    return _png(fig)
+
+
+def _fan_panel(ax: Any, forecast: Forecast, index: int, k: int, color: Any) -> None:
+    """Context (last FAN_CONTEXT_STEPS), 5-95 and 25-75 % bands, median, realized values."""
+    values = forecast.samples.values[index, :, k, :].astype(np.float64)  # (S, H)
+    horizon = values.shape[1]
+    steps = np.arange(1, horizon + 1)
+    q05, q25, q50, q75, q95 = np.quantile(values, [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)
+    if forecast.context is not None:
+        ctx = forecast.context[index, k, -FAN_CONTEXT_STEPS:]
+        ax.plot(np.arange(-ctx.size + 1, 1), ctx, color="0.35", lw=1.2, label="context")
+    ax.fill_between(steps, q05, q95, color=color, alpha=0.2, lw=0, label="5-95 %")
+    ax.fill_between(steps, q25, q75, color=color, alpha=0.45, lw=0, label="25-75 %")
+    ax.plot(steps, q50, color=color, lw=1.8, label="median")
+    if forecast.realized is not None:
+        ax.plot(steps, forecast.realized[index, k], color="k", lw=1.0, ls=":", marker="o",
+                ms=3.5, label="realized")
+    ax.axvline(0.5, color="0.7", lw=0.8)
+    ax.grid(alpha=0.3)
+
+
+def fan_chart_channels(channels: Sequence[str]) -> list[str]:
+    """One channel per group: the first imbalance channel, then every other channel."""
+    imbalance = [c for c in channels if c.startswith("imb_")]
+    return imbalance[:1] + [c for c in channels if not c.startswith("imb_")]
+
+
+def fan_chart(forecasts: Sequence[Forecast], index: int,
+              channels: Sequence[str] | None = None) -> bytes:
+    """Fan charts of window ``index``: a row per forecaster, a column per channel.
+
+    The x axis counts windows from the forecast origin: context at 0 and before, forecast steps
+    1..H. Panels of one column share the y axis so forecasters compare at a glance.
+    """
+    first = forecasts[0].samples
+    shown = list(channels) if channels is not None else fan_chart_channels(first.channels)
+    colors = forecaster_colors([f.name for f in forecasts])
+    rows, cols = len(forecasts), len(shown)
+    fig = Figure(figsize=(3.6 * cols, 2.3 * rows + 1.0), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey="col")
+    for r, forecast in enumerate(forecasts):
+        for c, channel in enumerate(shown):
+            ax = axes[r, c]
+            _fan_panel(ax, forecast, index, first.channels.index(channel),
+                       colors[forecast.name])
+            if r == 0:
+                ax.set_title(channel, fontsize=11)
+            if c == 0:
+                ax.set_ylabel(forecast.name, fontsize=10)
+            if r == rows - 1:
+                ax.set_xlabel("windows from origin")
+    fig.suptitle(_window_caption(forecasts[0], index), fontsize=12)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=9,
+               frameon=False)
+    return _png(fig)
+
+
+def _window_caption(forecast: Forecast, index: int) -> str:
+    s = forecast.samples
+    parts = [f"window {index}"]
+    if s.window_ids is not None:
+        parts[0] = f"target windows {s.window_ids[index, 0]}-{s.window_ids[index, -1]}"
+    if s.instruments is not None:
+        parts.append(str(s.instruments[index]))
+    if s.timestamps is not None:
+        parts.append(f"first step {np.datetime_as_string(s.timestamps[index, 0], unit='s')} UTC")
+    if s.regimes is not None:
+        parts.append(f"regime {s.regimes[index]}")
+    return "Fan chart: " + ", ".join(parts)
+
+
+def sample_windows(forecast: Forecast, n: int = 3) -> list[int]:
+    """Up to ``n`` window positions to chart: the middle window of each regime, else spread out."""
+    s = forecast.samples
+    if s.regimes is not None:
+        picks = []
+        for regime in ("low", "mid", "high"):
+            where = np.flatnonzero(s.regimes == regime)
+            if where.size:
+                picks.append(int(where[where.size // 2]))
+        if picks:
+            return picks[:n]
+    return sorted({int(s.batch * (i + 1) / (n + 1)) for i in range(n)})
