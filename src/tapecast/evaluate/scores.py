@@ -33,7 +33,6 @@ EnergyEstimator = Literal["fair", "nrg"]
 CRPS_ESTIMATORS: tuple[str, ...] = ("fair", "nrg")
 
 
-
 def as_score_inputs(
     samples: ArrayLike, realized: ArrayLike, mask: ArrayLike | None = None
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
