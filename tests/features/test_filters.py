@@ -40,21 +40,22 @@ def trades_with(conditions: list[str | None], suspicious: list[bool | None] | No
 
 def test_decode_lean_conditions_when_hex_then_qc_flag_bits() -> None:
     values = pl.Series(["1", "20000020", None, "100000", "4800", "fFfFfFfF"])
-    flags, first_invalid = decode_lean_conditions(values)
+    flags, non_market, first_invalid = decode_lean_conditions(values)
     assert first_invalid == -1
     assert flags.tolist() == [1, (1 << 29) | (1 << 5), 0, 1 << LEAN_TRADE_FLAGS["AveragePrice"],
                               (1 << 14) | (1 << 11), 0xFFFFFFFF]
+    assert non_market.tolist() == [False, False, False, True, True, True]
 
 
 def test_decode_lean_conditions_when_not_hex_then_first_invalid_index() -> None:
     for values, bad in ((["1", "visible", "2"], 1), (["1", "20", "123456789"], 2),
                         (["a", "abcdefabcdefabcdef"], 1), (["", "1"], 0)):
-        assert decode_lean_conditions(pl.Series(values))[1] == bad
+        assert decode_lean_conditions(pl.Series(values))[2] == bad
 
 
 def test_decode_lean_conditions_when_sliced_series_then_offset_respected() -> None:
     values = pl.Series(["zz", "1", "20", None, "2000"]).slice(1, 4)
-    flags, first_invalid = decode_lean_conditions(values)
+    flags, _, first_invalid = decode_lean_conditions(values)
     assert first_invalid == -1 and flags.tolist() == [1, 0x20, 0, 0x2000]
 
 
@@ -62,11 +63,12 @@ def test_decode_lean_conditions_when_many_distinct_codes_then_same_as_unique_pat
     rng = np.random.default_rng(3)
     codes = [f"{v:x}" for v in rng.integers(0, 2**32, size=600)]  # > cache slots: collisions
     values = pl.Series([codes[k] for k in rng.integers(0, 600, size=20_000)])
-    flags, first_invalid = decode_lean_conditions(values)
+    flags, hit, first_invalid = decode_lean_conditions(values, mask=0xF0)
     reference, _ = _decode_unique(values)
     assert first_invalid == -1
     np.testing.assert_array_equal(flags, reference)
     np.testing.assert_array_equal(flags, [int(c, 16) for c in values.to_list()])
+    np.testing.assert_array_equal(hit, (reference & 0xF0) != 0)
 
 
 def test_lean_flags_when_invalid_value_then_error_names_row() -> None:

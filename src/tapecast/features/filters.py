@@ -99,39 +99,41 @@ def _parse_hex(word, length):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True)
-def _parse_hex_views(views, is_null):  # type: ignore[no-untyped-def]
-    """Hex value of each Arrow string view, 0 for nulls, and the index of the first value that
-    is not 1-8 hex digits (-1: none). ``views`` is (N, 2) uint64: the 16-byte view of each
-    string, ``[length:int32 | bytes 0-3]`` and ``[bytes 4-11]`` for strings up to 12 bytes.
+def _parse_hex_views(views, is_null, mask):  # type: ignore[no-untyped-def]
+    """Hex value of each Arrow string view (0 for nulls), whether it has a bit of ``mask``, and
+    the index of the first value that is not 1-8 hex digits (-1: none). ``views`` is (N, 2)
+    uint64: the 16-byte view of each string, ``[length:int32 | bytes 0-3]`` and
+    ``[bytes 4-11]`` for strings up to 12 bytes; ``is_null`` is empty when there are no nulls.
     Each distinct string is parsed about once: a 256-slot cache keyed by the view's bytes."""
     n = views.shape[0]
     flags = np.zeros(n, dtype=np.int64)
+    hit = np.zeros(n, dtype=np.bool_)
+    has_nulls = is_null.shape[0] > 0
     cache_used = np.zeros(256, dtype=np.bool_)
     cache_key0 = np.zeros(256, dtype=np.uint64)
     cache_key1 = np.zeros(256, dtype=np.uint64)
     cache_value = np.zeros(256, dtype=np.int64)
     for i in range(n):
-        if is_null[i]:
+        if has_nulls and is_null[i]:
             continue
         key0 = views[i, 0]
         key1 = views[i, 1]
         slot = ((key0 ^ (key1 * np.uint64(0x9E3779B97F4A7C15))) >> np.uint64(56)) & np.uint64(255)
-        if cache_used[slot] and cache_key0[slot] == key0 and cache_key1[slot] == key1:
-            flags[i] = cache_value[slot]
-            continue
-        length = np.int64(key0 & np.uint64(0xFFFFFFFF))
-        if length < 1 or length > 8:
-            return flags, i
-        word = (key0 >> np.uint64(32)) | (key1 << np.uint64(32))  # the 8 inline bytes
-        value = _parse_hex(np.int64(word), length)
-        if value < 0:
-            return flags, i
-        cache_used[slot] = True
-        cache_key0[slot] = key0
-        cache_key1[slot] = key1
-        cache_value[slot] = value
-        flags[i] = value
-    return flags, -1
+        if not (cache_used[slot] and cache_key0[slot] == key0 and cache_key1[slot] == key1):
+            length = np.int64(key0 & np.uint64(0xFFFFFFFF))
+            if length < 1 or length > 8:
+                return flags, hit, i
+            word = (key0 >> np.uint64(32)) | (key1 << np.uint64(32))  # the 8 inline bytes
+            value = _parse_hex(np.int64(word), length)
+            if value < 0:
+                return flags, hit, i
+            cache_used[slot] = True
+            cache_key0[slot] = key0
+            cache_key1[slot] = key1
+            cache_value[slot] = value
+        flags[i] = cache_value[slot]
+        hit[i] = (cache_value[slot] & mask) != 0
+    return flags, hit, -1
 
 
 def _decode_unique(values: pl.Series) -> tuple[NDArray[np.int64], int]:
@@ -146,30 +148,38 @@ def _decode_unique(values: pl.Series) -> tuple[NDArray[np.int64], int]:
     return decoded.to_numpy(), -1
 
 
-def decode_lean_conditions(values: pl.Series) -> tuple[NDArray[np.int64], int]:
+def decode_lean_conditions(values: pl.Series, mask: int = NON_MARKET_MASK
+                           ) -> tuple[NDArray[np.int64], NDArray[np.bool_], int]:
     """LEAN ``TradeConditionFlags`` bits of hex condition strings.
 
     Short strings are parsed straight from Polars' Arrow string views (zero-copy, one numba
-    pass); otherwise each distinct string is decoded once and mapped back.
+    pass that parses each distinct string about once); otherwise each distinct string is decoded
+    once and mapped back.
 
     Parameters
     ----------
     values : pl.Series, String, length N
+    mask : int
+        Flag bits to test (default: the non-market set).
 
     Returns
     -------
     flags : ndarray, int64, shape (N,)
         Flag bits, 0 where the condition is null.
+    hit : ndarray, bool, shape (N,)
+        ``flags & mask != 0``.
     first_invalid : int
         Index of the first value that is not 1–8 hex digits, -1 when all are valid.
     """
     arrow = values.to_arrow(compat_level=pl.CompatLevel.newest())
     if not isinstance(arrow, pa.StringViewArray):
-        return _decode_unique(values)
+        flags, first_invalid = _decode_unique(values)
+        return flags, (flags & mask) != 0, first_invalid
     views = np.frombuffer(arrow.buffers()[1], dtype="<u8").reshape(-1, 2)
     views = views[arrow.offset:arrow.offset + len(arrow)]  # (N, 2): 16-byte views
-    flags, first_invalid = _parse_hex_views(views, values.is_null().to_numpy())
-    return flags, int(first_invalid)
+    is_null = values.is_null().to_numpy() if values.null_count() else np.zeros(0, np.bool_)
+    flags, hit, first_invalid = _parse_hex_views(views, is_null, np.int64(mask))
+    return flags, hit, int(first_invalid)
 
 
 def lean_flags(values: pl.Series) -> pl.Series:
@@ -189,7 +199,7 @@ def lean_flags(values: pl.Series) -> pl.Series:
     TapecastError
         A value that is not 1–8 hex digits.
     """
-    flags, first_invalid = decode_lean_conditions(values)
+    flags, _, first_invalid = decode_lean_conditions(values)
     if first_invalid >= 0:
         raise TapecastError(f"row {first_invalid}, field 'sale_condition': expected LEAN hex "
                             f"condition flags (1-8 hex digits), got {values[first_invalid]!r}")
@@ -207,12 +217,11 @@ def _non_market(trades: pl.DataFrame, condition_codes: ConditionCodes) -> NDArra
     values = trades["sale_condition"]
     if values.null_count() == values.len():
         return None
-    flags, first_invalid = decode_lean_conditions(values)
+    _, non_market, first_invalid = decode_lean_conditions(values)
     if first_invalid >= 0:
         if condition_codes == "auto":
             return None  # another encoding: no condition filter
         lean_flags(values)  # raises, naming the row
-    non_market: NDArray[np.bool_] = (flags & NON_MARKET_MASK) != 0
     return non_market
 
 
@@ -229,7 +238,9 @@ def print_reasons(
     """
     reasons: dict[str, NDArray[np.bool_]] = {}
     if drop_suspicious and "suspicious" in trades.columns and trades["suspicious"].any():
-        reasons["suspicious"] = trades["suspicious"].fill_null(False).to_numpy()
+        suspicious = np.zeros(trades.height, dtype=np.bool_)
+        suspicious[trades["suspicious"].arg_true().to_numpy()] = True
+        reasons["suspicious"] = suspicious
     non_market = _non_market(trades, condition_codes)
     if non_market is not None:
         reasons["non_market_condition"] = non_market
@@ -255,14 +266,18 @@ def print_mask(
     reasons = print_reasons(trades, drop_suspicious=drop_suspicious,
                             condition_codes=condition_codes,
                             regular_hours_only=regular_hours_only)
-    drop = np.zeros(trades.height, dtype=np.bool_)
     counts: dict[str, int] = {"suspicious": 0, "non_market_condition": 0}
     if regular_hours_only:
         counts["outside_regular_hours"] = 0
+    drop: NDArray[np.bool_] | None = None
     for name, mask in reasons.items():
-        counts[name] = int(np.count_nonzero(mask & ~drop))
-        drop |= mask
-    return ~drop, counts
+        if drop is None:
+            counts[name] = int(np.count_nonzero(mask))
+            drop = mask
+        else:
+            counts[name] = int(np.count_nonzero(mask & ~drop))
+            drop |= mask
+    return (np.ones(trades.height, dtype=np.bool_) if drop is None else ~drop), counts
 
 
 def filter_prints(

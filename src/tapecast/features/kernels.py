@@ -48,10 +48,12 @@ class WindowSums(NamedTuple):
 
 
 @numba.njit(cache=True)
-def _assign_windows(group, size, window_trades, window_volume, n_groups):  # type: ignore[no-untyped-def]
+def _assign_windows(group, keep, size, window_trades, window_volume, n_groups):  # type: ignore[no-untyped-def]
     n = group.shape[0]
     window = np.empty(n, dtype=np.int64)
     partial_trades = np.zeros(n_groups, dtype=np.int64)
+    filtered = keep.shape[0] > 0
+    outside = 0
     next_id = 0
     current = -1
     count = 0
@@ -59,8 +61,12 @@ def _assign_windows(group, size, window_trades, window_volume, n_groups):  # typ
     start = 0
     for i in range(n):
         g = group[i]
+        if filtered and not keep[i]:
+            window[i] = -1
+            continue
         if g < 0:
             window[i] = -1
+            outside += 1
             continue
         if g != current:
             if count > 0:  # the group ended inside a window: drop that partial window
@@ -82,13 +88,13 @@ def _assign_windows(group, size, window_trades, window_volume, n_groups):  # typ
     if count > 0:
         window[start:n] = -1
         partial_trades[current] = count
-    return window, next_id, partial_trades
+    return window, next_id, partial_trades, outside
 
 
 def assign_windows(
     group: NDArray[np.int64], size: NDArray[np.float64], window_trades: int | None,
-    window_volume: float | None, n_groups: int,
-) -> tuple[NDArray[np.int64], int, NDArray[np.int64]]:
+    window_volume: float | None, n_groups: int, keep: NDArray[np.bool_] | None = None,
+) -> tuple[NDArray[np.int64], int, NDArray[np.int64], int]:
     """Cut each group's trades into windows; the last, incomplete window of a group is dropped.
 
     A trade-count window closes at its ``window_trades``-th trade; a volume window closes at the
@@ -104,6 +110,8 @@ def assign_windows(
     window_trades, window_volume : int or None, float or None
         Exactly one is set.
     n_groups : int
+    keep : ndarray, bool, shape (N,), optional
+        False for trades the print filters dropped (None: all kept).
 
     Returns
     -------
@@ -113,11 +121,15 @@ def assign_windows(
         W.
     partial_trades : ndarray, int64, shape (n_groups,)
         Trades of each group's dropped partial window (0: none dropped).
+    outside : int
+        Kept trades with group -1 (outside every session, or in a dropped session).
     """
     trades = -1 if window_trades is None else int(window_trades)
     volume = math.inf if window_volume is None else float(window_volume)
-    window, n_windows, partial = _assign_windows(group, size, trades, volume, n_groups)
-    return window, int(n_windows), partial
+    keep = np.zeros(0, dtype=np.bool_) if keep is None else keep
+    window, n_windows, partial, outside = _assign_windows(group, keep, size, trades, volume,
+                                                          n_groups)
+    return window, int(n_windows), partial, int(outside)
 
 
 @numba.njit(cache=True)

@@ -253,45 +253,44 @@ def _group_by_instrument(trades: pl.DataFrame) -> tuple[pl.DataFrame, _Tape]:
 
 
 def _session_groups(
-    tape: _Tape, keep: NDArray[np.bool_], config: OrderFlowConfig, dropped: dict[str, int],
+    tape: _Tape, keep: NDArray[np.bool_] | None, config: OrderFlowConfig, dropped: dict[str, int],
 ) -> tuple[NDArray[np.int64], Sessions]:
-    """Group code (instrument k, session s) -> ``k * S + s`` per trade; -1 for trades the print
-    filters dropped, outside every session, or in a session with fewer than ``min_trades``
-    trades (the last two counted in ``dropped``)."""
+    """Group code (instrument k, session s) -> ``k * S + s`` per trade; -1 outside every session
+    or in a session with fewer than ``min_trades`` kept trades (counted in ``dropped``)."""
     n_instruments = tape.names.len()
+    dropped["small_session"] = 0
     if tape.ts_ns.shape[0] == 0:
-        dropped["outside_session"] = dropped["small_session"] = 0
         return assign_sessions(tape.ts_ns, config.session, config.time_zone)
     first = int(tape.ts_ns[tape.bounds[:-1]].min())
     last = int(tape.ts_ns[tape.bounds[1:] - 1].max())
     sessions = session_bounds(config.session, config.time_zone, first, last)
-    group = np.empty(tape.ts_ns.shape[0], dtype=np.int64)
-    for k in range(n_instruments):
-        rows = slice(tape.bounds[k], tape.bounds[k + 1])
-        session = sessions.assign_sorted(tape.ts_ns[rows])
-        group[rows] = session if k == 0 else np.where(session >= 0, session + k * len(sessions),
-                                                      session)
-    outside = group < 0
-    dropped["outside_session"] = int(np.count_nonzero(outside & keep))
-    if not keep.all():
-        group[~keep] = -1
-    small = small_session_mask(group, config.min_trades)
-    dropped["small_session"] = int(np.count_nonzero(small))
-    if dropped["small_session"]:
+    if n_instruments == 1:
+        group = sessions.assign_sorted(tape.ts_ns)
+    else:
+        group = np.empty(tape.ts_ns.shape[0], dtype=np.int64)
+        for k in range(n_instruments):
+            rows = slice(tape.bounds[k], tape.bounds[k + 1])
+            session = sessions.assign_sorted(tape.ts_ns[rows])
+            group[rows] = np.where(session >= 0, session + k * len(sessions), session)
+    if config.min_trades > 1:
+        small = small_session_mask(group if keep is None else np.where(keep, group, -1),
+                                   config.min_trades)
+        dropped["small_session"] = int(np.count_nonzero(small))
         group[small] = -1
     return group, sessions
 
 
-def _tick_sizes(tape: _Tape, keep: NDArray[np.bool_], config: OrderFlowConfig
+def _tick_sizes(tape: _Tape, keep: NDArray[np.bool_] | None, config: OrderFlowConfig
                 ) -> NDArray[np.float64]:
-    """Tick size per instrument (configured, or inferred on its kept prices)."""
+    """Tick size per instrument: configured, or inferred on its kept prices among its first
+    :data:`TICK_SAMPLE` trades."""
     n_instruments = tape.names.len()
     if config.tick_size is not None:
         return np.full(n_instruments, config.tick_size)
     ticks = np.ones(n_instruments)
     for k in range(n_instruments):
-        rows = slice(tape.bounds[k], tape.bounds[k + 1])
-        price = tape.price[rows] if keep[rows].all() else tape.price[rows][keep[rows]]
+        rows = slice(tape.bounds[k], min(tape.bounds[k + 1], tape.bounds[k] + TICK_SAMPLE))
+        price = tape.price[rows] if keep is None else tape.price[rows][keep[rows]]
         if price.size:
             ticks[k] = infer_tick_size(price)
     return ticks
@@ -322,14 +321,16 @@ def orderflow_windows(trades: pl.DataFrame, config: OrderFlowConfig | None = Non
     config = OrderFlowConfig() if config is None else config
     _check_columns(trades)
     grouped, tape = _group_by_instrument(trades)
-    keep, dropped = print_mask(grouped, drop_suspicious=config.drop_suspicious,
+    mask, dropped = print_mask(grouped, drop_suspicious=config.drop_suspicious,
                                condition_codes=config.condition_codes,
                                regular_hours_only=config.regular_hours_only)
+    keep = mask if sum(dropped.values()) else None
     group, sessions = _session_groups(tape, keep, config, dropped)
     n_sessions = max(len(sessions), 1)
-    window, n_windows, partial = kernels.assign_windows(
+    window, n_windows, partial, outside = kernels.assign_windows(
         group, tape.size, config.window_trades, config.window_volume,
-        tape.names.len() * n_sessions)
+        tape.names.len() * n_sessions, keep)
+    dropped["outside_session"] = outside - dropped["small_session"]
     sums = kernels.window_sums(tape.ts_ns, tape.price, tape.size, tape.side, window, group,
                                n_windows)
     ticks = _tick_sizes(tape, keep, config)

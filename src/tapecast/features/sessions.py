@@ -91,11 +91,15 @@ class Sessions:
         ndarray, int64, shape (N,)
             Session index, or -1 outside every session.
         """
-        index = np.full(ts_ns.shape[0], -1, dtype=np.int64)
+        index = np.empty(ts_ns.shape[0], dtype=np.int64)
         first = np.searchsorted(ts_ns, self.starts, side="left")
         stop = np.searchsorted(ts_ns, self.ends, side="left")
+        done = 0  # rows [0, done) are written; sessions are sorted and disjoint
         for k in np.flatnonzero(stop > first):
+            index[done:first[k]] = -1
             index[first[k]:stop[k]] = k
+            done = stop[k]
+        index[done:] = -1
         return index
 
 
