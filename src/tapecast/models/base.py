@@ -42,7 +42,10 @@ from tapecast.features.batch import ForecastBatch
 class Forecaster(Protocol):
     """What every tapecast forecaster offers (baselines and models alike)."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """Name in reports and on the CLI (``"climatology"``, ``"jl-csdi"``...)."""
+        ...
 
     def fit(self, train: ForecastBatch, *, seed: int = 0) -> Self:
         """Fit on the training origins; returns the fitted forecaster."""
