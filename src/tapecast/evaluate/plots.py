@@ -20,6 +20,7 @@ from tapecast.core.forecast import Forecast
 DPI = 100
 PANEL_W, PANEL_H = 4.2, 3.0
 FAN_CONTEXT_STEPS = 30
+PIT_DENSITY_TOP = 2.5
 REGIME_ORDER = ("low", "mid", "high", "all")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<")
 
@@ -80,7 +81,7 @@ def reliability_diagram(metrics: Mapping[str, Any]) -> bytes:
     """Nominal vs observed rank-based central-interval coverage, one panel per channel group."""
     names, groups = _forecaster_groups(metrics)
     colors = forecaster_colors(names)
-    fig, axes = _grid(len(groups), max_cols=4,
+    fig, axes = _grid(len(groups), max_cols=4, panel=(4.0, 3.6),
                       title="Reliability: observed vs nominal central-interval coverage "
                             "(rank-based, all regimes)")
     for ax, group in zip(axes, groups, strict=True):
@@ -103,18 +104,25 @@ def pit_histograms(metrics: Mapping[str, Any]) -> bytes:
     """Randomized-PIT histograms (density) per channel group, one step line per forecaster."""
     names, groups = _forecaster_groups(metrics)
     colors = forecaster_colors(names)
-    fig, axes = _grid(len(groups), max_cols=4,
+    fig, axes = _grid(len(groups), max_cols=4, panel=(4.0, 3.4),
                       title="PIT histograms (uniform = calibrated; U = under-dispersed, "
                             "hump = over-dispersed)")
     for ax, group in zip(axes, groups, strict=True):
         ax.axhline(1.0, color="0.6", lw=1, ls="--", label="uniform")
+        off_scale = []
         for name in names:
             hist = metrics["forecasters"][name]["pit"][group]["histogram"]
             edges = np.asarray(hist["edges"], dtype=float)
             density = np.asarray([np.nan if d is None else d for d in hist["density"]], float)
             ax.stairs(density, edges, color=colors[name], lw=1.6, label=name)
-        ax.set(title=group, xlabel="PIT", ylabel="density", xlim=(0, 1))
-        ax.set_ylim(bottom=0)
+            if np.nanmax(density, initial=0.0) > PIT_DENSITY_TOP:
+                off_scale.append(name)
+        ax.set(title=group, xlabel="PIT", ylabel="density", xlim=(0, 1),
+               ylim=(0, PIT_DENSITY_TOP))
+        if off_scale:  # a point forecast's spikes would flatten everything else
+            ax.text(0.5, 0.96, "off scale: " + ", ".join(off_scale), transform=ax.transAxes,
+                    ha="center", va="top", fontsize=8, color="0.3",
+                    bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})
         ax.grid(alpha=0.3)
     _legend(fig, axes, len(names) + 1)
     return _png(fig)
