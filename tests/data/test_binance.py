@@ -294,3 +294,11 @@ def test_read_freqtrade_when_random_corruption_raises_input_error(
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(InputError):
         read_freqtrade(path)
+
+
+def test_read_hftbacktest_when_usdm_and_spot_share_a_symbol_keeps_them_apart() -> None:
+    usdm = read_hftbacktest(shared_file("hftbacktest_binance/usdm/btcusdt_20240808.gz"))
+    spot = read_hftbacktest(shared_file("hftbacktest_binance/spot/btcusdt_20240808.gz"))
+    assert usdm["trades"]["instrument"].unique().to_list() == ["BTCUSDT-PERP"]
+    assert usdm["quotes"]["instrument"].unique().to_list() == ["BTCUSDT-PERP"]
+    assert spot["trades"]["instrument"].unique().to_list() == ["BTCUSDT"]

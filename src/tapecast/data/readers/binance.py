@@ -25,8 +25,10 @@ usds-margined-futures/websocket-market-streams):
 
 The file is ordered by the local receive clock, and only that order is checked (an
 :class:`InputError` names the line); the interleaved exchange event time ``E`` is not monotone
-across streams and is not checked. ``instrument`` is the payload's symbol (``BTCUSDT`` spot and
-USD-M alike, ``BTCUSD_PERP`` COIN-M); ``exchange`` tells the markets apart
+across streams and is not checked. ``instrument`` is the payload's symbol (``BTCUSDT`` spot,
+``BTCUSD_PERP`` COIN-M), except that a USD-M perpetual, whose Binance symbol is the same as the
+spot pair's, gets ``-PERP`` appended (``BTCUSDT-PERP``): the store partitions by instrument, and
+spot and perpetual prints must not share one tape. ``exchange`` also names the market
 (``binance``, ``binance-usdm``, ``binance-coinm``), and ``instrument=`` overrides the symbol.
 
 freqtrade trade lists
@@ -175,7 +177,8 @@ def _capture_trades(lines: pl.DataFrame, path: Path, instrument: str | None,
     frame = pl.DataFrame({
         ROW: data[ROW],
         "ts": _ts(data, ts_col, path, field),
-        "instrument": data["s"] if instrument is None else pl.Series([instrument] * data.height),
+        "instrument": _symbol(data, usd_m=not spot) if instrument is None
+        else pl.Series([instrument] * data.height),
         "price": to_float(data, "p", path),
         "size": to_float(data, "q", path),
         "side": pl.Series(data["m"].not_().cast(pl.Int8) * 2 - 1, dtype=pl.Int8),
@@ -183,6 +186,16 @@ def _capture_trades(lines: pl.DataFrame, path: Path, instrument: str | None,
         "exchange": pl.Series([_market(data, spot)] * data.height),
     })
     return finalize(frame, "trades", path)
+
+
+def _symbol(data: pl.DataFrame, usd_m: bool) -> pl.Series:
+    """The payload symbol; a futures symbol without '_' (a USD-M perpetual) gets ``-PERP``."""
+    symbol = data["s"]
+    if not usd_m:
+        return symbol
+    perpetual = ~symbol.str.contains("_")
+    return pl.select(pl.when(pl.lit(perpetual)).then(pl.lit(symbol) + "-PERP")
+                     .otherwise(pl.lit(symbol)).alias("s")).to_series()
 
 
 def _market(data: pl.DataFrame, spot: bool) -> str:
@@ -200,7 +213,9 @@ def _capture_quotes(lines: pl.DataFrame, path: Path, instrument: str | None,
     frame = pl.DataFrame({
         ROW: data[ROW],
         "ts": _ts(data, ts_col, path, field),
-        "instrument": data["s"] if instrument is None else pl.Series([instrument] * data.height),
+        # futures bookTicker payloads carry the transaction time "T"; spot ones do not
+        "instrument": _symbol(data, usd_m=has_time) if instrument is None
+        else pl.Series([instrument] * data.height),
         "bid_px": to_float(data, "b", path),
         "bid_sz": to_float(data, "B", path),
         "ask_px": to_float(data, "a", path),
