@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from tapecast.commands import features_cmd
 from tapecast.commands.common import console, err_console, fail, user_errors
 from tapecast.core.errors import TapecastError
 
@@ -385,6 +386,9 @@ def formats() -> None:
     for name in FORMATS:
         table.add_row(name, escape(FORMAT_HELP.get(name, "")))
     console.print(table)
+
+
+app.command("features")(features_cmd.features)
 
 
 def main() -> None:
