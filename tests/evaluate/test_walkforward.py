@@ -160,14 +160,26 @@ def test_result_to_dict_when_serialized_has_no_nan_and_records_thresholds() -> N
     assert data["fold_table"]["test 1"]["REAL"]["mean_crps"] > 0
 
 
-def test_shuffle_pairs_when_applied_keeps_contexts_and_permutes_whole_targets() -> None:
+def test_shuffle_pairs_when_applied_keeps_contexts_and_ids_permutes_whole_targets() -> None:
     batch = _batch(_series(0.5, 1, 3), [0])
+    n_trades = batch.n_trades.copy()
+    n_trades[:, C:] = np.arange(batch.size)[:, None]  # tag each target row's trade counts
+    batch = ForecastBatch(batch.channels, batch.context, batch.target, n_trades, batch.n_signed,
+                          batch.window_ids, batch.timestamps, batch.instruments, batch.regimes)
     shuffled = wf.shuffle_pairs(batch, np.random.default_rng(0))
     np.testing.assert_array_equal(shuffled.context, batch.context)
-    np.testing.assert_array_equal(shuffled.window_ids[:, :C], batch.window_ids[:, :C])
+    np.testing.assert_array_equal(shuffled.window_ids, batch.window_ids)
+    np.testing.assert_array_equal(shuffled.timestamps, batch.timestamps)
     assert not np.array_equal(shuffled.target, batch.target)
-    # each shuffled row is some original target row, with its own horizon window ids
+    # each shuffled row is some original target row, with that row's trade counts
     source = [int(np.flatnonzero((batch.target == row).all(axis=(1, 2)))[0])
               for row in shuffled.target]
     assert sorted(source) == list(range(batch.size))
-    np.testing.assert_array_equal(shuffled.window_ids[:, C:], batch.window_ids[source, C:])
+    np.testing.assert_array_equal(shuffled.n_trades[:, C], source)
+
+
+def test_verdict_when_forecaster_ignores_training_says_shuffle_cannot_be_passed() -> None:
+    result = wf.walk_forward(_folds(_series(0.9, 3, 4)), Persistence, controls=("SHUFFLE",),
+                             seeds=(0,))
+    v = wf.verdict(result)
+    assert not v.credible and "does not learn from training pairs" in v.reasons[0]

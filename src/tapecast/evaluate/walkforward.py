@@ -74,10 +74,13 @@ def crps_loss(samples: Samples, batch: ForecastBatch) -> NDArray[np.float64]:
 
 
 def shuffle_pairs(batch: ForecastBatch, rng: np.random.Generator) -> ForecastBatch:
-    """The batch with its targets permuted across windows: contexts keep their place.
+    """The batch with its target rows permuted across windows: contexts keep their place.
 
-    The horizon part of every per-window array (trade counts, window ids, time stamps) moves
-    with its target, so each row is a real target glued to some other window's context.
+    The horizon trade counts (``n_trades``, ``n_signed``) move with their target values, so each
+    target row stays internally consistent. Window ids and time stamps stay with the positions:
+    they name the windows that follow each context, and moving them would tell a forecaster that
+    rebuilds the series from window ids (``TrainingWindows``) which target truly followed which
+    context, undoing the shuffle.
     """
     perm = rng.permutation(batch.size)  # (B,)
     c = batch.context_length
@@ -89,8 +92,7 @@ def shuffle_pairs(batch: ForecastBatch, rng: np.random.Generator) -> ForecastBat
 
     return ForecastBatch(batch.channels, batch.context, batch.target[perm],
                          move_horizon(batch.n_trades), move_horizon(batch.n_signed),
-                         move_horizon(batch.window_ids), move_horizon(batch.timestamps),
-                         batch.instruments, batch.regimes)
+                         batch.window_ids, batch.timestamps, batch.instruments, batch.regimes)
 
 
 # running ----------------------------------------------------------------------------------------
@@ -281,6 +283,9 @@ def _check_control(result: WalkForwardResult, control: str) -> tuple[bool, str, 
             f"(need {MIN_FOLD_WIN_SHARE:.0%}); pooled DM p={dm.p_value:.3g}, mean diff "
             f"{dm.mean_diff:+.4g}, n_eff {dm.n_eff:.0f} of {dm.n} (need p<{MAX_DM_P_VALUE} "
             f"and REAL better); better in {seed_wins}/{n_seeds} seeds")
+    if control == "SHUFFLE" and np.array_equal(result.pooled("REAL"), result.pooled(control)):
+        line += ("; SHUFFLE scored exactly as REAL: the forecaster does not learn from training "
+                 "pairs, so this control cannot be passed (run without it and say so)")
     detail = {"fold_gains": gains, "fold_wins": fold_wins, "seed_wins": seed_wins,
               "dm": dm.to_dict(), "pass": ok}
     return ok, line, detail
