@@ -52,8 +52,9 @@ def test_garch_when_channel_constant_or_short_falls_back_and_counts() -> None:
     batch = batch_from_series(series, 100, 10, channels=("imb_a0", "log_ret"))  # 3 origins
     forecaster = get_baseline("garch").fit(batch)
     values = forecaster.sample(batch, 16, seed=0).values
-    assert forecaster.fallback_counts == {"imb_a0": 3, "log_ret": 3}
-    assert forecaster.fit_counts == {"imb_a0": 3, "log_ret": 3}
+    # the 3 constant contexts are one distinct series, counted once
+    assert forecaster.fallback_counts == {"imb_a0": 1, "log_ret": 3}
+    assert forecaster.fit_counts == {"imb_a0": 1, "log_ret": 3}
     assert np.all(values[:, :, 0] == 0.5)  # constant context: zero-variance Gaussian
 
 
@@ -77,3 +78,18 @@ def test_garch_when_arch_fit_fails_falls_back_to_hist_vol(failure: str,
     assert forecaster.fallback_counts == {"log_ret": batch.size}
     assert np.allclose(values.std(axis=(1, 3))[:, 0], batch.context[:, 0].std(axis=1, ddof=1),
                        rtol=0.05)
+
+
+def test_garch_when_same_origins_sampled_again_reuses_cached_fits() -> None:
+    y, _ = simulate_garch(np.random.default_rng(3), 130)
+    batch = batch_from_series(y[:, None], 100, 10, stride=10, channels=("log_ret",))
+    cached = get_baseline("garch").fit(batch)
+    first = cached.sample(batch, 8, seed=0).values
+    again = cached.sample(batch, 8, seed=0).values
+    cached.sample(batch, 8, seed=1)
+    assert cached.fit_counts == {"log_ret": batch.size}  # each distinct series fitted once
+    uncached = get_baseline("garch", cache_fits=False).fit(batch)
+    fresh = uncached.sample(batch, 8, seed=0).values
+    uncached.sample(batch, 8, seed=0)
+    assert uncached.fit_counts == {"log_ret": 2 * batch.size}
+    assert np.array_equal(first, again) and np.array_equal(first, fresh)

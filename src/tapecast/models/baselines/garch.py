@@ -17,12 +17,16 @@ Undefined context values are dropped (the series is fitted on its defined values
 A channel falls back to the hist-vol Gaussian ``N(m, s^2)`` of its context when it has fewer
 than ``min_points`` defined values, is constant, or its fit fails: an exception, a
 ``ConvergenceWarning``, a non-zero convergence flag or non-finite parameters. Fits and
-fallbacks are counted per channel in ``fit_counts`` / ``fallback_counts`` (cumulative over
-``sample`` calls). Bounded channels (imbalances in [-1, 1]) are not clipped.
+fallbacks are counted per channel in ``fit_counts`` / ``fallback_counts``, cumulative over
+``sample`` calls and counting each distinct context series once: fits are cached by a hash of
+the series' bytes (``cache_fits``), so sampling the same origins again with another seed, as a
+walk-forward over several seeds does, reuses them. Bounded channels (imbalances in [-1, 1]) are
+not clipped.
 """
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import dataclass
 
@@ -51,10 +55,13 @@ class GarchConfig(BaselineConfig):
         Fewest defined context values to attempt a fit (>= 10).
     tol : float or None
         Optimizer tolerance passed to ``arch``'s ``fit`` (None: its default).
+    cache_fits : bool
+        Keep each context series' fit for later ``sample`` calls (cleared by ``fit``).
     """
 
     min_points: int = 30
     tol: float | None = None
+    cache_fits: bool = True
 
     def __post_init__(self) -> None:
         if self.min_points < 10:
@@ -128,6 +135,7 @@ class Garch(Baseline[GarchConfig]):
     def _fit(self, windows: TrainingWindows, seed: int) -> None:
         self.fit_counts = dict.fromkeys(windows.channels, 0)
         self.fallback_counts = dict.fromkeys(windows.channels, 0)
+        self._cache: dict[bytes, GarchState | None] = {}
 
     def _draw(self, batch: ForecastBatch, n_samples: int, rng: np.random.Generator,
               stats: ChannelStats) -> NDArray[np.float64]:
@@ -139,11 +147,8 @@ class Garch(Baseline[GarchConfig]):
         states: list[GarchState] = []
         for i in range(b):
             for j, channel in enumerate(batch.channels):
-                state = self._fit_one(batch.context[i, j], mean[i, j], std[i, j])
-                self.fit_counts[channel] += 1
-                if state is None:
-                    self.fallback_counts[channel] += 1
-                else:
+                state = self._cached_fit(channel, batch.context[i, j], mean[i, j], std[i, j])
+                if state is not None:
                     fitted.append((i, j))
                     states.append(state)
         if states:
@@ -151,6 +156,20 @@ class Garch(Baseline[GarchConfig]):
             rows, cols = np.array(fitted).T
             out[rows, :, cols] = mean[rows, cols, None, None] + std[rows, cols, None, None] * paths
         return out
+
+    def _cached_fit(self, channel: str, series: NDArray[np.float64], m: float, s: float
+                    ) -> GarchState | None:
+        """The fit of one context series (cached), counted once per distinct series."""
+        data = channel.encode() + np.ascontiguousarray(series, dtype=np.float64).tobytes()
+        key = hashlib.blake2b(data, digest_size=16).digest()
+        if key in self._cache:
+            return self._cache[key]
+        state = self._fit_one(series, m, s)
+        self.fit_counts[channel] += 1
+        self.fallback_counts[channel] += state is None
+        if self.config.cache_fits:
+            self._cache[key] = state
+        return state
 
     def _fit_one(self, series: NDArray[np.float64], m: float, s: float) -> GarchState | None:
         y = series[np.isfinite(series)]
