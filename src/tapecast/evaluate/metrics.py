@@ -150,6 +150,13 @@ def _by_regime(per_window: Array, regimes: Mapping[str, BoolArray],
     return out
 
 
+def _per_window_block(per_window: Array, regimes: Mapping[str, BoolArray],
+                      min_windows: int) -> dict[str, Any]:
+    """``{"mean": float, "by_regime": {regime: float}}`` of a per-window score (B,)."""
+    by_regime = _by_regime(per_window, regimes, min_windows)
+    return {"mean": by_regime["all"], "by_regime": by_regime}
+
+
 # one forecast -----------------------------------------------------------------------------------
 def _crps_block(crps: Array, mask: BoolArray, channels: Sequence[str]) -> dict[str, Any]:
     """``{"mean": float, channel: {"mean": float, "by_step": [H floats]}}``."""
@@ -253,10 +260,8 @@ def evaluate_forecast(forecast: Forecast, *, groups: Mapping[str, Sequence[str]]
                                                     np.random.default_rng(seed), agg)
     out: dict[str, Any] = {
         "crps": _crps_block(crps, mask, channels),
-        "energy_score": {"mean": _by_regime(energy, regimes, 0)["all"],
-                         "by_regime": _by_regime(energy, regimes, min_regime_windows)},
-        "variogram_score": {"mean": _by_regime(variogram, regimes, 0)["all"],
-                            "by_regime": _by_regime(variogram, regimes, min_regime_windows)},
+        "energy_score": _per_window_block(energy, regimes, min_regime_windows),
+        "variogram_score": _per_window_block(variogram, regimes, min_regime_windows),
         "coverage": rank, "coverage_quantile": quant, "interval_width": width,
     }
     out.update(_joint_block(values, realized, mask, channels, pair))
