@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 from tests.conftest import shared_file
 
 from tapecast.core.errors import TapecastError
@@ -257,3 +258,14 @@ def test_orderflow_windows_when_spy_day_then_about_one_window_per_500_trades() -
         assert s["tick_sizes"] == {"SPY": 0.01}
         assert (frame["window_end_ts"] >= frame["window_start_ts"]).all()
         assert (frame["window_start_ts"].diff().drop_nulls() > timedelta(0)).all()
+
+
+def test_orderflow_windows_when_non_canonical_dtypes_then_same_windows() -> None:
+    config = OrderFlowConfig(window_trades=3, tick_size=0.01)
+    loose = HAND.with_columns(pl.col("ts").dt.cast_time_unit("us").dt.replace_time_zone(None),
+                              pl.col("size").cast(pl.Int64),
+                              pl.Series("side", [1, -1, None, 1, 1, -1], dtype=pl.Int64))
+    expected = orderflow_windows(HAND, config).windows
+    assert_frame_equal(orderflow_windows(loose, config).windows, expected)
+    with pytest.raises(TapecastError, match="'ts' must be a Datetime"):
+        orderflow_windows(HAND.with_columns(pl.col("ts").dt.epoch("ns")), config)

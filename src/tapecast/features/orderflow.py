@@ -232,7 +232,12 @@ def _group_by_instrument(trades: pl.DataFrame) -> tuple[pl.DataFrame, _Tape]:
         trades = trades.with_row_index("_row").sort("instrument", maintain_order=True)
     code = (np.zeros(trades.height, dtype=np.int64) if single
             else trades["instrument"].rle_id().cast(pl.Int64).to_numpy())
-    ts_ns = trades["ts"].to_physical().to_numpy()
+    ts = trades["ts"]
+    if not isinstance(ts.dtype, pl.Datetime):
+        raise TapecastError(f"trades column 'ts' must be a Datetime, got {ts.dtype}")
+    if ts.dtype.time_unit != "ns":
+        ts = ts.dt.cast_time_unit("ns")
+    ts_ns = ts.to_physical().to_numpy()  # UTC nanoseconds (naive times are taken as UTC)
     bad = np.flatnonzero(ts_ns[1:] < ts_ns[:-1])
     if not single and bad.size:
         bad = bad[code[bad + 1] == code[bad]]
@@ -246,10 +251,20 @@ def _group_by_instrument(trades: pl.DataFrame) -> tuple[pl.DataFrame, _Tape]:
     names = (instrument.head(1) if single
              else trades["instrument"].unique(maintain_order=True))
     bounds = np.searchsorted(code, np.arange(names.len() + 1)).astype(np.int64)
-    side = trades["side"]
-    tape = _Tape(names, bounds, ts_ns, trades["price"].to_numpy(), trades["size"].to_numpy(),
-                 (side.fill_null(0) if side.null_count() else side).to_numpy())
+    tape = _Tape(names, bounds, ts_ns, _column(trades, "price", pl.Float64),
+                 _column(trades, "size", pl.Float64), _column(trades, "side", pl.Int8))
     return trades.drop("_row", strict=False), tape
+
+
+def _column(trades: pl.DataFrame, name: str, dtype: type[pl.DataType]) -> NDArray[Any]:
+    """A column as a NumPy array of ``dtype`` (zero-copy for canonical tables; ``side`` nulls
+    become 0, unknown)."""
+    column = trades[name]
+    if column.dtype != dtype:
+        column = column.cast(dtype)
+    if name == "side" and column.null_count():
+        column = column.fill_null(0)
+    return column.to_numpy()
 
 
 def _session_groups(
