@@ -109,13 +109,19 @@ def prefix_attention(layer: TransformerLayer, y: Tensor, keys: Tensor, values: T
     scores_context = q_rows @ keys.transpose(-1, -2)  # (B, K, heads, S·H, C)
     scores_context = scores_context.view(batch, n_features, heads, samples, horizon, context)
     scores_horizon = q @ k.transpose(-1, -2)  # (B, K, heads, S, H, H)
-    weights = torch.softmax(torch.cat([scores_context, scores_horizon], dim=-1), dim=-1)
+    # softmax over [context ; horizon] keys without concatenating: shift by the joint row max
+    # (a constant for the softmax, hence detached), exponentiate in place, normalise at the end
+    shift = torch.maximum(scores_context.amax(dim=-1, keepdim=True),
+                          scores_horizon.amax(dim=-1, keepdim=True)).detach()  # (.., S, H, 1)
+    w_context = scores_context.sub_(shift).exp_()  # (B, K, heads, S, H, C), unnormalised
+    w_horizon = scores_horizon.sub_(shift).exp_()  # (B, K, heads, S, H, H)
+    total = w_context.sum(dim=-1, keepdim=True) + w_horizon.sum(dim=-1, keepdim=True)
     if layer.training and layer.dropout:
-        weights = F.dropout(weights, layer.dropout)
-    w_context = weights[..., :context].reshape(batch, n_features, heads, samples * horizon,
-                                               context)  # (B, K, heads, S·H, C)
-    out = (w_context @ values).view(batch, n_features, heads, samples, horizon, dh)
-    out = out + weights[..., context:] @ v  # (B, K, heads, S, H, dh)
+        w_context = F.dropout(w_context, layer.dropout)
+        w_horizon = F.dropout(w_horizon, layer.dropout)
+    w_rows = w_context.view(batch, n_features, heads, samples * horizon, context)
+    out = (w_rows @ values).view(batch, n_features, heads, samples, horizon, dh)
+    out = (out + w_horizon @ v) / total  # (B, K, heads, S, H, dh)
     out = out.permute(0, 3, 1, 2, 4, 5)  # (B, S, K, heads, H, dh)
     return merge_heads(out)  # (B, S, K, H, W)
 
