@@ -14,6 +14,8 @@ from typing import Any
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from tapecast.core.forecast import Forecast
 
@@ -234,10 +236,19 @@ def fan_chart(forecasts: Sequence[Forecast], index: int,
             if r == rows - 1:
                 ax.set_xlabel("windows from origin")
     fig.suptitle(_window_caption(forecasts[0], index), fontsize=12)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=9,
+    fig.legend(handles=_fan_legend(), loc="outside lower center", ncols=5, fontsize=9,
                frameon=False)
     return _png(fig)
+
+
+def _fan_legend() -> list[Any]:
+    """Legend entries of a fan chart in neutral grey (each row has its forecaster's colour)."""
+    grey = "0.45"
+    return [Line2D([], [], color="0.35", lw=1.2, label="context"),
+            Patch(color=grey, alpha=0.2, label="5-95 %"),
+            Patch(color=grey, alpha=0.45, label="25-75 %"),
+            Line2D([], [], color=grey, lw=1.8, label="median"),
+            Line2D([], [], color="k", lw=1.0, ls=":", marker="o", ms=3.5, label="realized")]
 
 
 def _window_caption(forecast: Forecast, index: int) -> str:
