@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tapecast.commands import features_cmd
+from tapecast.commands import evaluate_cmd, features_cmd
 from tapecast.commands.common import console, err_console, fail, user_errors
 from tapecast.core.errors import TapecastError
 
@@ -389,6 +389,8 @@ def formats() -> None:
 
 
 app.command("features")(features_cmd.features)
+app.command("baseline")(evaluate_cmd.baseline)
+app.command("evaluate")(evaluate_cmd.evaluate)
 
 
 def main() -> None:

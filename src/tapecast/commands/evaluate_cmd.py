@@ -1,0 +1,201 @@
+"""``tapecast baseline`` (a baseline forecast file) and ``tapecast evaluate`` (the report)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from tapecast.commands.common import console, err_console, user_errors
+from tapecast.core.errors import TapecastError
+
+if TYPE_CHECKING:
+    from tapecast.core.forecast import Forecast, Samples
+    from tapecast.features.batch import ForecastBatch
+    from tapecast.models.base import Baseline
+
+CHUNK = 64  # origins sampled per progress step
+
+
+def option_values(options: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` strings as config options: ints, floats, true/false, else strings."""
+    out: dict[str, Any] = {}
+    for item in options or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise TapecastError(f"--option {item!r}: expected KEY=VALUE")
+        value: Any = text.strip()
+        if value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        else:
+            for cast in (int, float):
+                try:
+                    value = cast(value)
+                    break
+                except ValueError:
+                    continue
+        out[key.strip().replace("-", "_")] = value
+    return out
+
+
+def sample_in_chunks(model: Baseline[Any], batch: ForecastBatch, n_samples: int,
+                     seed: int) -> Samples:
+    """``model.sample`` over ``batch`` in chunks of :data:`CHUNK` origins, with a progress bar.
+
+    Chunk ``i`` uses seed ``seed + i``, so a run is reproducible for a given chunk size.
+    """
+    import numpy as np
+
+    from tapecast.core.forecast import Samples
+
+    parts = []
+    columns = (TextColumn("sampling {task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=True,
+                  disable=not err_console.is_terminal) as progress:
+        task = progress.add_task("", total=batch.size, name=model.name)
+        for i, start in enumerate(range(0, batch.size, CHUNK)):
+            part = batch.select(slice(start, start + CHUNK))
+            parts.append(model.sample(part, n_samples, seed=seed + i))
+            progress.advance(task, part.size)
+
+    def cat(name: str) -> Any:
+        arrays = [getattr(p, name) for p in parts]
+        return None if arrays[0] is None else np.concatenate(arrays)
+
+    return Samples(cat("values"), parts[0].channels, cat("window_ids"), cat("timestamps"),
+                   cat("instruments"), cat("regimes"))
+
+
+def baseline(
+    name: Annotated[str, typer.Argument(help="Baseline name (see `tapecast baseline --help`).",
+                                        show_default=False)],
+    features: Annotated[Path, typer.Option("--features", "-F", help="A features folder.",
+                                           show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The forecast file to write (.npz).",
+                                      show_default=False)],
+    split: Annotated[str, typer.Option(help="Split to forecast: val or test.")] = "test",
+    n_samples: Annotated[int, typer.Option(help="Monte Carlo samples per origin.")] = 32,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    fold: Annotated[int | None, typer.Option(
+        help="Walk-forward fold (features with --split walk-forward).")] = None,
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", "-O", metavar="KEY=VALUE", show_default=False,
+        help="A baseline config option, repeatable (e.g. -O block_length=5, "
+        "-O model=PATH for chronos).")] = None,
+) -> None:
+    """Fit a baseline on the training split and write its forecast of SPLIT.
+
+    Names: climatology, hist-vol, bootstrap, garch, var, naive, chronos (docs/baselines.md).
+    """
+    start = time.perf_counter()
+    with user_errors():
+        from tapecast.core.forecast import Forecast
+        from tapecast.features.featureset import FeatureSet
+        from tapecast.models.base import get_baseline
+
+        if n_samples < 1:
+            raise TapecastError(f"--n-samples must be at least 1, got {n_samples}")
+        if split not in ("val", "test"):
+            raise TapecastError(f"--split must be val or test, got {split!r}")
+        fs = FeatureSet.open(features)
+        model = get_baseline(name, **option_values(option))
+        train = fs.dataset("train", fold=fold)
+        test = fs.dataset(split, fold=fold)
+        err_console.print(f"tapecast baseline {name}: fitting on {len(train):,} train origins, "
+                          f"forecasting {len(test):,} {split} origins", highlight=False)
+        model.fit(train.batch(slice(None)), seed=seed)
+        batch = test.batch(slice(None))
+        samples = sample_in_chunks(model, batch, n_samples, seed)
+        provenance = {
+            "forecaster": model.to_dict(), "features": str(features),
+            "features_sha256": fs.meta.windows_sha256, "split": split, "fold": fold,
+            "split_spec": fs.split_spec.to_dict(), "seed": seed, "n_samples": n_samples,
+            "wall_s": time.perf_counter() - start,
+        }
+        Forecast(name, samples, realized=batch.target, context=batch.context,
+                 provenance=provenance).save(out)
+    console.print(f"wrote {escape(str(out))}: {samples.batch:,} origins x {n_samples} samples x "
+                  f"{len(samples.channels)} channels x {samples.horizon} steps in "
+                  f"{provenance['wall_s']:.1f} s")
+
+
+def _cell(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.1e}"
+    return str(value)
+
+
+def _fixed(value: Any, decimals: int = 2) -> str:
+    return "-" if value is None else f"{value:.{decimals}f}"
+
+
+def print_summary(metrics: dict[str, Any]) -> None:
+    """The model-vs-baselines table on the terminal."""
+    table = Table(title="CRPS (lower is better), rank-based 90 % coverage of the imbalance "
+                  "channels by regime, joint errors, diversity, DM vs the reference",
+                  show_header=True, box=box.SIMPLE_HEAD, padding=(0, 1))
+    for col in ("model", "CRPS", "cov90", "low", "mid", "high", "covE", "corE", "div",
+                "DM p", "n_eff"):
+        table.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
+    dm = {t["a"]: t for t in metrics.get("dm_tests", []) if t.get("b") == metrics.get("reference")}
+    for name, entry in metrics["forecasters"].items():
+        cov = entry["coverage"].get("90", {})
+        group: dict[str, Any] = cov.get("imbalance") or next(iter(cov.values()), {})
+        diversity = [v for v in (entry.get("diversity_ratio") or {}).values() if v is not None]
+        test = dm.get(name, {})
+        table.add_row(escape(name[:14]), _cell(entry["crps"]["mean"], 3),
+                      *(_fixed(group.get(r)) for r in ("all", "low", "mid", "high")),
+                      _fixed(entry.get("cov_rel_error")),
+                      _fixed(entry.get("corr_frobenius_rel_error")),
+                      _fixed(min(diversity) if diversity else None, 1),
+                      _cell(test.get("p_value"), 2), _cell(test.get("n_eff"), 3))
+    # 11 columns need ~90 characters: a narrower console (80 when piped) would cut the numbers
+    wide = console if console.width >= 95 else Console(width=100, file=console.file)
+    wide.print(table)
+    n = next(iter(metrics["forecasters"].values()))
+    regimes = ", ".join(f"{k} {v}" for k, v in n["n_per_regime"].items())
+    console.print(f"{n['n_windows']:,} windows ({regimes}); a regime "
+                  f"with fewer than {n.get('min_regime_windows', 30)} windows shows '-'; covE: "
+                  "covariance error of the first two imbalance channels, corE: correlation-matrix "
+                  "error, div: lowest diversity ratio over channels; reference: "
+                  f"{metrics.get('reference') or 'none'}")
+
+
+def evaluate(
+    forecasts: Annotated[list[Path], typer.Argument(
+        help="Forecast files (.npz) that target the same windows.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder to write.",
+                                      show_default=False)],
+    reference: Annotated[str, typer.Option(
+        help="Forecaster the others are tested against (DM, CRPS skill).")] = "climatology",
+    seed: Annotated[int, typer.Option(help="Seed of the randomized PIT.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json.")] = False,
+) -> None:
+    """Score forecasts on one ruler: metrics.json and report.html in OUT."""
+    with user_errors():
+        from tapecast.core.forecast import load_forecast
+        from tapecast.evaluate.metrics import build_metrics
+        from tapecast.evaluate.report import write_report
+
+        loaded: list[Forecast] = [load_forecast(p) for p in forecasts]
+        for path, f in zip(forecasts, loaded, strict=True):
+            if f.realized is None:
+                raise TapecastError(f"{path}: the forecast has no realized values to score")
+        metrics = build_metrics(loaded, reference=reference, seed=seed)
+        write_report(metrics, loaded, out)
+    if as_json:
+        console.print_json(json.dumps(metrics))
+    else:
+        print_summary(metrics)
+        console.print(f"wrote {escape(str(out / 'report.html'))} and metrics.json")
