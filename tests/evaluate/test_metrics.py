@@ -129,8 +129,13 @@ def test_evaluate_forecast_when_crps_aggregated_matches_masked_mean(
     k = CHANNELS.index("log_ret")
     assert math.isclose(out["crps"]["log_ret"]["mean"], crps[5:, k].mean(), rel_tol=1e-9)
     assert math.isclose(out["crps"]["log_ret"]["by_step"][3], crps[5:, k, 3].mean(), rel_tol=1e-9)
-    channel_means = [out["crps"][c]["mean"] for c in CHANNELS]
-    assert math.isclose(out["crps"]["mean"], float(np.mean(channel_means)), rel_tol=1e-12)
+    channel_means = np.array([out["crps"][c]["mean"] for c in CHANNELS])
+    assert math.isclose(out["crps"]["mean_raw"], float(channel_means.mean()), rel_tol=1e-12)
+    # the headline mean divides each channel by the std of its scored realized values
+    scales = np.array([f.realized[:, i][g.mask[:, i]].std() for i in range(len(CHANNELS))])
+    np.testing.assert_allclose(out["crps"]["scales"], scales, rtol=1e-12)
+    assert math.isclose(out["crps"]["mean"], float((channel_means / scales).mean()),
+                        rel_tol=1e-12)
 
 
 def test_evaluate_forecast_when_no_realized_raises() -> None:

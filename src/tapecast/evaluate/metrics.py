@@ -87,6 +87,30 @@ def _scored_arrays(forecast: Forecast) -> tuple[NDArray[np.float32], Array, Bool
     return forecast.samples.values, realized, mask
 
 
+def channel_scales(realized: Array, mask: BoolArray) -> Array:
+    """Scale of each channel: std of its scored realized values over windows and steps, (K,).
+
+    The same for every forecaster of one report (they score the same realized values), so
+    dividing by it changes no ranking within a channel; it only lets channels in different units
+    (``log_ret`` ~ 1e-4, ``log_realized_var`` ~ 1) count alike in cross-channel means, the DM
+    loss and the energy and variogram scores. A channel without spread gets scale 1.
+    """
+    k = realized.shape[1]
+    scales = np.ones(k, dtype=np.float64)
+    for i in range(k):
+        values = realized[:, i][mask[:, i]]
+        std = float(values.std()) if values.size > 1 else 0.0
+        scales[i] = std if np.isfinite(std) and std > 0 else 1.0
+    return scales
+
+
+def _scaled(values: NDArray[np.float32], realized: Array, scales: Array
+            ) -> tuple[NDArray[np.float32], Array]:
+    """Samples (B,S,K,H) and realized (B,K,H) with each channel divided by its scale."""
+    return ((values / scales[None, None, :, None]).astype(np.float32),
+            realized / scales[None, :, None])
+
+
 def channel_groups(channels: Sequence[str],
                    groups: Mapping[str, Sequence[str]] | None = None) -> dict[str, list[int]]:
     """Channel groups as axis positions: each channel, ``imbalance``, ``all_channels``.
@@ -158,15 +182,24 @@ def _per_window_block(per_window: Array, regimes: Mapping[str, BoolArray],
 
 
 # one forecast -----------------------------------------------------------------------------------
-def _crps_block(crps: Array, mask: BoolArray, channels: Sequence[str]) -> dict[str, Any]:
-    """``{"mean": float, channel: {"mean": float, "by_step": [H floats]}}``."""
+def _crps_block(crps: Array, mask: BoolArray, channels: Sequence[str],
+                scales: Array) -> dict[str, Any]:
+    """Per channel ``{"mean", "by_step"}`` in the channel's units; ``mean`` = mean over channels
+    of CRPS / channel scale (:func:`channel_scales`), ``mean_raw`` = plain mean over channels,
+    ``by_step`` = scaled mean over channels per step, ``scales``."""
     out: dict[str, Any] = {}
     channel_means = masked_mean(crps, mask, axis=(0, 2))  # (K,)
     by_step = masked_mean(crps, mask, axis=0)  # (K, H)
     for k, name in enumerate(channels):
         out[name] = {"mean": _float(channel_means[k]), "by_step": by_step[k].tolist()}
-    finite = channel_means[np.isfinite(channel_means)]
-    out["mean"] = _float(finite.mean()) if finite.size else None
+    finite = np.isfinite(channel_means)
+    scaled = channel_means / scales
+    out["mean"] = _float(scaled[finite].mean()) if finite.any() else None
+    out["mean_raw"] = _float(channel_means[finite].mean()) if finite.any() else None
+    step_scaled = by_step / scales[:, None]  # (K, H)
+    out["by_step"] = [_float(np.nanmean(step_scaled[:, h])) if np.isfinite(step_scaled[:, h]).any()
+                      else None for h in range(step_scaled.shape[1])]
+    out["scales"] = scales.tolist()
     return out
 
 
@@ -254,12 +287,15 @@ def evaluate_forecast(forecast: Forecast, *, groups: Mapping[str, Sequence[str]]
         return _by_group_regime(per_element, mask, group_index, regimes, min_regime_windows)
 
     crps = np.asarray(scores.crps_ensemble(values, realized, estimator="fair"), dtype=np.float64)
-    energy = np.asarray(scores.energy_score(values, realized, mask), dtype=np.float64)
-    variogram = np.asarray(scores.variogram_score(values, realized, mask), dtype=np.float64)
+    scales = channel_scales(realized, mask)
+    std_values, std_realized = _scaled(values, realized, scales)  # channels in common units
+    energy = np.asarray(scores.energy_score(std_values, std_realized, mask), dtype=np.float64)
+    variogram = np.asarray(scores.variogram_score(std_values, std_realized, mask),
+                           dtype=np.float64)
     rank, quant, width, pit = _calibration_blocks(values, realized, mask, levels,
                                                     np.random.default_rng(seed), agg)
     out: dict[str, Any] = {
-        "crps": _crps_block(crps, mask, channels),
+        "crps": _crps_block(crps, mask, channels, scales),
         "energy_score": _per_window_block(energy, regimes, min_regime_windows),
         "variogram_score": _per_window_block(variogram, regimes, min_regime_windows),
         "coverage": rank, "coverage_quantile": quant, "interval_width": width,
@@ -298,9 +334,14 @@ def check_same_targets(forecasts: Sequence[Forecast]) -> None:
 
 
 def window_losses(forecast: Forecast) -> tuple[Array, Array]:
-    """Per-window mean CRPS (B,) and per-window per-step mean CRPS over channels (B,H)."""
+    """Per-window mean scaled CRPS (B,) and per-window per-step mean over channels (B,H).
+
+    Each channel's CRPS is divided by its scale (:func:`channel_scales`) before the mean over
+    channels, so the loss is not just the CRPS of the channel with the largest units.
+    """
     values, realized, mask = _scored_arrays(forecast)
     crps = np.asarray(scores.crps_ensemble(values, realized, estimator="fair"), dtype=np.float64)
+    crps = crps / channel_scales(realized, mask)[None, :, None]
     return masked_mean(crps, mask, axis=(1, 2)), masked_mean(crps, mask, axis=1)
 
 
