@@ -51,3 +51,17 @@ def concat(*batches: ForecastBatch) -> ForecastBatch:
     return ForecastBatch(batches[0].channels, *(cat(n) for n in (  # type: ignore[arg-type]
         "context", "target", "n_trades", "n_signed", "window_ids", "timestamps", "instruments",
         "regimes")))
+
+
+def sessions_batch(sessions: list[NDArray[np.float64]], context: int, horizon: int
+                   ) -> ForecastBatch:
+    """Stride-1 origins over consecutive sessions, as the dataset builds them.
+
+    Window ids run on across sessions; a context may reach back into earlier sessions, but
+    every horizon lies in one session.
+    """
+    whole = batch_from_series(np.concatenate(sessions), context, horizon)
+    session_of = np.repeat(np.arange(len(sessions)), [len(s) for s in sessions])
+    horizon_ids = whole.window_ids[:, context:]  # (B, H)
+    keep = session_of[horizon_ids[:, 0]] == session_of[horizon_ids[:, -1]]
+    return whole.select(np.flatnonzero(keep))

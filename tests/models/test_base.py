@@ -13,7 +13,7 @@ from tapecast.models.base import (
     forward_fill,
     nan_moments,
 )
-from tests.models.batches import batch_from_series, concat
+from tests.models.batches import batch_from_series, concat, sessions_batch
 
 
 def _ramp(n: int, k: int = 2, offset: float = 0.0) -> np.ndarray:
@@ -27,8 +27,10 @@ def test_training_windows_when_origins_overlap_takes_each_window_once() -> None:
     windows = TrainingWindows.from_batch(batch)
     assert np.array_equal(windows.window_ids, np.arange(40))
     assert np.array_equal(windows.values, _ramp(40))
-    assert windows.pairs.shape == (39, 2, 2)
-    assert np.array_equal(windows.pairs[:, 1, 0] - windows.pairs[:, 0, 0], np.ones(39))
+    # transitions between horizon windows: from window C = 10 on
+    assert windows.pairs.shape == (29, 2, 2)
+    assert np.array_equal(windows.pairs[:, 0, 0], np.arange(10.0, 39.0))
+    assert np.array_equal(windows.pairs[:, 1, 0] - windows.pairs[:, 0, 0], np.ones(29))
 
 
 def test_training_windows_when_origins_shuffled_gives_the_same_windows() -> None:
@@ -38,15 +40,16 @@ def test_training_windows_when_origins_shuffled_gives_the_same_windows() -> None
     assert np.array_equal(a.values, b.values) and np.array_equal(a.pairs, b.pairs)
 
 
-def test_training_windows_when_two_sessions_has_no_pair_across_them() -> None:
-    first = batch_from_series(_ramp(20), context=5, horizon=2)
-    # the next session's ids continue (ids are consecutive across sessions), its level jumps
-    second = batch_from_series(_ramp(20, offset=100.0), context=5, horizon=2, first_id=20)
-    windows = TrainingWindows.from_batch(concat(first, second))
+def test_training_windows_when_contexts_cross_sessions_has_no_pair_across_them() -> None:
+    # ids run on across sessions and contexts reach back over the gap, as in the dataset
+    batch = sessions_batch([_ramp(20), _ramp(20, offset=100.0)], context=5, horizon=2)
+    crossing = (batch.context[:, 0, 0] < 100.0) & (batch.target[:, 0, 0] >= 100.0)
+    assert crossing.any()  # some contexts do reach back over the jump
+    windows = TrainingWindows.from_batch(batch)
     assert windows.values.shape == (40, 2)
-    assert windows.pairs.shape[0] == 38  # 19 per session, none from id 19 to id 20
-    jumps = np.abs(windows.pairs[:, 1, 0] - windows.pairs[:, 0, 0])
-    assert jumps.max() == 1.0
+    jumps = windows.pairs[:, 1, 0] - windows.pairs[:, 0, 0]
+    assert np.all(jumps == 1.0)
+    assert windows.pairs.shape[0] == 14 + 19  # t = 5..18 and t = 20..38
 
 
 def test_training_windows_when_instruments_share_ids_keeps_both() -> None:
@@ -55,7 +58,7 @@ def test_training_windows_when_instruments_share_ids_keeps_both() -> None:
     windows = TrainingWindows.from_batch(concat(spy, qqq))
     assert windows.values.shape == (30, 2)
     assert windows.for_instrument("QQQ").values[0, 0] == 50.0
-    assert windows.for_instrument("QQQ").pairs.shape[0] == 14
+    assert windows.for_instrument("QQQ").pairs.shape[0] == 9  # t = 5..13
 
 
 def test_training_windows_when_value_is_inf_stores_nan_and_drops_incomplete_rows() -> None:
@@ -64,7 +67,8 @@ def test_training_windows_when_value_is_inf_stores_nan_and_drops_incomplete_rows
     windows = TrainingWindows.from_batch(batch_from_series(series, context=4, horizon=2))
     assert np.isnan(windows.values[4, 1])
     assert windows.complete_rows().shape == (11, 2)
-    assert windows.complete_pairs().shape == (9, 2, 2)  # pairs (3,4) and (4,5) dropped
+    assert windows.pairs.shape == (7, 2, 2)  # t = 4..10
+    assert windows.complete_pairs().shape == (6, 2, 2)  # (4, 5) dropped
 
 
 def test_forward_fill_when_gaps_fills_last_then_first_then_fallback() -> None:

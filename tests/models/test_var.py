@@ -8,7 +8,7 @@ import pytest
 from tapecast.core.errors import TapecastError
 from tapecast.models import get_baseline
 from tapecast.models.baselines.var import VAR1, fit_var1
-from tests.models.batches import batch_from_series, concat
+from tests.models.batches import batch_from_series, sessions_batch
 
 A_TRUE = np.array([[0.5, 0.2, 0.0],
                    [-0.1, 0.3, 0.2],
@@ -37,16 +37,16 @@ def test_var_when_fitted_on_simulated_var1_recovers_coefficients() -> None:
     assert forecaster.spectral_radius < 1.0
 
 
-def test_var_when_sessions_jump_fits_within_session_transitions_only() -> None:
+def test_var_when_contexts_cross_sessions_fits_within_session_transitions_only() -> None:
     rng = np.random.default_rng(1)
     series = [simulate_var1(rng, 400, offset=20.0 * s) for s in range(3)]
-    # window ids run on across sessions; no origin spans two sessions
-    sessions = [batch_from_series(x, 20, 5, first_id=400 * s) for s, x in enumerate(series)]
-    fitted = get_baseline("var").fit(concat(*sessions)).params_for("SPY")
-    within = fit_var1(np.concatenate([np.stack([x[:-1], x[1:]], axis=1) for x in series]))
+    fitted = get_baseline("var").fit(sessions_batch(series, 20, 5)).params_for("SPY")
+    # horizon transitions: t >= C = 20 within the first session, every t in the later ones
+    parts = [series[0][20:], *series[1:]]
+    within = fit_var1(np.concatenate([np.stack([x[:-1], x[1:]], axis=1) for x in parts]))
     whole = np.concatenate(series)
     across = fit_var1(np.stack([whole[:-1], whole[1:]], axis=1))  # includes the 2 jumps
-    assert fitted.n_transitions == 3 * 399
+    assert fitted.n_transitions == 379 + 2 * 399
     assert np.allclose(fitted.A, within.A) and np.allclose(fitted.Sigma, within.Sigma)
     assert not np.allclose(fitted.Sigma, across.Sigma, rtol=0.05)
 

@@ -15,11 +15,16 @@ Training windows
 Training batches hold stride-1 origins, so the ``C + H`` windows of neighbouring origins
 overlap and every window appears up to ``C + H`` times. :class:`TrainingWindows` takes each
 window once, keyed by ``(instrument, window_id)`` (the first occurrence wins), whatever the
-stride or the order of the origins, and keeps the one-step transitions ``(x_t, x_{t+1})`` that
-lie inside one origin's window sequence. Because a dataset never lets an origin's sequence
-cross a session boundary, these transitions are within-session by construction, even though
-window ids run on across sessions. A caller holding the windows table itself can build
-:class:`TrainingWindows` directly and pass it to ``fit`` instead of a batch.
+stride or the order of the origins.
+
+It also keeps the one-step transitions ``(x_t, x_{t+1})`` that are known to lie within one
+session. A batch carries no session labels, window ids run on across sessions, and a context
+may reach back over the overnight gap (``tapecast.features.dataset``); only the *horizon* of an
+origin is guaranteed to lie in one session. So transitions are taken between adjacent horizon
+windows of an origin (positions ``C .. C+H-1``). With stride-1 origins this covers every
+within-session transition of the split except those among the first ``C`` windows of each run
+of valid origins (and none at all when ``H = 1``). A caller holding the windows table can build
+:class:`TrainingWindows` itself, with all within-session transitions, and pass it to ``fit``.
 """
 
 from __future__ import annotations
@@ -75,7 +80,8 @@ class TrainingWindows:
     instruments : ndarray of str, shape (N,)
     window_ids : ndarray of int64, shape (N,)
     pairs : ndarray, float64, shape (M, 2, K)
-        Transitions ``(x_t, x_{t+1})`` between adjacent windows of one session.
+        Transitions ``(x_t, x_{t+1})`` between adjacent windows of one session (from a batch:
+        adjacent horizon windows, see the module docstring).
     pair_instruments : ndarray of str, shape (M,)
     """
 
@@ -98,7 +104,7 @@ class TrainingWindows:
 
     @classmethod
     def from_batch(cls, batch: ForecastBatch) -> TrainingWindows:
-        """Distinct windows and within-origin transitions of a (possibly overlapping) batch."""
+        """Distinct windows and within-horizon transitions of a (possibly overlapping) batch."""
         seq = np.concatenate([batch.context, batch.target], axis=2)  # (B, K, C+H)
         b, k, length = seq.shape
         rows = seq.transpose(0, 2, 1).reshape(b * length, k)  # (B*(C+H), K)
@@ -106,8 +112,10 @@ class TrainingWindows:
         ids = np.asarray(batch.window_ids, dtype=np.int64).reshape(-1)
         first = _first_occurrence(inst, ids)
         order = first[np.lexsort((ids[first], inst[first]))]
-        # a transition is (position j, j+1) of one origin, keyed by the id of its first window
-        start = np.arange(b * length).reshape(b, length)[:, :-1].reshape(-1)
+        # a transition is (position j, j+1) of one origin's horizon (j >= C), which the dataset
+        # keeps in one session; keyed by the id of its first window
+        c = batch.context_length
+        start = np.arange(b * length).reshape(b, length)[:, c:-1].reshape(-1)
         first_pairs = start[_first_occurrence(inst[start], ids[start])]
         first_pairs = first_pairs[np.lexsort((ids[first_pairs], inst[first_pairs]))]
         pairs = np.stack([rows[first_pairs], rows[first_pairs + 1]], axis=1)  # (M, 2, K)

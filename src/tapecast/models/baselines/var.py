@@ -7,11 +7,13 @@ p = 1, and the multivariate LS estimator of section 3.2)::
 
 ``c`` (K,) and ``A`` (K, K) come from one least-squares regression of ``x_{t+1}`` on
 ``[1, x_t]`` over the training transitions whose both windows are complete, and ``Sigma`` is the
-residual covariance with ``M - K - 1`` degrees of freedom. Only transitions inside one origin's
-window sequence are used (:class:`~tapecast.models.base.TrainingWindows`), so no step crosses a
-session boundary. Forecast paths start at the last context value (forward filled; a channel
-with no defined value starts at the training mean) and iterate the model with fresh Gaussian
-shocks, so they carry the fitted cross-channel and serial dependence.
+residual covariance with ``M - K - 1`` degrees of freedom. Only transitions between adjacent
+horizon windows of an origin are used, which the dataset keeps in one session
+(:class:`~tapecast.models.base.TrainingWindows`), so no step crosses a session boundary (a
+horizon of 1 gives none: pass prepared ``TrainingWindows`` then). Forecast paths start at the
+last context value (forward filled; a channel with no defined value starts at the training mean)
+and iterate the model with fresh Gaussian shocks, so they carry the fitted cross-channel and
+serial dependence.
 
 With ``per_instrument`` (default) each instrument gets its own VAR; an instrument with too few
 transitions, or absent from training, uses the pooled fit. The largest modulus of the
