@@ -7,11 +7,13 @@ import pytest
 
 from tapecast.core.errors import TapecastError
 from tapecast.models.base import (
+    Baseline,
     ChannelStats,
     TrainingWindows,
     context_moments,
     forward_fill,
     nan_moments,
+    register,
 )
 from tests.models.batches import batch_from_series, concat, sessions_batch
 
@@ -103,3 +105,15 @@ def test_channel_stats_when_channel_never_defined_raises() -> None:
     windows = TrainingWindows.from_batch(batch_from_series(series, context=4, horizon=2))
     with pytest.raises(TapecastError, match="no finite value"):
         ChannelStats.from_windows(windows)
+
+
+def test_register_when_name_taken_by_another_class_raises() -> None:
+    from tapecast.models.baselines import Naive
+
+    class Impostor(Naive):
+        pass
+
+    assert register(Naive) is Naive  # registering the same class again is harmless
+    with pytest.raises(TapecastError, match="already registered"):
+        register(Impostor)
+    assert issubclass(Impostor, Baseline)

@@ -62,6 +62,11 @@ def test_get_baseline_when_option_unknown_raises_naming_options() -> None:
         get_baseline("bootstrap", block=3)
 
 
+def test_get_baseline_when_option_has_wrong_type_raises_tapecast_error() -> None:
+    with pytest.raises(TapecastError, match="bootstrap"):
+        get_baseline("bootstrap", block_length="five")
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_baseline_when_built_satisfies_forecaster_protocol(name: str, make) -> None:
     forecaster = make(name)

@@ -58,3 +58,10 @@ def test_histvol_when_channel_is_random_walk_grows_variance_from_last_value(batc
 def test_histvol_config_when_channel_in_both_lists_raises() -> None:
     with pytest.raises(TapecastError, match="both"):
         get_baseline("hist-vol", random_walk_channels=("log_ret",))
+
+
+def test_histvol_config_when_channels_given_as_text_splits_commas() -> None:
+    config = get_baseline("hist-vol", driftless_channels="log_ret, x",
+                          random_walk_channels="").config
+    assert config.driftless_channels == ("log_ret", "x")
+    assert config.random_walk_channels == ()

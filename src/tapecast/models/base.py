@@ -358,4 +358,8 @@ def get_baseline(name: str, **options: Any) -> Baseline[Any]:
     if unknown:
         raise TapecastError(f"baseline '{name}' has no option(s) {unknown}; "
                             f"its options are {sorted(fields)}")
-    return cls(cls.config_class(**options))
+    try:
+        config = cls.config_class(**options)
+    except (TypeError, ValueError) as exc:  # e.g. a string where a number belongs
+        raise TapecastError(f"baseline '{name}': invalid option value ({exc})") from None
+    return cls(config)

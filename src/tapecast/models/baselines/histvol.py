@@ -46,7 +46,8 @@ class HistVolConfig(BaselineConfig):
     Parameters
     ----------
     driftless_channels : tuple of str
-        Price increments, forecast with zero mean (default ``("log_ret",)``).
+        Price increments, forecast with zero mean (default ``("log_ret",)``). A string is read
+        as comma-separated names (``"log_ret,ret_1s"``; ``""`` for none).
     random_walk_channels : tuple of str
         Price levels, forecast as a driftless random walk from the last context value.
     """
@@ -55,6 +56,12 @@ class HistVolConfig(BaselineConfig):
     random_walk_channels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        for name in ("driftless_channels", "random_walk_channels"):
+            value = getattr(self, name)
+            if isinstance(value, str):  # "a,b" from the command line
+                object.__setattr__(self, name, tuple(v.strip() for v in value.split(",") if v))
+            else:
+                object.__setattr__(self, name, tuple(value))
         both = set(self.driftless_channels) & set(self.random_walk_channels)
         if both:
             raise TapecastError(f"hist-vol: channel(s) {sorted(both)} cannot be both driftless "
