@@ -1,0 +1,374 @@
+"""Moment-guided correction of a reverse diffusion (after Lempereur et al. 2026, MGD).
+
+MGD (arXiv 2602.17211) steers an ensemble of particles so that chosen moments ``E[φ(X_t)]`` follow
+a prescribed trajectory, with a drift of the form ``∇φ(x)ᵀ η_t`` whose coefficients ``η_t`` come
+from a P×P linear system estimated on the ensemble. Here the same idea is a sampling-time
+correction wrapped around any sampler: after each base step, the ``S`` samples of ONE window
+(the ``n_samples`` axis) are moved by
+
+    Δx = -Jᵀ η,    (J Jᵀ + ρ I) η = strength · r(x)
+
+a damped Gauss–Newton step on the normalized moment mismatch ``r`` (``J = ∂r/∂x``): the smallest
+move, within the span of the moment gradients, that closes ``strength`` of the linearized gap.
+The move is capped per channel at ``max_step`` times the channel's ensemble standard deviation.
+
+What is matched at each step, per window, for each channel ``k`` (deviations ``d = x - mean_S x``
+taken over samples at each remaining position, e.g. each horizon step, then averaged over samples
+and positions):
+
+* centered moments ``M_p[k] = mean(d_k^p)`` for ``p`` in ``orders`` (⊆ {2, 3, 4});
+* cross-channel covariances ``C[k, j] = mean(d_k d_j)``, ``k < j`` (``covariance=True``).
+
+Residuals are normalized by the target variance: ``(M_p - M*_p) / (M*_2)^{p/2}`` and
+``(C - C*) / sqrt(M*_2[k] M*_2[j])``. Targets at the noise level of each step come either from
+
+* :class:`MomentTargets` — data-space (t = 0) moments, per window (conditional: e.g. estimated
+  from the window's context by the caller) or shared (shape 1), pushed through the forward process
+  in closed form with :meth:`moment_transfer` (``x_t = c x_0 + n``, ``n`` independent)::
+
+      M2_t = c² M2 + v2,   M3_t = c³ M3,   M4_t = c⁴ M4 + 6 c² M2 v2 + v4,   C_t = c² C
+
+* :class:`MomentTrajectory` — an explicit per-step trajectory (unconditional: e.g. training data
+  pushed through the forward process by :func:`trajectory_from_data`).
+
+Diversity: the variance moment is matched to its target, so the correction widens an
+under-dispersed ensemble as readily as it narrows an over-dispersed one; it never shrinks the
+ensemble toward its mean unless the target says so (see the tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch.func import jacrev, vmap
+
+from tapecast.core.errors import TapecastError
+
+if TYPE_CHECKING:
+    from tapecast.diffusion.registry import NoiseKind, NoiseProcess, Sampler
+
+ALL_ORDERS = (2, 3, 4)
+
+
+def ensemble_moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centered moments of orders 2-4 and the covariance across the sample axis.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Shape ``(B, S, K, *rest)``: windows, samples, channels, positions.
+
+    Returns
+    -------
+    (torch.Tensor, torch.Tensor)
+        ``central`` of shape ``(B, K, 3)`` (orders 2, 3, 4) and ``covariance`` ``(B, K, K)``.
+    """
+    flat = x.reshape(x.shape[0], x.shape[1], x.shape[2], -1)  # (B, S, K, R)
+    dev = flat - flat.mean(dim=1, keepdim=True)
+    central = torch.stack([(dev**p).mean(dim=(1, 3)) for p in ALL_ORDERS], dim=-1)
+    count = dev.shape[1] * dev.shape[3]
+    covariance = torch.einsum("bskr,bsjr->bkj", dev, dev) / count
+    return central, covariance
+
+
+@dataclass(frozen=True)
+class MomentTargets:
+    """Data-space (t = 0) target moments, per window (B) or shared (1).
+
+    Attributes
+    ----------
+    central : torch.Tensor
+        ``(B or 1, K, 3)``: centered moments of orders 2, 3, 4 per channel.
+    covariance : torch.Tensor
+        ``(B or 1, K, K)``: cross-channel covariance.
+    """
+
+    central: torch.Tensor
+    covariance: torch.Tensor
+
+    def __post_init__(self) -> None:
+        c, v = self.central, self.covariance
+        if c.dim() != 3 or c.shape[-1] != 3 or v.shape != (c.shape[0], c.shape[1], c.shape[1]):
+            raise TapecastError(
+                f"moment targets need central (B, K, 3) and covariance (B, K, K), "
+                f"got {tuple(c.shape)} and {tuple(v.shape)}"
+            )
+
+    @classmethod
+    def from_samples(cls, x: torch.Tensor) -> MomentTargets:
+        """Targets measured on draws ``x`` ``(B, N, K, *rest)`` (see :func:`ensemble_moments`)."""
+        central, covariance = ensemble_moments(x.to(torch.float64))
+        return cls(central, covariance)
+
+    def at(self, noise: NoiseProcess, time: torch.Tensor) -> MomentTargets:
+        """The targets pushed through the forward process to ``time`` (closed form, module doc)."""
+        c, v2, v4 = (float(v) for v in noise.moment_transfer(time))
+        m2, m3, m4 = self.central.unbind(-1)
+        central = torch.stack(
+            [c**2 * m2 + v2, c**3 * m3, c**4 * m4 + 6.0 * c**2 * m2 * v2 + v4], dim=-1
+        )
+        return MomentTargets(central, c**2 * self.covariance)
+
+
+@dataclass(frozen=True)
+class MomentTrajectory:
+    """Per-step targets: entry ``i`` belongs to the sample returned at the ``i``-th sampler step.
+
+    Attributes
+    ----------
+    central : torch.Tensor
+        ``(n_steps, B or 1, K, 3)``.
+    covariance : torch.Tensor
+        ``(n_steps, B or 1, K, K)``.
+    """
+
+    central: torch.Tensor
+    covariance: torch.Tensor
+
+    def at_step(self, index: int) -> MomentTargets:
+        """Targets for step ``index`` (0 = the first, noisiest step)."""
+        if not 0 <= index < self.central.shape[0]:
+            raise TapecastError(
+                f"moment trajectory has {self.central.shape[0]} steps; asked for {index}"
+            )
+        return MomentTargets(self.central[index], self.covariance[index])
+
+
+def trajectory_from_data(
+    x0: torch.Tensor, sampler: Sampler, *, generator: torch.Generator | None = None
+) -> MomentTrajectory:
+    """Unconditional trajectory: data ``x0`` ``(N, K, *rest)`` noised to each step's output time.
+
+    The sampler must have its timesteps set; entry ``i`` holds the moments of
+    ``add_noise(x0, previous_time(t_i))`` (``x0`` itself at the clean end).
+
+    Returns
+    -------
+    MomentTrajectory
+        Shared targets (batch dimension 1).
+    """
+    central, covariance = [], []
+    for t in sampler.timesteps:
+        prev = sampler.previous_time(t)
+        _, noise_var, _ = sampler.noise.moment_transfer(prev)
+        if float(noise_var) <= 0.0:
+            x_prev = x0
+        else:
+            stamp = prev.expand(x0.shape[0])
+            x_prev, _ = sampler.noise.add_noise(x0, stamp, generator=generator)
+        targets = MomentTargets.from_samples(x_prev.unsqueeze(0))
+        central.append(targets.central)
+        covariance.append(targets.covariance)
+    return MomentTrajectory(torch.stack(central), torch.stack(covariance))
+
+
+def _residual(
+    x: torch.Tensor,
+    target_central: torch.Tensor,
+    target_cov: torch.Tensor,
+    orders: tuple[int, ...],
+    covariance: bool,
+) -> torch.Tensor:
+    """Normalized moment mismatch of one window: x ``(S, K, R)`` -> ``(P,)``."""
+    dev = x - x.mean(dim=0, keepdim=True)
+    var = target_central[:, 0].clamp_min(1e-12)  # (K,)
+    parts = [
+        ((dev**p).mean(dim=(0, 2)) - target_central[:, p - 2]) / var ** (p / 2) for p in orders
+    ]
+    if covariance and x.shape[1] > 1:
+        cov = torch.einsum("skr,sjr->kj", dev, dev) / (dev.shape[0] * dev.shape[2])
+        upper = torch.triu_indices(x.shape[1], x.shape[1], offset=1, device=x.device)
+        scale = (var[:, None] * var[None, :]).sqrt()
+        parts.append(((cov - target_cov) / scale)[upper[0], upper[1]])
+    return torch.cat(parts)
+
+
+class MomentGuided:
+    """Wrap a sampler so every step ends with a moment-guided correction (same contract).
+
+    Parameters
+    ----------
+    sampler : Sampler
+        The base sampler (``ddpm``, ``ddim``, ``sde``, ...).
+    n_samples : int
+        ``S``: the batch the base sampler sees is ``(B * S, K, *rest)`` with the samples of one
+        window contiguous (window-major).
+    targets : MomentTargets or MomentTrajectory, optional
+        Targets; can also be given later with :meth:`set_targets`.
+    strength : float
+        Fraction of the linearized moment gap closed per step, in ``(0, 1]``.
+    orders : sequence of int
+        Centered moment orders to match, a subset of (2, 3, 4).
+    covariance : bool
+        Whether to match cross-channel covariances.
+    guide_fraction : float
+        Guide only the last ``guide_fraction`` of the steps (1.0: all).
+    max_step : float
+        Per-channel cap of the move's RMS, in units of the channel's ensemble std.
+    ridge : float
+        Tikhonov damping ρ relative to the mean diagonal of ``J Jᵀ``.
+    """
+
+    def __init__(
+        self,
+        sampler: Sampler,
+        n_samples: int,
+        targets: MomentTargets | MomentTrajectory | None = None,
+        *,
+        strength: float = 0.5,
+        orders: Sequence[int] = ALL_ORDERS,
+        covariance: bool = True,
+        guide_fraction: float = 1.0,
+        max_step: float = 0.5,
+        ridge: float = 1e-3,
+    ) -> None:
+        if n_samples < 2:
+            raise TapecastError(f"moment guidance needs n_samples >= 2, got {n_samples}")
+        if not 0 < strength <= 1 or not 0 < guide_fraction <= 1 or max_step <= 0 or ridge <= 0:
+            raise TapecastError(
+                "MGD needs 0 < strength <= 1, 0 < guide_fraction <= 1, max_step, ridge > 0"
+            )
+        if not orders or not set(orders) <= set(ALL_ORDERS):
+            raise TapecastError(
+                f"MGD orders must be a non-empty subset of {ALL_ORDERS}, got {orders}"
+            )
+        self.base = sampler
+        self.n_samples = int(n_samples)
+        self.targets = targets
+        self.strength, self.max_step, self.ridge = float(strength), float(max_step), float(ridge)
+        self.orders = tuple(sorted(set(orders)))
+        self.covariance = bool(covariance)
+        self.guide_fraction = float(guide_fraction)
+
+    # -- the sampler contract, delegated ---------------------------------------------------------
+    @property
+    def noise_kind(self) -> NoiseKind:
+        return self.base.noise_kind
+
+    @property
+    def noise(self) -> NoiseProcess:
+        return self.base.noise
+
+    @property
+    def timesteps(self) -> torch.Tensor:
+        return self.base.timesteps
+
+    def set_timesteps(self, n_steps: int) -> None:
+        """Set the base sampler's grid."""
+        self.base.set_timesteps(n_steps)
+
+    def set_targets(self, targets: MomentTargets | MomentTrajectory) -> None:
+        """Set (or replace) the targets, e.g. per batch of windows before sampling it."""
+        self.targets = targets
+
+    def previous_time(self, t: torch.Tensor) -> torch.Tensor:
+        return self.base.previous_time(t)
+
+    def model_time(self, t: torch.Tensor) -> torch.Tensor:
+        return self.base.model_time(t)
+
+    def init_noise(
+        self,
+        shape: Sequence[int],
+        generator: torch.Generator | None = None,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor:
+        return self.base.init_noise(shape, generator, dtype=dtype, device=device)
+
+    def step(
+        self,
+        model_output: torch.Tensor,
+        t: torch.Tensor,
+        x: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Base step, then the moment correction of every window toward the step's targets.
+
+        Returns
+        -------
+        torch.Tensor
+            Shape and dtype of ``x`` (``(B * S, K, *rest)``).
+        """
+        x_prev = self.base.step(model_output, t, x, generator=generator)
+        index = self._step_index(t)
+        n_steps = int(self.timesteps.numel())
+        if index < n_steps - max(1, round(self.guide_fraction * n_steps)):
+            return x_prev
+        return self.correct(x_prev, self._targets_for(index, t))
+
+    # -- internals -------------------------------------------------------------------------------
+    def _step_index(self, t: torch.Tensor) -> int:
+        hits = (self.timesteps == torch.as_tensor(t, dtype=self.timesteps.dtype)).nonzero()
+        if hits.numel() == 0:
+            raise TapecastError(f"time {float(t)} is not in the sampler's timesteps")
+        return int(hits[0, 0])
+
+    def _targets_for(self, index: int, t: torch.Tensor) -> MomentTargets:
+        if self.targets is None:
+            raise TapecastError(
+                "sde-mgd needs target moments: call set_targets(...) before sampling"
+            )
+        if isinstance(self.targets, MomentTrajectory):
+            return self.targets.at_step(index)
+        return self.targets.at(self.noise, self.previous_time(t))
+
+    def correct(self, x: torch.Tensor, targets: MomentTargets) -> torch.Tensor:
+        """Move the samples of each window toward ``targets`` (one damped Gauss–Newton step).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(B * S, K, *rest)``, window-major.
+        targets : MomentTargets
+            Targets at this step's noise level, batch ``B`` or 1.
+
+        Returns
+        -------
+        torch.Tensor
+            Corrected samples, shape and dtype of ``x``.
+        """
+        if x.dim() < 2 or x.shape[0] % self.n_samples:
+            raise TapecastError(
+                f"MGD expects (B * {self.n_samples}, K, ...) samples, got shape {tuple(x.shape)}"
+            )
+        n_windows = x.shape[0] // self.n_samples
+        windows = x.to(torch.float64).reshape(
+            n_windows, self.n_samples, x.shape[1], -1
+        )  # (B, S, K, R)
+        central = targets.central.to(windows).expand(n_windows, -1, -1)
+        cov = targets.covariance.to(windows).expand(n_windows, -1, -1)
+        if central.shape[1] != windows.shape[2]:
+            raise TapecastError(
+                f"targets have {central.shape[1]} channels, samples {windows.shape[2]}"
+            )
+        delta = self._gauss_newton(windows, central, cov)
+        return (windows + delta).reshape(x.shape).to(x.dtype)
+
+    def _gauss_newton(
+        self, windows: torch.Tensor, central: torch.Tensor, cov: torch.Tensor
+    ) -> torch.Tensor:
+        def residual(w: torch.Tensor, tc: torch.Tensor, tv: torch.Tensor) -> torch.Tensor:
+            return _residual(w, tc, tv, self.orders, self.covariance)
+
+        r = vmap(residual)(windows, central, cov)  # (B, P)
+        jac = vmap(jacrev(residual))(windows, central, cov)  # (B, P, S, K, R)
+        flat = jac.reshape(jac.shape[0], jac.shape[1], -1)  # (B, P, N)
+        gram = flat @ flat.transpose(1, 2)  # (B, P, P)
+        damp = self.ridge * gram.diagonal(dim1=1, dim2=2).mean(-1).clamp_min(1e-30)
+        eye = torch.eye(gram.shape[1], dtype=gram.dtype, device=gram.device)
+        eta = torch.linalg.solve(gram + damp[:, None, None] * eye, self.strength * r.unsqueeze(-1))
+        delta = -(flat.transpose(1, 2) @ eta).reshape(windows.shape)  # (B, S, K, R)
+        return self._cap(delta, windows)
+
+    def _cap(self, delta: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
+        """Scale each (window, channel) move to RMS <= max_step * ensemble std of that channel."""
+        rms = delta.pow(2).mean(dim=(1, 3), keepdim=True).sqrt()  # (B, 1, K, 1)
+        spread = (windows - windows.mean(dim=1, keepdim=True)).pow(2).mean(dim=(1, 3), keepdim=True)
+        limit = self.max_step * spread.sqrt()
+        return delta * torch.clamp(limit / rms.clamp_min(1e-30), max=1.0)
