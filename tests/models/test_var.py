@@ -67,3 +67,9 @@ def test_var_when_noise_is_small_follows_the_recursion_from_last_context_value()
 def test_fit_var1_when_too_few_transitions_raises() -> None:
     with pytest.raises(TapecastError, match="need at least 5"):
         fit_var1(np.zeros((4, 2, 3)))
+
+
+def test_var_when_horizon_is_one_has_no_transitions_and_says_so() -> None:
+    batch = batch_from_series(simulate_var1(np.random.default_rng(3), 50), 20, 1)
+    with pytest.raises(TapecastError, match="0 complete training transitions"):
+        get_baseline("var").fit(batch)

@@ -104,23 +104,25 @@ class TrainingWindows:
 
     @classmethod
     def from_batch(cls, batch: ForecastBatch) -> TrainingWindows:
-        """Distinct windows and within-horizon transitions of a (possibly overlapping) batch."""
-        seq = np.concatenate([batch.context, batch.target], axis=2)  # (B, K, C+H)
-        b, k, length = seq.shape
-        rows = seq.transpose(0, 2, 1).reshape(b * length, k)  # (B*(C+H), K)
-        inst = np.repeat(np.asarray(batch.instruments).astype(str), length)
+        """Distinct windows and within-horizon transitions of a (possibly overlapping) batch.
+
+        Only ids are expanded per origin and position; values are gathered for the kept
+        windows alone, so memory stays near the size of the batch itself.
+        """
+        b, length, c = batch.size, batch.context_length + batch.horizon, batch.context_length
+        names, code = np.unique(np.asarray(batch.instruments).astype(str), return_inverse=True)
+        inst = np.repeat(code.reshape(-1), length)  # (B*(C+H),) instrument code per position
         ids = np.asarray(batch.window_ids, dtype=np.int64).reshape(-1)
         first = _first_occurrence(inst, ids)
-        order = first[np.lexsort((ids[first], inst[first]))]
+        first = first[np.lexsort((ids[first], inst[first]))]
         # a transition is (position j, j+1) of one origin's horizon (j >= C), which the dataset
         # keeps in one session; keyed by the id of its first window
-        c = batch.context_length
         start = np.arange(b * length).reshape(b, length)[:, c:-1].reshape(-1)
-        first_pairs = start[_first_occurrence(inst[start], ids[start])]
-        first_pairs = first_pairs[np.lexsort((ids[first_pairs], inst[first_pairs]))]
-        pairs = np.stack([rows[first_pairs], rows[first_pairs + 1]], axis=1)  # (M, 2, K)
-        return cls(tuple(batch.channels), _finite_or_nan(rows[order]), inst[order], ids[order],
-                   _finite_or_nan(pairs), inst[first_pairs])
+        pair_at = start[_first_occurrence(inst[start], ids[start])]
+        pair_at = pair_at[np.lexsort((ids[pair_at], inst[pair_at]))]
+        pairs = np.stack([_gather(batch, pair_at), _gather(batch, pair_at + 1)], axis=1)
+        return cls(tuple(batch.channels), _gather(batch, first), names[inst[first]], ids[first],
+                   pairs, names[inst[pair_at]])
 
     def for_instrument(self, instrument: str) -> TrainingWindows:
         """The windows and transitions of one instrument (possibly none)."""
@@ -137,11 +139,22 @@ class TrainingWindows:
         return self.pairs[np.isfinite(self.pairs).all(axis=(1, 2))]
 
 
-def _first_occurrence(instruments: NDArray[np.str_], ids: NDArray[np.int64]) -> NDArray[np.intp]:
-    """Positions of the first occurrence of each distinct ``(instrument, id)`` key."""
+def _gather(batch: ForecastBatch, flat: NDArray[np.intp]) -> NDArray[np.float64]:
+    """Windows at flat positions ``origin * (C + H) + position`` of a batch, shape (n, K),
+    float64 with every non-finite value as NaN."""
+    c, length = batch.context_length, batch.context_length + batch.horizon
+    origin, pos = np.divmod(flat, length)
+    in_context = pos < c
+    out = np.empty((flat.size, len(batch.channels)))
+    out[in_context] = batch.context[origin[in_context], :, pos[in_context]]
+    out[~in_context] = batch.target[origin[~in_context], :, pos[~in_context] - c]
+    return _finite_or_nan(out)
+
+
+def _first_occurrence(inst_code: NDArray[np.intp], ids: NDArray[np.int64]) -> NDArray[np.intp]:
+    """Positions of the first occurrence of each distinct ``(instrument code, id)`` key."""
     if ids.size == 0:
         return np.zeros(0, dtype=np.intp)
-    _, inst_code = np.unique(instruments, return_inverse=True)
     span = int(ids.max() - ids.min()) + 1
     key = inst_code.astype(np.int64) * span + (ids - ids.min())
     _, first = np.unique(key, return_index=True)
@@ -282,6 +295,7 @@ class Baseline(ABC, Generic[ConfigT]):
 
     def fit(self, train: ForecastBatch | TrainingWindows, *, seed: int = 0) -> Self:
         """Fit on training origins (or on prepared :class:`TrainingWindows`)."""
+        self._channels = None  # a failed fit leaves the forecaster unfitted
         windows = train if isinstance(train, TrainingWindows) else TrainingWindows.from_batch(train)
         self._stats = ChannelStats.from_windows(windows)
         self._fit(windows, seed)
