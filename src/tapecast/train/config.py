@@ -1,0 +1,231 @@
+"""Configuration of the training loop: one frozen, validated dataclass saved as JSON with a run.
+
+``TrainConfig`` holds every knob of :func:`tapecast.train.fit` that changes what is learned
+(optimiser, batch, schedule, EMA, seeds) and a few that only change how the run is watched
+(evaluation and logging cadence, progress). ``to_dict`` / ``from_dict`` round-trip it through
+``train_config.json`` in the run folder.
+
+The learning rate is a pure function of the step (:meth:`TrainConfig.lr_at`), so a resumed run
+needs no scheduler state: linear warm-up over ``warmup_steps``, then
+
+``constant``
+    the base rate;
+``cosine``
+    half a cosine from the base rate down to ``min_lr_ratio`` times it at the last step
+    (Loshchilov & Hutter 2017, SGDR, arXiv 1608.03983, Eq. 5 without restarts);
+``step``
+    the base rate divided by 10 at 75 % and again at 90 % of the steps (the schedule of the
+    CSDI reference training, Tashiro et al. 2021, arXiv 2107.03502, App. E).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from tapecast.core.errors import TapecastError
+
+LrSchedule = Literal["constant", "cosine", "step"]
+LR_SCHEDULES: tuple[str, ...] = get_args(LrSchedule)
+
+# Fields that may differ between a checkpoint's run and the run that resumes it: they change
+# when training stops or how it is watched, not the update of a step already planned.
+RESUMABLE_CHANGES: frozenset[str] = frozenset(
+    {"max_epochs", "max_steps", "eval_every", "log_every", "checkpoint_every", "num_threads"}
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Knobs of the training loop (AdamW, EMA, clipping, schedule, cadence, seeds).
+
+    Parameters
+    ----------
+    lr : float
+        Base learning rate of AdamW (Loshchilov & Hutter 2019, arXiv 1711.05101).
+    weight_decay : float
+        Decoupled weight decay of AdamW, on every parameter.
+    betas : tuple of float
+        AdamW's (beta1, beta2), each in [0, 1).
+    eps : float
+        AdamW's epsilon.
+    batch_size : int
+        Global batch: samples per optimiser step, summed over all ranks.
+    max_epochs, max_steps : int or None
+        Training stops at whichever comes first; at least one must be set.
+    grad_clip : float or None
+        Largest global L2 norm of the gradient (``clip_grad_norm_``); None turns clipping off.
+    ema_decay : float
+        Decay of the exponential moving average of the weights, in [0, 1).
+    ema_warmup : bool
+        Use ``min(ema_decay, (1 + n) / (10 + n))`` at update ``n`` so early averages are not
+        dominated by the random initialisation (``tf.train.ExponentialMovingAverage``'s rule).
+    lr_schedule : {"constant", "cosine", "step"}
+        Shape of the rate after warm-up (module docstring).
+    warmup_steps : int
+        Steps of linear warm-up from ``lr / warmup_steps`` to ``lr``.
+    min_lr_ratio : float
+        Final rate of the cosine schedule as a share of ``lr``.
+    eval_every : int or "epoch"
+        Validate (with the EMA weights) every this many steps, or at the end of each epoch.
+        Training always ends with a validation.
+    checkpoint_every : int or None
+        Also write the resumable ``last`` checkpoint every this many steps; None writes it at
+        each validation only (and at the end, and on Ctrl-C).
+    log_every : int
+        Steps between progress refreshes and ``train`` rows in ``train_log.jsonl``.
+    bf16 : bool
+        Run the loss under ``torch.autocast(dtype=torch.bfloat16)`` (CPU or CUDA); weights,
+        gradients and optimiser state stay float32.
+    seed : int
+        Root of every random stream of the run (data order, loss draws, dropout).
+    batch_shards : int or None
+        The global batch is cut into this many shards, each with its own random stream; ranks
+        share the shards out. Runs with equal ``batch_shards`` give the same result whatever the
+        number of ranks (docs/training.md). None means "the number of ranks" (fastest).
+    val_batch_size : int or None
+        Samples per validation batch; None uses ``batch_size``.
+    drop_last : bool
+        Drop the last incomplete batch of each epoch.
+    num_threads : int or None
+        ``torch.set_num_threads`` during the fit; None leaves the setting alone.
+    """
+
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    batch_size: int = 16
+    max_epochs: int | None = 100
+    max_steps: int | None = None
+    grad_clip: float | None = 1.0
+    ema_decay: float = 0.999
+    ema_warmup: bool = True
+    lr_schedule: LrSchedule = "constant"
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
+    eval_every: int | Literal["epoch"] = "epoch"
+    checkpoint_every: int | None = None
+    log_every: int = 10
+    bf16: bool = False
+    seed: int = 0
+    batch_shards: int | None = None
+    val_batch_size: int | None = None
+    drop_last: bool = False
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        # JSON gives lists; keep the frozen value hashable and typed
+        object.__setattr__(self, "betas", tuple(self.betas))
+        self._check_numbers()
+        self._check_counts()
+        self._check_choices()
+
+    def _check_numbers(self) -> None:
+        _check_real("lr", self.lr, low=0.0, low_open=True)
+        _check_real("weight_decay", self.weight_decay, low=0.0)
+        _check_real("eps", self.eps, low=0.0, low_open=True)
+        _check_real("ema_decay", self.ema_decay, low=0.0, high=1.0)
+        _check_real("min_lr_ratio", self.min_lr_ratio, low=0.0, high=1.0, high_closed=True)
+        if len(self.betas) != 2:
+            _fail("betas", "two numbers (beta1, beta2)", self.betas)
+        for beta in self.betas:
+            _check_real("betas", beta, low=0.0, high=1.0)
+        if self.grad_clip is not None:
+            _check_real("grad_clip", self.grad_clip, low=0.0, low_open=True)
+
+    def _check_counts(self) -> None:
+        for name in ("batch_size", "log_every"):
+            _check_int(name, getattr(self, name), low=1)
+        _check_int("warmup_steps", self.warmup_steps, low=0)
+        _check_int("seed", self.seed, low=0)
+        for name in ("max_epochs", "max_steps", "checkpoint_every", "batch_shards",
+                     "val_batch_size", "num_threads"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), low=1)
+        if self.max_epochs is None and self.max_steps is None:
+            _fail("max_steps", "max_epochs or max_steps (or both) set", None)
+        if self.batch_shards is not None and self.batch_shards > self.batch_size:
+            _fail("batch_shards", f"at most batch_size ({self.batch_size})", self.batch_shards)
+        if self.eval_every != "epoch":
+            _check_int("eval_every", self.eval_every, low=1)
+
+    def _check_choices(self) -> None:
+        for name in ("ema_warmup", "bf16", "drop_last"):
+            if not isinstance(getattr(self, name), bool):
+                _fail(name, "true or false", getattr(self, name))
+        if self.lr_schedule not in LR_SCHEDULES:
+            _fail("lr_schedule", f"one of {', '.join(LR_SCHEDULES)}", self.lr_schedule)
+
+    def lr_at(self, step: int, total_steps: int) -> float:
+        """Learning rate of the update that takes the weights from ``step`` to ``step + 1``.
+
+        Parameters
+        ----------
+        step : int
+            Completed optimiser steps before this update (0-based).
+        total_steps : int
+            Planned steps of the whole run (the end of the cosine and step schedules).
+        """
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        if self.lr_schedule == "constant":
+            return self.lr
+        span = max(total_steps - self.warmup_steps, 1)
+        progress = min((step - self.warmup_steps) / span, 1.0)
+        if self.lr_schedule == "cosine":
+            ratio = self.min_lr_ratio
+            return self.lr * (ratio + (1.0 - ratio) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+        drops = (progress >= 0.75) + (progress >= 0.9)
+        return self.lr * 0.1**drops
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict of every field."""
+        data = dataclasses.asdict(self)
+        data["betas"] = list(self.betas)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a dict (a ``train_config.json``); unknown keys are an error.
+
+        Raises
+        ------
+        TapecastError
+            On an unknown key or an invalid value.
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TapecastError(f"train config: unknown field(s) {', '.join(unknown)}; "
+                                f"expected some of {', '.join(sorted(known))}")
+        return cls(**data)
+
+    def trajectory_differences(self, other: TrainConfig) -> list[str]:
+        """Fields whose change would alter a resumed run's steps (all but RESUMABLE_CHANGES)."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [k for k in mine if k not in RESUMABLE_CHANGES and mine[k] != theirs[k]]
+
+
+def _fail(name: str, expected: str, got: object) -> None:
+    raise TapecastError(f"train config field '{name}': expected {expected}, got {got!r}")
+
+
+def _check_real(name: str, value: object, *, low: float, high: float = math.inf,
+                low_open: bool = False, high_closed: bool = False) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        assert isinstance(value, int | float)
+        ok = (value > low if low_open else value >= low) and (
+            value <= high if high_closed else value < high)
+    if not ok:
+        left = "(" if low_open else "["
+        right = "]" if high_closed else ")"
+        _fail(name, f"a number in {left}{low}, {high}{right}", value)
+
+
+def _check_int(name: str, value: object, *, low: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        _fail(name, f"an integer >= {low}", value)
