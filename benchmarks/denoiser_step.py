@@ -130,6 +130,7 @@ def bench_size(name: str, samples: int, repeats: int, precision: str, peak_now: 
     window = [encode_s[arch] + 50 * timings[arch][0] for arch in ARCHS]
     print(f"{name:<6}full-grid / context-cached: step {full / cached:.1f}x (best), "
           f"{timings[ARCHS[0]][1] / timings[ARCHS[1]][1]:.1f}x (median), "
+          f"{timings[ARCHS[0]][2] / timings[ARCHS[1]][2]:.1f}x (CPU), "
           f"FLOPs {flops[ARCHS[0]] / flops[ARCHS[1]]:.1f}x; one window at 50 steps "
           f"(encode included) {window[0] / window[1]:.1f}x")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import cast
 
 import pytest
 import torch
@@ -31,7 +32,7 @@ def tiny_net(seed: int = 0) -> CSDIDenoiser:
 
 
 def csdi_parameter_count(config: DenoiserConfig) -> int:
-    """Closed form of a plain CSDI layout (Tashiro et al. 2021, Fig. 6) with these sizes."""
+    """Closed form of a plain CSDI layout (Tashiro et al. 2021, App. E) with these sizes."""
     w, f, e, s = config.channels, config.ff_dim, config.diffusion_emb_dim, config.side_dim
     layer = 4 * w * w + 4 * w + 2 * w * f + f + w + 4 * w  # attention, feed-forward, two norms
     block = 2 * layer + (e * w + w) + (s * 2 * w + 2 * w) + 2 * (w * 2 * w + 2 * w)
@@ -180,9 +181,9 @@ def _one_training_step(net: CSDIDenoiser | CachedCSDIDenoiser, config: DenoiserC
     context = torch.randn(batch, config.n_features, config.context, generator=generator)
     noise = torch.randn(batch, config.n_features, config.horizon, generator=generator)
     out = net(noise, torch.tensor([10.0] * batch), net.encode_context(context))
-    loss: Tensor = (out - noise).pow(2).mean()
+    loss = (out - noise).pow(2).mean()
     loss.backward()
-    return loss.detach()
+    return cast(Tensor, loss.detach())
 
 
 @pytest.mark.slow

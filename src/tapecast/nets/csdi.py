@@ -1,11 +1,11 @@
-"""The full-grid CSDI denoiser (Tashiro et al. 2021, arXiv 2107.03502, Sec. 4.3, Fig. 6, App. E.1).
+"""The full-grid CSDI denoiser (Tashiro et al. 2021, arXiv 2107.03502, Sec. 4, App. E).
 
 The network predicts the noise (or score) of the target cells of a (K, L) grid from two input
 channels, the conditional observations and the noisy targets, the diffusion time ``t`` and the
 side information (``embeddings.SideInfo``). It runs the whole grid at every reverse step:
 
 1. input projection: 2 -> channels, ReLU;
-2. ``n_blocks`` residual blocks, each (CSDI Fig. 6): add the projected diffusion-time embedding;
+2. ``n_blocks`` residual blocks, each (CSDI App. E): add the projected diffusion-time embedding;
    a transformer layer along time (per feature row); a transformer layer across features (per
    time point); a projection to 2·channels plus the projected side information; the gated
    activation sigmoid(gate) ⊙ tanh(filter) (van den Oord et al. 2016, WaveNet); a projection to
@@ -101,7 +101,7 @@ def feature_mix(layer: TransformerLayer, y: Tensor) -> Tensor:
 
 
 class ResidualBlock(nn.Module):
-    """One CSDI residual block (Tashiro et al. 2021, Fig. 6); parameters of both denoisers."""
+    """One CSDI residual block (Tashiro et al. 2021, App. E); parameters of both denoisers."""
 
     def __init__(self, config: DenoiserConfig) -> None:
         super().__init__()

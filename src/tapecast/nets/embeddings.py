@@ -1,6 +1,6 @@
 """Embeddings of the CSDI denoiser: diffusion time and side information.
 
-CSDI (Tashiro et al. 2021, arXiv 2107.03502, Sec. 4.3, App. E.1) conditions its residual blocks on
+CSDI (Tashiro et al. 2021, arXiv 2107.03502, Sec. 4 and App. E) conditions its residual blocks on
 
 * the diffusion time ``t``: a sinusoidal embedding passed through two fully connected layers with
   SiLU activations (the DiffWave recipe, Kong et al. 2021, arXiv 2009.09761), projected per block;
