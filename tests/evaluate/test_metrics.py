@@ -58,7 +58,7 @@ def synthetic_forecasts(n_windows: int = 240, n_samples: int = 32, seed: int = 0
     for i, (name, values) in enumerate(draws.items()):
         samples = Samples(values, CHANNELS, ids, ts, np.full(n_windows, "SPY"), regimes)
         out.append(Forecast(name, samples, realized, context=ctx,
-                            provenance={"features_hash": "abc123", "seed": 7, "wall_s": 0.5 + i,
+                            provenance={"features_sha256": "abc123", "seed": 7, "wall_s": 0.5 + i,
                                         "split": {"kind": "last", "test_sessions": 1}}))
     return out
 
@@ -194,7 +194,7 @@ def test_build_metrics_when_built_carries_wall_s_dm_and_provenance(
     assert out["forecasters"]["climatology"]["wall_s"] == 1.5
     assert out["reference"] == "climatology" and len(out["dm_tests"]) == 3
     prov = out["provenance"]
-    assert prov["features_hash"] == "abc123" and prov["seed"] == 7
+    assert prov["features_sha256"] == "abc123" and prov["seed"] == 7
     assert prov["split"] == {"kind": "last", "test_sessions": 1}
     assert prov["command"] == "test" and "package_version" in prov and "git_commit" in prov
     assert set(prov["forecasts"]) == set(out["forecasters"])
@@ -206,4 +206,14 @@ def test_collect_provenance_when_values_differ_keeps_them_per_forecaster(
     other = Forecast("b", f.samples, f.realized, provenance={"seed": 9})
     prov = metrics.collect_provenance([forecasts[0], other])
     assert prov["seed"] == {"model": 7, "b": 9}
-    assert prov["features_hash"] == {"model": "abc123"}
+    assert prov["features_sha256"] == {"model": "abc123"}
+
+
+def test_origin_stride_when_origins_step_by_horizon_overlap_is_one() -> None:
+    ids = np.arange(0, 100, 10)[:, None] + np.arange(10)[None, :]  # stride 10, H = 10
+    assert metrics.origin_stride(ids) == 10 and metrics.overlap(10, 10) == 1
+    assert metrics.origin_stride(ids[:, :3] // 5) == 2 and metrics.overlap(10, 2) == 5
+    inst = np.array(["A"] * 5 + ["B"] * 5)
+    restarted = np.concatenate([ids[:5], ids[:5]])  # ids restart per instrument
+    assert metrics.origin_stride(restarted, inst) == 10
+    assert metrics.origin_stride(None) == 1

@@ -175,3 +175,22 @@ def test_dm_by_step_when_given_n_by_h_returns_one_result_per_step() -> None:
         assert result == diebold_mariano(a[:, j], b[:, j], horizon=j + 1)
     with pytest.raises(TapecastError):
         dm_by_step(a[:, 0], b[:, 0])
+
+
+def test_diebold_mariano_when_45_non_overlapping_windows_keeps_size_near_nominal() -> None:
+    # one test day at stride = horizon: 45 independent per-window losses, horizon 1
+    rng = np.random.default_rng(45)
+    d = rng.standard_normal((2000, 45))
+    rejection = np.mean([diebold_mariano(x, np.zeros(45)).p_value < 0.05 for x in d])
+    assert 0.03 <= rejection <= 0.075  # binomial sd 0.005
+    floored = diebold_mariano(d[0], np.zeros(45), floor_at_iid=True)
+    assert floored.n_eff <= 45
+
+
+def test_diebold_mariano_when_lag_far_above_overlap_over_rejects() -> None:
+    # the failure the overlap rule avoids: lag 18 on 45 independent windows
+    rng = np.random.default_rng(46)
+    d = rng.standard_normal((2000, 45))
+    rejection = np.mean([diebold_mariano(x, np.zeros(45), horizon=10).p_value < 0.05
+                         for x in d])
+    assert rejection > 0.08

@@ -38,7 +38,8 @@ from tapecast.evaluate import calibration, joint, scores, significance
 IMBALANCE_PREFIX = "imb_"
 ALL_CHANNELS = "all_channels"
 DEFAULT_LEVELS = (50, 80, 90, 95)
-PROVENANCE_KEYS = ("features_hash", "features_file", "split", "seed", "seeds")
+PROVENANCE_KEYS = ("features_sha256", "features", "split", "split_spec", "fold", "seed",
+                   "seeds", "package_version", "git_commit")
 
 Array = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -345,8 +346,29 @@ def window_losses(forecast: Forecast) -> tuple[Array, Array]:
     return masked_mean(crps, mask, axis=(1, 2)), masked_mean(crps, mask, axis=1)
 
 
+def origin_stride(window_ids: NDArray[np.int64] | None,
+                  instruments: NDArray[np.str_] | None = None) -> int:
+    """Smallest step between the first target windows of consecutive origins (1 if unknown).
+
+    With stride s, the targets of an h-step forecast overlap those of ceil(h / s) - 1 neighbours.
+    """
+    if window_ids is None or len(window_ids) < 2:
+        return 1
+    first = np.asarray(window_ids)[:, 0]
+    same = (np.ones(len(first) - 1, dtype=bool) if instruments is None
+            else np.asarray(instruments)[1:] == np.asarray(instruments)[:-1])
+    steps = np.diff(first)[same]
+    steps = steps[steps > 0]
+    return int(steps.min()) if steps.size else 1
+
+
+def overlap(horizon: int, stride: int) -> int:
+    """Number of origins an h-step target overlaps with (itself included): ceil(h / stride)."""
+    return max(1, -(-horizon // max(stride, 1)))
+
+
 def _dm(loss_a: Array, loss_b: Array, horizon: int) -> dict[str, Any]:
-    """DM test (HAC variance, HLN correction for ``horizon``); NaN pairs dropped."""
+    """DM test (HAC variance, HLN correction for ``horizon``, the targets' overlap)."""
     return significance.diebold_mariano(loss_a, loss_b, horizon=horizon).to_dict()
 
 
@@ -356,9 +378,12 @@ def compare_forecasts(forecasts: Sequence[Forecast],
 
     When ``reference`` is among the forecasts, every other forecaster is tested against it
     (``b`` = reference); otherwise every pair is tested. ``mean_diff`` is mean(loss_a - loss_b):
-    negative means ``a`` scores better. The overall test compares per-window means over H
-    overlapping steps (Newey-West lag at least H - 1, Harvey et al. 1997 correction for H); per
-    horizon step h the loss is the mean CRPS over channels at that step (lag at least h - 1).
+    negative means ``a`` scores better. The loss is the per-window mean of scaled CRPS
+    (:func:`window_losses`). The targets of neighbouring origins overlap ceil(h / stride) times
+    (stride from the window ids, :func:`origin_stride`); that overlap, not H, sets the lag floor
+    and the Harvey et al. (1997) correction: with stride = H (the evaluation default) the
+    per-window losses do not overlap. Per horizon step h the loss is the scaled mean over
+    channels at that step.
 
     Returns
     -------
@@ -368,6 +393,7 @@ def compare_forecasts(forecasts: Sequence[Forecast],
     check_same_targets(forecasts)
     losses = {f.name: window_losses(f) for f in forecasts}
     names = [f.name for f in forecasts]
+    stride = origin_stride(forecasts[0].samples.window_ids, forecasts[0].samples.instruments)
     if reference in names:
         pairs = [(name, reference) for name in names if name != reference]
     else:
@@ -376,8 +402,9 @@ def compare_forecasts(forecasts: Sequence[Forecast],
     for a, b in pairs:
         (mean_a, step_a), (mean_b, step_b) = losses[a], losses[b]
         horizon = step_a.shape[1]
-        entry = {"a": a, "b": b, **_dm(mean_a, mean_b, horizon)}
-        entry["by_step"] = [_dm(step_a[:, h], step_b[:, h], h + 1) for h in range(horizon)]
+        entry = {"a": a, "b": b, **_dm(mean_a, mean_b, overlap(horizon, stride))}
+        entry["by_step"] = [_dm(step_a[:, h], step_b[:, h], overlap(h + 1, stride))
+                            for h in range(horizon)]
         tests.append(entry)
     return list(to_jsonable(tests))
 

@@ -15,6 +15,12 @@ Legend (paper notation):
     DM      d̄ / sqrt(σ²_LR / n)
     n_eff   n γ_0 / σ²_LR, clipped to [1, n]  (n / n_eff is the variance inflation of d̄)
 
+``floor_at_iid=True`` floors σ²_LR at γ_0, so that negative sample autocovariances of a short
+series cannot shrink the variance below the independent-windows value (conservative: at
+n = 250 iid it rejects 2.7 % at a nominal 5 %; off by default). The main guard is the lag: pass
+the targets' real overlap as ``horizon`` (1 for non-overlapping windows), since a lag far above
+what the overlap needs, e.g. 18 at n = 45, over-rejects (11 % at a nominal 5 %).
+
 ``kernel="uniform"`` gives Diebold & Mariano's (1995) original truncated-uniform weights at lag
 h - 1 for h-step forecasts.
 
@@ -189,6 +195,7 @@ def diebold_mariano(
     harvey_correction: bool = True,
     horizon: int = 1,
     kernel: Kernel = "bartlett",
+    floor_at_iid: bool = False,
 ) -> DMResult:
     """Diebold–Mariano test of equal expected loss, with a HAC variance.
 
@@ -210,6 +217,8 @@ def diebold_mariano(
         Newey–West weights (always non-negative variance), or DM's (1995) uniform weights,
         meant for ``lag = horizon - 1`` (the default lag for this kernel); when the uniform
         estimate is not positive the Bartlett estimate at the same lag is used.
+    floor_at_iid : bool, default False
+        Never let σ²_LR fall below γ_0 (see the module docstring), so n_eff <= n.
 
     Returns
     -------
@@ -232,6 +241,8 @@ def diebold_mariano(
     lrv, gamma0 = _long_run_variance(d, use_lag, kernel)
     if kernel == "uniform" and not lrv > 0.0:
         lrv, gamma0 = _long_run_variance(d, use_lag, "bartlett")
+    if floor_at_iid:
+        lrv = max(lrv, gamma0)
     if not lrv > 0.0:
         return DMResult(math.nan, math.nan, mean_diff, n, math.nan, use_lag)
     n_eff = float(np.clip(n * gamma0 / lrv, 1.0, n))

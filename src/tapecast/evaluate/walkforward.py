@@ -29,7 +29,13 @@ from numpy.typing import NDArray
 from tapecast.core.errors import TapecastError
 from tapecast.core.forecast import Samples
 from tapecast.evaluate import scores, significance
-from tapecast.evaluate.metrics import masked_mean, to_jsonable
+from tapecast.evaluate.metrics import (
+    channel_scales,
+    masked_mean,
+    origin_stride,
+    overlap,
+    to_jsonable,
+)
 from tapecast.features.batch import ForecastBatch
 
 # Pass thresholds of the verdict (pre-registered; change them only in a commit of their own).
@@ -65,12 +71,16 @@ Fold = tuple[str, ForecastBatch, ForecastBatch]
 def crps_loss(samples: Samples, batch: ForecastBatch) -> NDArray[np.float64]:
     """Per-window, per-step CRPS averaged over channels, shape (B, H) (NaN targets skipped).
 
-    CRPS is the fair ensemble estimator (Ferro 2014) in each channel's raw units.
+    CRPS is the fair ensemble estimator (Ferro 2014), each channel divided by its scale (the std
+    of the batch's realized targets, :func:`tapecast.evaluate.metrics.channel_scales`) so every
+    channel counts alike, as in ``metrics.json``.
     """
     target = np.asarray(batch.target, dtype=np.float64)  # (B, K, H)
     mask = np.isfinite(target)
-    crps = scores.crps_ensemble(samples.values, np.where(mask, target, 0.0), estimator="fair")
-    return masked_mean(np.asarray(crps, dtype=np.float64), mask, axis=1)  # (B, H)
+    realized = np.where(mask, target, 0.0)
+    crps = scores.crps_ensemble(samples.values, realized, estimator="fair")
+    crps = np.asarray(crps, dtype=np.float64) / channel_scales(realized, mask)[None, :, None]
+    return masked_mean(crps, mask, axis=1)  # (B, H)
 
 
 def shuffle_pairs(batch: ForecastBatch, rng: np.random.Generator) -> ForecastBatch:
@@ -130,6 +140,7 @@ class WalkForwardResult:
     seeds: tuple[int, ...]
     runs: tuple[ArmRun, ...]
     losses: dict[str, dict[str, NDArray[np.float64]]] = field(repr=False)
+    stride: int = 1
 
     def fold_table(self) -> dict[str, dict[str, dict[str, float]]]:
         """``{fold: {arm: {"mean_crps", "first_step_crps"}}}``, averaged over seeds."""
@@ -221,7 +232,10 @@ def walk_forward(folds: Iterable[Fold], make_forecaster: Factory, *,
     runs: list[ArmRun] = []
     losses: dict[str, dict[str, NDArray[np.float64]]] = {}
     names: list[str] = []
+    stride = 0
     for name, train, test in folds:
+        stride = stride or origin_stride(test.window_ids[:, test.context_length:],
+                                         test.instruments)
         names.append(name)
         losses[name] = {}
         for arm in arms:
@@ -234,7 +248,7 @@ def walk_forward(folds: Iterable[Fold], make_forecaster: Factory, *,
     if not names:
         raise TapecastError("walk_forward got no folds")
     return WalkForwardResult(make_forecaster().name, tuple(names), arms,
-                             tuple(int(s) for s in seeds), tuple(runs), losses)
+                             tuple(int(s) for s in seeds), tuple(runs), losses, max(stride, 1))
 
 
 # verdict ----------------------------------------------------------------------------------------
@@ -273,7 +287,7 @@ def _check_control(result: WalkForwardResult, control: str) -> tuple[bool, str, 
     seed_wins = _seed_wins(result, control)
     horizon = next(iter(result.losses.values()))["REAL"].shape[1]
     dm = significance.diebold_mariano(result.pooled("REAL"), result.pooled(control),
-                                      horizon=horizon)
+                                      horizon=overlap(horizon, result.stride))
     folds_ok = fold_wins >= MIN_FOLD_WIN_SHARE * n_folds
     dm_ok = dm.mean_diff < 0 and dm.p_value < MAX_DM_P_VALUE
     seeds_ok = seed_wins >= MIN_SEED_WIN_SHARE * n_seeds
