@@ -173,7 +173,7 @@ class TrainConfig:
             return self.lr * (step + 1) / self.warmup_steps
         if self.lr_schedule == "constant":
             return self.lr
-        span = max(total_steps - self.warmup_steps, 1)
+        span = max(total_steps - 1 - self.warmup_steps, 1)  # the last update reaches the end
         progress = min((step - self.warmup_steps) / span, 1.0)
         if self.lr_schedule == "cosine":
             ratio = self.min_lr_ratio

@@ -187,7 +187,10 @@ def seeded_stream(seed: int, *words: int, device: torch.device) -> Iterator[torc
     loss_seed, global_seed = derive_seeds(seed, *words)
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices, device_type=device.type):
-        torch.manual_seed(global_seed)
+        torch.default_generator.manual_seed(global_seed)
+        if device.type == "cuda":
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(global_seed)
         yield torch.Generator(device=device).manual_seed(loss_seed)
 
 
