@@ -26,7 +26,7 @@ Residuals are normalized by the target variance: ``(M_p - M*_p) / (M*_2)^{p/2}``
   from the window's context by the caller) or shared (shape 1), pushed through the forward process
   in closed form with :meth:`moment_transfer` (``x_t = c x_0 + n``, ``n`` independent)::
 
-      M2_t = c² M2 + v2,   M3_t = c³ M3,   M4_t = c⁴ M4 + 6 c² M2 v2 + v4,   C_t = c² C
+      M2_t = c² M2 + v2,   M3_t = c³ M3,   M4_t = c⁴ M4 + 6 c² M2 v2 + v4,   C_t = c² C + v2 I
 
 * :class:`MomentTrajectory` — an explicit per-step trajectory (unconditional: e.g. training data
   pushed through the forward process by :func:`trajectory_from_data`).
@@ -43,7 +43,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
-from torch.func import jacrev, vmap
 
 from tapecast.core.errors import TapecastError
 
@@ -110,7 +109,8 @@ class MomentTargets:
         central = torch.stack(
             [c**2 * m2 + v2, c**3 * m3, c**4 * m4 + 6.0 * c**2 * m2 * v2 + v4], dim=-1
         )
-        return MomentTargets(central, c**2 * self.covariance)
+        eye = torch.eye(self.covariance.shape[-1], dtype=self.covariance.dtype)
+        return MomentTargets(central, c**2 * self.covariance + v2 * eye.to(self.covariance.device))
 
 
 @dataclass(frozen=True)
@@ -165,25 +165,122 @@ def trajectory_from_data(
     return MomentTrajectory(torch.stack(central), torch.stack(covariance))
 
 
-def _residual(
-    x: torch.Tensor,
-    target_central: torch.Tensor,
-    target_cov: torch.Tensor,
+def moment_residual(
+    windows: torch.Tensor,
+    central: torch.Tensor,
+    cov: torch.Tensor,
     orders: tuple[int, ...],
     covariance: bool,
 ) -> torch.Tensor:
-    """Normalized moment mismatch of one window: x ``(S, K, R)`` -> ``(P,)``."""
-    dev = x - x.mean(dim=0, keepdim=True)
-    var = target_central[:, 0].clamp_min(1e-12)  # (K,)
-    parts = [
-        ((dev**p).mean(dim=(0, 2)) - target_central[:, p - 2]) / var ** (p / 2) for p in orders
-    ]
-    if covariance and x.shape[1] > 1:
-        cov = torch.einsum("skr,sjr->kj", dev, dev) / (dev.shape[0] * dev.shape[2])
-        upper = torch.triu_indices(x.shape[1], x.shape[1], offset=1, device=x.device)
-        scale = (var[:, None] * var[None, :]).sqrt()
-        parts.append(((cov - target_cov) / scale)[upper[0], upper[1]])
-    return torch.cat(parts)
+    """Normalized moment mismatch ``r`` per window (the rows of the module docstring).
+
+    Parameters
+    ----------
+    windows : torch.Tensor
+        ``(B, S, K, R)`` samples.
+    central, cov : torch.Tensor
+        Targets ``(B, K, 3)`` and ``(B, K, K)``.
+    orders : tuple of int
+        Centered orders matched.
+    covariance : bool
+        Whether covariance rows are included.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, P)`` with ``P = len(orders) K + covariance K (K - 1) / 2``: the central rows
+        order-major, then the upper-triangle covariance rows.
+    """
+    dev = windows - windows.mean(dim=1, keepdim=True)
+    sigma = central[..., 0].clamp_min(1e-12).sqrt()  # (B, K)
+    parts = [((dev**p).mean(dim=(1, 3)) - central[..., p - 2]) / sigma**p for p in orders]
+    n_channels = windows.shape[2]
+    if covariance and n_channels > 1:
+        current = torch.einsum("bskr,bsjr->bkj", dev, dev) / (dev.shape[1] * dev.shape[3])
+        upper = torch.triu_indices(n_channels, n_channels, offset=1, device=windows.device)
+        scale = sigma[:, :, None] * sigma[:, None, :]
+        parts.append(((current - cov) / scale)[:, upper[0], upper[1]])
+    return torch.cat(parts, dim=1)
+
+
+def _same(i: torch.Tensor, j: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Indicator matrix ``[i_v == j_w]``."""
+    return (i[:, None] == j[None, :]).to(dtype)
+
+
+def gauss_newton_step(
+    windows: torch.Tensor,
+    central: torch.Tensor,
+    cov: torch.Tensor,
+    orders: tuple[int, ...],
+    covariance: bool,
+    strength: float,
+    ridge: float,
+) -> torch.Tensor:
+    """``Δx = -Jᵀ (J Jᵀ + ρ I)⁻¹ strength r`` with the Jacobian written out analytically.
+
+    With ``d = x - mean_S x`` and ``w = 1/(S R)``, the row of ``M_p[k]`` is
+    ``h_p = p w (d^{p-1} - mean_S d^{p-1}) / σ_k^p`` on channel ``k`` (zero elsewhere) and the row
+    of ``C[a, b]`` is ``w d_b / (σ_a σ_b)`` on channel ``a`` plus ``w d_a / (σ_a σ_b)`` on ``b``.
+    All entries of ``J Jᵀ`` are inner products of these per-channel arrays, so nothing of size
+    ``P × S K R`` is formed (``tests/diffusion/test_mgd.py`` checks it against autograd).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, S, K, R)``.
+    """
+    n_win, n_samp, n_ch, n_pos = windows.shape
+    weight = 1.0 / (n_samp * n_pos)
+    dev = windows - windows.mean(dim=1, keepdim=True)  # (B, S, K, R)
+    sigma = central[..., 0].clamp_min(1e-12).sqrt()  # (B, K)
+    grads = []
+    for p in orders:
+        power = dev ** (p - 1)
+        grads.append(
+            p * weight * (power - power.mean(dim=1, keepdim=True)) / sigma[:, None, :, None] ** p
+        )
+    h = torch.stack(grads, dim=1)  # (B, O, S, K, R)
+    # inner products per channel: central-central, central-deviation, deviation-deviation
+    hh = torch.einsum("boskr,bqskr->bokq", h, h)  # (B, O, K, O) same channel only
+    hd = torch.einsum("boskr,bsjr->bokj", h, dev)  # (B, O, K, K)
+    dd = torch.einsum("bskr,bsjr->bkj", dev, dev)  # (B, K, K)
+    n_ord = len(orders)
+    eye_k = torch.eye(n_ch, dtype=windows.dtype, device=windows.device)
+    g_cc = (hh[:, :, :, :, None] * eye_k[None, None, :, None, :]).reshape(n_win, n_ord * n_ch, -1)
+    blocks = [[g_cc]]
+    use_cov = covariance and n_ch > 1
+    if use_cov:
+        a, b = torch.triu_indices(n_ch, n_ch, offset=1, device=windows.device)
+        pair = weight / (sigma[:, a] * sigma[:, b])  # (B, V)
+        hit_a = (torch.arange(n_ch, device=windows.device)[:, None] == a).to(
+            windows.dtype
+        )  # (K, V)
+        hit_b = (torch.arange(n_ch, device=windows.device)[:, None] == b).to(windows.dtype)
+        g_cv = hd[:, :, :, b] * hit_a + hd[:, :, :, a] * hit_b  # (B, O, K, V)
+        g_cv = (g_cv * pair[:, None, None, :]).reshape(n_win, n_ord * n_ch, -1)
+        g_vv = (
+            _same(a, a, windows.dtype) * dd[:, b][:, :, b]
+            + _same(a, b, windows.dtype) * dd[:, b][:, :, a]
+            + _same(b, a, windows.dtype) * dd[:, a][:, :, b]
+            + _same(b, b, windows.dtype) * dd[:, a][:, :, a]
+        ) * (pair[:, :, None] * pair[:, None, :])
+        blocks = [[g_cc, g_cv], [g_cv.transpose(1, 2), g_vv]]
+    gram = torch.cat([torch.cat(row, dim=2) for row in blocks], dim=1)  # (B, P, P)
+    r = moment_residual(windows, central, cov, orders, covariance)
+    damp = ridge * gram.diagonal(dim1=1, dim2=2).mean(-1).clamp_min(1e-30)
+    eye = torch.eye(gram.shape[1], dtype=gram.dtype, device=gram.device)
+    system = (gram + damp[:, None, None] * eye).to(torch.float64)  # solve in float64
+    eta64 = torch.linalg.solve(system, strength * r.to(torch.float64).unsqueeze(-1))[..., 0]
+    eta = eta64.to(windows.dtype)
+    eta_c = eta[:, : n_ord * n_ch].reshape(n_win, n_ord, n_ch)  # (B, O, K)
+    delta = -torch.einsum("bok,boskr->bskr", eta_c, h)
+    if use_cov:
+        coupling = torch.zeros(n_win, n_ch, n_ch, dtype=windows.dtype, device=windows.device)
+        coupling[:, a, b] = eta[:, n_ord * n_ch :] * pair
+        coupling = coupling + coupling.transpose(1, 2)  # (B, K, K), symmetric
+        delta = delta - torch.einsum("bkj,bsjr->bskr", coupling, dev)
+    return delta
 
 
 class MomentGuided:
@@ -199,7 +296,9 @@ class MomentGuided:
     targets : MomentTargets or MomentTrajectory, optional
         Targets; can also be given later with :meth:`set_targets`.
     strength : float
-        Fraction of the linearized moment gap closed per step, in ``(0, 1]``.
+        Fraction of the linearized moment gap closed per step, in ``(0, 1]``. 1 (default) makes
+        the moments follow the target trajectory, as MGD's drift does; smaller values soften the
+        guidance when targets are noisy estimates.
     orders : sequence of int
         Centered moment orders to match, a subset of (2, 3, 4).
     covariance : bool
@@ -218,7 +317,7 @@ class MomentGuided:
         n_samples: int,
         targets: MomentTargets | MomentTrajectory | None = None,
         *,
-        strength: float = 0.5,
+        strength: float = 1.0,
         orders: Sequence[int] = ALL_ORDERS,
         covariance: bool = True,
         guide_fraction: float = 1.0,
@@ -338,33 +437,18 @@ class MomentGuided:
                 f"MGD expects (B * {self.n_samples}, K, ...) samples, got shape {tuple(x.shape)}"
             )
         n_windows = x.shape[0] // self.n_samples
-        windows = x.to(torch.float64).reshape(
-            n_windows, self.n_samples, x.shape[1], -1
-        )  # (B, S, K, R)
+        windows = x.reshape(n_windows, self.n_samples, x.shape[1], -1)  # (B, S, K, R)
         central = targets.central.to(windows).expand(n_windows, -1, -1)
         cov = targets.covariance.to(windows).expand(n_windows, -1, -1)
         if central.shape[1] != windows.shape[2]:
             raise TapecastError(
                 f"targets have {central.shape[1]} channels, samples {windows.shape[2]}"
             )
-        delta = self._gauss_newton(windows, central, cov)
-        return (windows + delta).reshape(x.shape).to(x.dtype)
-
-    def _gauss_newton(
-        self, windows: torch.Tensor, central: torch.Tensor, cov: torch.Tensor
-    ) -> torch.Tensor:
-        def residual(w: torch.Tensor, tc: torch.Tensor, tv: torch.Tensor) -> torch.Tensor:
-            return _residual(w, tc, tv, self.orders, self.covariance)
-
-        r = vmap(residual)(windows, central, cov)  # (B, P)
-        jac = vmap(jacrev(residual))(windows, central, cov)  # (B, P, S, K, R)
-        flat = jac.reshape(jac.shape[0], jac.shape[1], -1)  # (B, P, N)
-        gram = flat @ flat.transpose(1, 2)  # (B, P, P)
-        damp = self.ridge * gram.diagonal(dim1=1, dim2=2).mean(-1).clamp_min(1e-30)
-        eye = torch.eye(gram.shape[1], dtype=gram.dtype, device=gram.device)
-        eta = torch.linalg.solve(gram + damp[:, None, None] * eye, self.strength * r.unsqueeze(-1))
-        delta = -(flat.transpose(1, 2) @ eta).reshape(windows.shape)  # (B, S, K, R)
-        return self._cap(delta, windows)
+        delta = gauss_newton_step(
+            windows, central, cov, self.orders, self.covariance, self.strength, self.ridge
+        )
+        delta = self._cap(delta, windows)
+        return (windows + delta).reshape(x.shape)
 
     def _cap(self, delta: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
         """Scale each (window, channel) move to RMS <= max_step * ensemble std of that channel."""

@@ -1,0 +1,310 @@
+"""One contract suite for every sampler (and the MGD wrapper), the registry, and oracle runs.
+
+The oracle runs replace the network by the exact model output for Gaussian data ``N(mu, s^2)``
+(see :mod:`tests.diffusion.oracles`), so they test the samplers' arithmetic, not a training run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import nn
+
+from tapecast.core.errors import TapecastError
+from tapecast.diffusion import (
+    DDIMSampler,
+    DDPMSampler,
+    GaussianNoise,
+    JumpLaplaceNoise,
+    JumpLaplaceSDESampler,
+    MomentGuided,
+    MomentTargets,
+    Sampler,
+    get_sampler,
+)
+from tests.diffusion.oracles import gaussian_eps, jl_model_output
+
+MU, S = 1.0, 0.8
+SHAPE = (8, 3, 5)  # (B * S, K, H): 2 windows of 4 samples, 3 channels, 5 horizon steps
+Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _gaussian_noise() -> GaussianNoise:
+    return GaussianNoise.from_schedule("tanh6-1", 800)
+
+
+def _targets() -> MomentTargets:
+    central = torch.tensor([[S**2, 0.0, 3 * S**4]]).repeat(3, 1)[None]  # (1, K, 3)
+    return MomentTargets(central, torch.eye(3)[None] * S**2)
+
+
+def _build(name: str) -> tuple[Sampler, Model]:
+    """A sampler and the exact model output of its noise for data N(MU, S^2)."""
+    gauss, jl = _gaussian_noise(), JumpLaplaceNoise()
+
+    def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return gaussian_eps(gauss, x, t, MU, S)
+
+    def score(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return jl_model_output(jl, x, t, MU, S)
+
+    samplers: dict[str, tuple[Sampler, Model]] = {
+        "ddpm": (DDPMSampler(gauss), eps),
+        "ddpm-large": (DDPMSampler(gauss, variance="fixed_large"), eps),
+        "ddim": (DDIMSampler(gauss), eps),
+        "ddim-eta": (DDIMSampler(gauss, eta=0.5), eps),
+        "sde": (JumpLaplaceSDESampler(jl), score),
+        "sde-euler": (JumpLaplaceSDESampler(jl, integrator="euler"), score),
+        "sde-mgd": (get_sampler("sde-mgd", jl, n_samples=4, targets=_targets()), score),
+        "ddim-mgd": (MomentGuided(DDIMSampler(gauss, eta=0.5), 4, _targets()), eps),
+    }
+    return samplers[name]
+
+
+NAMES = ["ddpm", "ddpm-large", "ddim", "ddim-eta", "sde", "sde-euler", "sde-mgd", "ddim-mgd"]
+
+
+def _run(
+    sampler: Sampler,
+    model: Model,
+    shape: tuple[int, ...],
+    seed: int,
+    n_steps: int,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """The loop a forecaster's sample() runs."""
+    gen = torch.Generator().manual_seed(seed)
+    sampler.set_timesteps(n_steps)
+    x = sampler.init_noise(shape, gen, dtype=dtype)
+    for t in sampler.timesteps:
+        time_input = sampler.model_time(t).expand(shape[0])
+        assert time_input.dtype == torch.float32
+        x = sampler.step(model(x, t), t, x, generator=gen)
+    return x
+
+
+# -- the shared contract -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("n_steps", [1, 7, 50])
+def test_sampler_when_set_timesteps_has_n_strictly_decreasing_times(
+    name: str, n_steps: int
+) -> None:
+    sampler, _ = _build(name)
+    sampler.set_timesteps(n_steps)
+    times = sampler.timesteps
+    assert times.shape == (n_steps,)
+    assert bool((times[1:] < times[:-1]).all())
+    last = sampler.previous_time(times[-1])
+    assert float(last) <= 0.0  # the last step returns clean data (-1 or t = 0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sampler_when_same_seed_is_deterministic_and_other_seed_differs(name: str) -> None:
+    sampler, model = _build(name)
+    first = _run(sampler, model, SHAPE, seed=11, n_steps=10)
+    again = _run(sampler, model, SHAPE, seed=11, n_steps=10)
+    other = _run(sampler, model, SHAPE, seed=12, n_steps=10)
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sampler_when_stepping_keeps_shape_dtype_and_stays_finite(
+    name: str, dtype: torch.dtype
+) -> None:
+    sampler, model = _build(name)
+    out = _run(sampler, model, SHAPE, seed=3, n_steps=20, dtype=dtype)
+    assert out.shape == SHAPE and out.dtype == dtype
+    assert bool(torch.isfinite(out).all())
+
+
+def _modules_inside(obj: object, seen: set[int] | None = None) -> list[str]:
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return []
+    seen.add(id(obj))
+    if isinstance(obj, nn.Module):
+        return [type(obj).__name__]
+    found: list[str] = []
+    values = (
+        obj.values()
+        if isinstance(obj, dict)
+        else vars(obj).values()
+        if hasattr(obj, "__dict__")
+        else []
+    )
+    for value in values:
+        if not isinstance(value, (torch.Tensor, str, int, float, bool, type(None))):
+            found += _modules_inside(value, seen)
+    return found
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sampler_when_inspected_holds_no_nn_module(name: str) -> None:
+    sampler, _ = _build(name)
+    sampler.set_timesteps(5)
+    assert _modules_inside(sampler) == []
+    assert not isinstance(sampler, nn.Module)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sampler_when_noise_kind_asked_names_its_noise(name: str) -> None:
+    sampler, _ = _build(name)
+    expected = "jump-laplace" if name.startswith("sde") else "gaussian"
+    assert sampler.noise_kind == expected == sampler.noise.kind
+
+
+def test_sampler_when_step_before_set_timesteps_raises() -> None:
+    sde = JumpLaplaceSDESampler(JumpLaplaceNoise())
+    with pytest.raises(TapecastError, match="set_timesteps"):
+        sde.step(torch.zeros(2), torch.tensor(1.0), torch.zeros(2))
+    ddpm = DDPMSampler(_gaussian_noise())
+    with pytest.raises(TapecastError, match="set_timesteps"):
+        ddpm.step(torch.zeros(2), torch.tensor(5), torch.zeros(2))
+
+
+def test_respacing_when_more_steps_than_training_raises() -> None:
+    with pytest.raises(TapecastError, match=r"1\.\.800"):
+        DDPMSampler(_gaussian_noise()).set_timesteps(801)
+
+
+def test_ddpm_when_50_of_800_steps_uses_trailing_stride_16() -> None:
+    sampler = DDPMSampler(_gaussian_noise())
+    sampler.set_timesteps(50)
+    assert sampler.timesteps[:3].tolist() == [799, 783, 767]
+    assert sampler.timesteps[-1].item() == 15
+    assert int(sampler.previous_time(799)) == 783
+
+
+def test_jl_sde_when_card_settings_has_dt_012_from_t6() -> None:
+    sampler = JumpLaplaceSDESampler(JumpLaplaceNoise(laplace_scale=1.0, t_max=6.0))
+    sampler.set_timesteps(50)
+    assert sampler.dt == pytest.approx(0.12)
+    assert float(sampler.timesteps[0]) == pytest.approx(6.0)
+    assert float(sampler.timesteps[-1]) == pytest.approx(0.12)
+
+
+# -- the registry ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "noise", "message"),
+    [
+        (
+            "ddim",
+            JumpLaplaceNoise(),
+            "sampler 'ddim' needs a gaussian-noise model; this model uses jump-laplace noise; "
+            "use 'sde' or 'sde-mgd'",
+        ),
+        (
+            "ddpm",
+            JumpLaplaceNoise(),
+            "sampler 'ddpm' needs a gaussian-noise model; this model uses jump-laplace noise; "
+            "use 'sde' or 'sde-mgd'",
+        ),
+        (
+            "sde",
+            GaussianNoise.from_schedule("linear", 10),
+            "sampler 'sde' needs a jump-laplace-noise model; this model uses gaussian noise; "
+            "use 'ddpm' or 'ddim'",
+        ),
+        (
+            "sde-mgd",
+            GaussianNoise.from_schedule("linear", 10),
+            "sampler 'sde-mgd' needs a jump-laplace-noise model; this model uses gaussian noise; "
+            "use 'ddpm' or 'ddim'",
+        ),
+    ],
+)
+def test_get_sampler_when_noise_does_not_fit_raises_clear_error(
+    name: str, noise: GaussianNoise | JumpLaplaceNoise, message: str
+) -> None:
+    with pytest.raises(TapecastError) as info:
+        get_sampler(name, noise)
+    assert str(info.value) == message
+
+
+def test_get_sampler_when_name_unknown_lists_the_samplers() -> None:
+    with pytest.raises(
+        TapecastError, match=r"unknown sampler 'euler'.*'ddpm', 'ddim', 'sde' or 'sde-mgd'"
+    ):
+        get_sampler("euler", JumpLaplaceNoise())
+
+
+def test_get_sampler_when_option_unknown_raises_tapecast_error() -> None:
+    with pytest.raises(TapecastError, match="sampler 'ddim'"):
+        get_sampler("ddim", _gaussian_noise(), temperature=0.5)
+
+
+def test_get_sampler_when_options_given_passes_them_on() -> None:
+    ddim = get_sampler("ddim", _gaussian_noise(), eta=0.3)
+    assert isinstance(ddim, DDIMSampler) and ddim.eta == 0.3
+    mgd = get_sampler("sde-mgd", JumpLaplaceNoise(), n_samples=8, stochasticity=0.5, strength=0.2)
+    assert isinstance(mgd, MomentGuided) and mgd.strength == 0.2
+    assert isinstance(mgd.base, JumpLaplaceSDESampler) and mgd.base.stochasticity == 0.5
+
+
+# -- correctness with an exact model output ----------------------------------------------------
+
+
+def _recovered(sampler: Sampler, mu: float, s: float, n_steps: int) -> tuple[float, float]:
+    noise = sampler.noise
+
+    def model(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if isinstance(noise, GaussianNoise):
+            return gaussian_eps(noise, x, t, mu, s)
+        assert isinstance(noise, JumpLaplaceNoise)
+        return jl_model_output(noise, x, t, mu, s)
+
+    out = _run(sampler, model, (20_000, 1), seed=0, n_steps=n_steps, dtype=torch.float64)
+    return float(out.mean()), float(out.std())
+
+
+def test_ddpm_when_50_respaced_steps_with_exact_eps_recovers_gaussian_data() -> None:
+    mean, std = _recovered(DDPMSampler(_gaussian_noise()), mu=1.0, s=0.5, n_steps=50)
+    assert mean == pytest.approx(1.0, abs=0.02)
+    assert std == pytest.approx(0.5, rel=0.10)  # measured 0.465: β̃ under-disperses at 50 steps
+    mean, std = _recovered(DDPMSampler(_gaussian_noise(), "fixed_large"), 1.0, 0.5, 50)
+    assert mean == pytest.approx(1.0, abs=0.02)
+    assert std == pytest.approx(0.5, rel=0.05)  # measured 0.516
+
+
+def test_ddim_when_10_steps_with_exact_eps_recovers_mean_with_first_order_spread_bias() -> None:
+    """Deterministic DDIM contracts the spread at coarse steps, even with the exact ε.
+
+    For Gaussian data one step maps ``x - sqrt(ᾱ) mu`` by
+    ``[sqrt(ᾱ_prev ᾱ) s² + sqrt((1 - ᾱ_prev)(1 - ᾱ))] / v_t`` instead of ``sqrt(v_prev / v_t)``
+    (``v = ᾱ s² + 1 - ᾱ``), which is smaller by Cauchy–Schwarz. On tanh6-1 with 10 trailing steps
+    the first step jumps from ᾱ = 2e-6 to 0.27, and the output std is ~0.75 of the data's.
+    """
+    mean, std = _recovered(DDIMSampler(_gaussian_noise()), mu=1.0, s=1.0, n_steps=10)
+    assert mean == pytest.approx(1.0, abs=0.03)
+    assert 0.70 < std < 0.80  # measured 0.751 (0.744 with a unit-variance init)
+    mean, std = _recovered(DDIMSampler(GaussianNoise.from_schedule("cosine", 800)), 1.0, 1.0, 10)
+    assert mean == pytest.approx(1.0, abs=0.03)
+    assert std == pytest.approx(1.0, rel=0.15)  # measured 0.89 on the cosine schedule
+
+
+def test_ddim_when_many_steps_with_exact_eps_recovers_narrow_data() -> None:
+    mean, std = _recovered(DDIMSampler(_gaussian_noise()), mu=1.0, s=0.5, n_steps=200)
+    assert mean == pytest.approx(1.0, abs=0.02)
+    assert std == pytest.approx(0.5, rel=0.03)
+
+
+def test_jl_sde_when_card_settings_with_exact_score_recovers_gaussian_data() -> None:
+    sampler = JumpLaplaceSDESampler(JumpLaplaceNoise(laplace_scale=1.0, t_max=6.0))
+    mean, std = _recovered(sampler, mu=0.5, s=1.0, n_steps=50)
+    assert mean == pytest.approx(0.5, abs=0.03)
+    assert std == pytest.approx(1.0, rel=0.08)  # measured 1.04
+
+
+def test_jl_ode_when_50_steps_with_exact_score_recovers_gaussian_data() -> None:
+    sampler = JumpLaplaceSDESampler(JumpLaplaceNoise(), stochasticity=0.0)
+    mean, std = _recovered(sampler, mu=1.0, s=0.5, n_steps=50)
+    assert mean == pytest.approx(1.0, abs=0.03)
+    assert std == pytest.approx(0.5, rel=0.12)  # measured 0.548
