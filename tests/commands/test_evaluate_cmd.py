@@ -64,3 +64,20 @@ def test_baseline_when_unknown_name_or_option_exits_2(features: Path, tmp_path: 
                                  "--out", str(tmp_path / "x.npz")])
     assert result.exit_code == 2 and "bogus" in result.output
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_evaluate_when_reference_is_not_a_forecast_or_names_clash_exits_2(
+        features: Path, tmp_path: Path) -> None:
+    paths = []
+    for seed in (0, 1):
+        path = tmp_path / f"clim{seed}.npz"
+        args = ["baseline", "climatology", "-F", str(features), "--n-samples", "4", "--seed",
+                str(seed), "--out", str(path)]
+        assert runner.invoke(app, [*args, "--name", f"clim-{seed}"]).exit_code == 0
+        paths.append(path)
+    result = runner.invoke(app, ["evaluate", *map(str, paths), "--out", str(tmp_path / "r"),
+                                 "--reference", "climatolgy"])
+    assert result.exit_code == 2 and "none of the forecasts" in result.output
+    result = runner.invoke(app, ["evaluate", *map(str, paths), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert "clim-0" in result.output and "clim-1" in result.output

@@ -81,3 +81,54 @@ def test_features_when_spy_ticks_regular_hours_gives_about_900_windows_a_full_da
     assert per_day["2013-10-08"] == 880 and len(per_day) == 5
     assert report["windows"]["dropped_prints"]["non_market_condition"] > 0
     assert report["splits"]["samples_per_split"]["test"] > 0
+
+
+def test_features_when_out_is_another_folder_refuses_and_keeps_it(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    keep = tmp_path / "mine"
+    keep.mkdir()
+    (keep / "keep.txt").write_text("precious")
+    result = runner.invoke(app, ["features", str(store), "--window-trades", "10", "--out",
+                                 str(keep)])
+    assert result.exit_code == 2 and "not a features folder" in result.output
+    assert (keep / "keep.txt").read_text() == "precious"
+
+
+def test_features_when_window_trades_is_zero_exits_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["features", str(_store(tmp_path)), "--window-trades", "0",
+                                 "--out", str(tmp_path / "f")])
+    assert result.exit_code == 2 and "window_trades must be a positive integer" in result.output
+
+
+@pytest.mark.slow
+def test_features_when_aig_trades_with_quotes_signs_by_lee_ready(tmp_path: Path) -> None:
+    aig = shared_file("lean/equity/usa/tick/aig/20131007_quote.zip").parent
+    result = runner.invoke(app, ["features", str(aig), "--session", "us-equity-rth",
+                                 "--window-trades", "100", "--out", str(tmp_path / "aig"),
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    signs = report["signs"]
+    assert signs["lee_ready"] > 0.99 * sum(signs.values())
+    assert report["splits"]["samples_per_split"]["test"] > 0
+
+
+@pytest.mark.slow
+def test_features_when_binance_captures_uses_venue_signs_and_keeps_markets_apart(
+        tmp_path: Path) -> None:
+    binance = shared_file("hftbacktest_binance/spot/btcusdt_20240808.gz").parent.parent
+    result = runner.invoke(app, ["features", str(binance), "--val-sessions", "0",
+                                 "--window-trades", "20", "--context", "50", "--horizon", "5",
+                                 "--out", str(tmp_path / "bn"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["signs"]) == {"exchange"}
+    assert {"BTCUSDT", "BTCUSDT-PERP", "BTCUSD_PERP"} <= set(report["windows"]["windows"])
+    assert report["splits"]["samples_per_split"]["test"] > 0
+
+
+def test_features_when_two_sessions_and_default_split_suggests_val_sessions_0(
+        tmp_path: Path) -> None:
+    result = runner.invoke(app, ["features", str(_store(tmp_path, days=2)), "--window-trades",
+                                 "10", "--out", str(tmp_path / "f")])
+    assert result.exit_code == 2 and "--val-sessions 0" in result.output

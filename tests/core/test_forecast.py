@@ -55,3 +55,20 @@ def test_load_forecast_when_file_is_not_a_forecast_raises(tmp_path) -> None:
         load_forecast(bad)
     with pytest.raises(TapecastError, match="no such"):
         load_forecast(tmp_path / "missing.npz")
+
+
+def test_load_forecast_when_meta_is_bad_json_or_file_is_text_raises_one_line(tmp_path) -> None:
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, samples=np.zeros((1, 1, 1, 1)), meta=np.asarray("{not json"))
+    with pytest.raises(TapecastError, match="not valid JSON"):
+        load_forecast(bad)
+    text = tmp_path / "README.md"
+    text.write_text("# hello\n")
+    with pytest.raises(TapecastError, match="expected an .npz archive"):
+        load_forecast(text)
+    with pytest.raises(TapecastError, match="is a folder"):
+        _forecast_to(tmp_path)
+
+
+def _forecast_to(path) -> None:
+    Forecast("x", _samples()).save(path)

@@ -76,8 +76,9 @@ def sample_in_chunks(model: Baseline[Any], batch: ForecastBatch, n_samples: int,
 
 
 def baseline(
-    name: Annotated[str, typer.Argument(help="Baseline name (see `tapecast baseline --help`).",
-                                        show_default=False)],
+    name: Annotated[str, typer.Argument(
+        help="Baseline: climatology, hist-vol, bootstrap, garch, var, naive or chronos.",
+        show_default=False)],
     features: Annotated[Path, typer.Option("--features", "-F", help="A features folder.",
                                            show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="The forecast file to write (.npz).",
@@ -91,6 +92,9 @@ def baseline(
         "--option", "-O", metavar="KEY=VALUE", show_default=False,
         help="A baseline config option, repeatable (e.g. -O block_length=5, "
         "-O model=PATH for chronos).")] = None,
+    label: Annotated[str | None, typer.Option(
+        "--name", help="Name in reports (default: the baseline name); tells apart two runs of "
+        "one baseline.")] = None,
 ) -> None:
     """Fit a baseline on the training split and write its forecast of SPLIT.
 
@@ -106,7 +110,12 @@ def baseline(
             raise TapecastError(f"--n-samples must be at least 1, got {n_samples}")
         if split not in ("val", "test"):
             raise TapecastError(f"--split must be val or test, got {split!r}")
+        if out.is_dir():
+            raise TapecastError(f"--out {out}: is a folder; give a file name (.npz)")
         fs = FeatureSet.open(features)
+        if fs.split_spec.kind == "walk-forward" and fold is None:
+            raise TapecastError(f"{features}: the features use walk-forward folds; pass --fold K "
+                                "to fit on the sessions before test fold K and forecast it")
         model = get_baseline(name, **option_values(option))
         train = fs.dataset("train", fold=fold)
         test = fs.dataset(split, fold=fold)
@@ -115,13 +124,16 @@ def baseline(
         model.fit(train.batch(slice(None)), seed=seed)
         batch = test.batch(slice(None))
         samples = sample_in_chunks(model, batch, n_samples, seed)
+        from tapecast.evaluate.metrics import git_commit, package_version
+
         provenance = {
             "forecaster": model.to_dict(), "features": str(features),
+            "package_version": package_version(), "git_commit": git_commit(),
             "features_sha256": fs.meta.windows_sha256, "split": split, "fold": fold,
             "split_spec": fs.split_spec.to_dict(), "seed": seed, "n_samples": n_samples,
             "wall_s": time.perf_counter() - start,
         }
-        Forecast(name, samples, realized=batch.target, context=batch.context,
+        Forecast(label or name, samples, realized=batch.target, context=batch.context,
                  provenance=provenance).save(out)
     console.print(f"wrote {escape(str(out))}: {samples.batch:,} origins x {n_samples} samples x "
                   f"{len(samples.channels)} channels x {samples.horizon} steps in "
@@ -160,6 +172,8 @@ def print_summary(metrics: dict[str, Any]) -> None:
                       _fixed(entry.get("corr_frobenius_rel_error")),
                       _fixed(min(diversity) if diversity else None, 1),
                       _cell(test.get("p_value"), 2), _cell(test.get("n_eff"), 3))
+    for name, reason in (metrics.get("unavailable") or {}).items():
+        table.add_row(escape(name[:14]), escape(reason.split(":", 1)[0]), *[""] * 9)
     # 11 columns need ~90 characters: a narrower console (80 when piped) would cut the numbers
     wide = console if console.width >= 95 else Console(width=100, file=console.file)
     wide.print(table)
@@ -177,8 +191,9 @@ def evaluate(
         help="Forecast files (.npz) that target the same windows.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder to write.",
                                       show_default=False)],
-    reference: Annotated[str, typer.Option(
-        help="Forecaster the others are tested against (DM, CRPS skill).")] = "climatology",
+    reference: Annotated[str | None, typer.Option(
+        help="Forecaster the others are tested against (DM, CRPS skill); default: climatology "
+        "when present, else every pair is tested.", show_default=False)] = None,
     seed: Annotated[int, typer.Option(help="Seed of the randomized PIT.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics.json.")] = False,
 ) -> None:
@@ -192,7 +207,11 @@ def evaluate(
         for path, f in zip(forecasts, loaded, strict=True):
             if f.realized is None:
                 raise TapecastError(f"{path}: the forecast has no realized values to score")
-        metrics = build_metrics(loaded, reference=reference, seed=seed)
+        names = [f.name for f in loaded]
+        if reference is not None and reference not in names:
+            raise TapecastError(f"--reference {reference!r} is none of the forecasts "
+                                f"({', '.join(names)})")
+        metrics = build_metrics(loaded, reference=reference or "climatology", seed=seed)
         write_report(metrics, loaded, out)
     if as_json:
         console.print_json(json.dumps(metrics))

@@ -95,6 +95,16 @@ def load_trades(source: Path, instruments: list[str] | None
     return trades, quotes, what
 
 
+def _check_out(out: Path) -> None:
+    """Refuse to replace a folder that is neither empty nor a features folder."""
+    from tapecast.features.featureset import META_FILE
+
+    if out.exists() and (not out.is_dir() or (any(out.iterdir())
+                                               and not (out / META_FILE).is_file())):
+        raise TapecastError(f"--out {out}: exists and is not a features folder; "
+                            "choose a new folder (an existing features folder is replaced)")
+
+
 def sign(trades: pl.DataFrame, quotes: pl.DataFrame | None) -> tuple[pl.DataFrame, dict[str, int]]:
     """Venue side, else Lee–Ready against ``quotes``, else the tick rule; counts by source."""
     from tapecast.data.aggressor import sign_trades
@@ -179,7 +189,8 @@ def features(
         from tapecast.features.splits import SplitSpec
 
         config = OrderFlowConfig(
-            window_trades=window_trades if window_trades or window_volume else 500,
+            window_trades=(500 if window_trades is None and window_volume is None
+                           else window_trades),
             window_volume=window_volume, session=session.value, time_zone=timezone,
             drop_suspicious=print_filters, condition_codes="auto" if print_filters else "none",
             regular_hours_only=regular_hours_only, min_trades=min_trades, tick_size=tick_size)
@@ -189,6 +200,7 @@ def features(
                          test_dates=_date_range(test_dates, "--test-dates"),
                          min_train_sessions=min_train_sessions, context=context,
                          horizon=horizon, embargo=embargo)
+        _check_out(out)
         trades, quotes, what = load_trades(source, instrument)
         err_console.print(f"tapecast features: {trades.height:,} trades from {escape(what)}",
                           highlight=False)

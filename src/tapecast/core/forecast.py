@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -242,6 +243,8 @@ def save_forecast(forecast: Forecast, path: str | os.PathLike[str]) -> Path:
     ``name`` and ``provenance``.
     """
     out = Path(path)
+    if out.is_dir():
+        raise TapecastError(f"{out}: is a folder; give a file name for the forecast (.npz)")
     s = forecast.samples
     arrays: dict[str, NDArray[Any]] = {"samples": s.values,
                                        "channels": np.asarray(s.channels, dtype=str)}
@@ -265,16 +268,26 @@ def save_forecast(forecast: Forecast, path: str | os.PathLike[str]) -> Path:
 def load_forecast(path: str | os.PathLike[str]) -> Forecast:
     """Read a forecast written by :func:`save_forecast` (never unpickles anything)."""
     src = Path(path)
+    if src.is_dir():
+        raise TapecastError(f"{src}: is a folder, not a forecast file (.npz)")
     try:
         with np.load(src, allow_pickle=False) as data:
+            if not hasattr(data, "files"):
+                raise ValueError("a single array, not an .npz archive")
             arrays = {k: data[k] for k in data.files}
     except FileNotFoundError:
         raise TapecastError(f"{src}: no such forecast file") from None
-    except (ValueError, OSError) as exc:
-        raise TapecastError(f"{src}: not a tapecast forecast file ({exc})") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+        raise TapecastError(f"{src}: not a tapecast forecast file (expected an .npz archive "
+                            "written by Forecast.save; see docs/forecast-format.md)") from None
     if "meta" not in arrays or "samples" not in arrays:
         raise TapecastError(f"{src}: not a tapecast forecast file (no 'meta' or 'samples' array)")
-    meta = json.loads(str(arrays["meta"]))
+    try:
+        meta = json.loads(str(arrays["meta"]))
+    except json.JSONDecodeError as exc:
+        raise TapecastError(f"{src}: the 'meta' array is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or "name" not in meta:
+        raise TapecastError(f"{src}: the 'meta' array must be a JSON object with a 'name'")
     if meta.get("format_version") != FORMAT_VERSION:
         raise TapecastError(f"{src}: forecast format_version {meta.get('format_version')!r}, "
                             f"this tapecast reads version {FORMAT_VERSION}")

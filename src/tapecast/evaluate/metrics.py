@@ -13,9 +13,12 @@ Conventions
 - Regimes are the forecast origins' volatility tags (``low``/``mid``/``high``) plus ``all``; a
   regime with fewer than ``min_regime_windows`` windows reports ``None`` and its count stays
   visible in ``n_per_regime``.
-- CRPS is in each channel's own units. The overall ``crps.mean`` and the per-window loss that the
-  Diebold-Mariano tests compare are plain averages over channels, so channels with a large scale
-  weigh more; compare forecasters on the same channels only.
+- Per-channel CRPS is in the channel's own units. Where channels are combined (``crps.mean``,
+  ``crps.by_step``, the Diebold-Mariano loss, energy and variogram scores) each is first divided
+  by its scale, the std of its scored realized values (:func:`channel_scales`), the same for every
+  forecaster of a report; ``crps.mean_raw`` keeps the plain average.
+- The DM tests take the overlap of neighbouring targets from the window ids (ceil(h / stride)),
+  not from the horizon alone (:func:`origin_stride`, :func:`overlap`).
 """
 
 from __future__ import annotations
@@ -467,12 +470,15 @@ def crps_skill(entry: Mapping[str, Any], reference: Mapping[str, Any]) -> dict[s
 
 
 def build_metrics(forecasts: Sequence[Forecast], provenance: Mapping[str, Any] | None = None, *,
-                  reference: str = "climatology", **evaluate_kwargs: Any) -> dict[str, Any]:
+                  reference: str = "climatology", unavailable: Mapping[str, str] | None = None,
+                  **evaluate_kwargs: Any) -> dict[str, Any]:
     """The whole ``metrics.json``: per-forecaster metrics, DM tests and provenance.
 
     ``wall_s`` of each forecaster is taken from its provenance (None when absent); when the
     ``reference`` forecaster is present every entry also gets ``crps_skill`` against it.
-    ``evaluate_kwargs`` go to :func:`evaluate_forecast`.
+    ``unavailable`` maps forecasters that could not run (e.g. Chronos offline) to the reason
+    (``"n/a offline: ..."``); they are listed under ``unavailable`` and shown as rows in the
+    report. ``evaluate_kwargs`` go to :func:`evaluate_forecast`.
     """
     check_same_targets(forecasts)
     per_forecaster: dict[str, Any] = {}
@@ -486,4 +492,5 @@ def build_metrics(forecasts: Sequence[Forecast], provenance: Mapping[str, Any] |
     return {"forecasters": per_forecaster,
             "reference": reference if reference in per_forecaster else None,
             "dm_tests": compare_forecasts(forecasts, reference=reference),
+            "unavailable": dict(unavailable or {}),
             "provenance": collect_provenance(forecasts, provenance)}

@@ -142,6 +142,10 @@ def headline_table(metrics: Mapping[str, Any]) -> str:
                      _fmt(cov.get("imbalance", {}).get("all"), 3), _fmt(_mean_diversity(e), 3),
                      _fmt(dm and dm["mean_diff"]), _fmt(dm and dm["p_value"], 3),
                      _fmt(dm and dm["n_eff"], 3), _fmt(e["n_windows"]), _fmt(e["wall_s"], 3)])
+    for name, reason in (metrics.get("unavailable") or {}).items():
+        status = reason.split(":", 1)[0] if reason.startswith("n/a") else "n/a"
+        rows.append([html.escape(name), f'<td title="{html.escape(reason)}">'
+                     f"{html.escape(status)}</td>", *["" for _ in header[2:]]])
     return _table(header, rows)
 
 

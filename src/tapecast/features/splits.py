@@ -209,8 +209,11 @@ def _too_few(spec: SplitSpec, sessions: Sequence[dt.date], need: int, parts: str
     if len(sessions) < need:
         span = (f"{len(sessions)} session{'s' if len(sessions) != 1 else ''} "
                 f"({sessions[0]}{'..' + str(sessions[-1]) if len(sessions) > 1 else ''})")
+        hint = ("; with fewer sessions use --val-sessions 0 (train, then test) or --split dates"
+                if spec.kind == "last" else "; lower --min-train-sessions" if
+                spec.kind == "walk-forward" else "")
         raise TapecastError(f"the '{spec.kind}' split needs at least {need} sessions ({parts}) "
-                            f"but the windows hold {span}")
+                            f"but the windows hold {span}{hint}")
 
 
 def walk_forward_folds(windows: pl.DataFrame, spec: SplitSpec) -> list[Fold]:
