@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -236,3 +237,32 @@ def test_scores_when_options_are_invalid_raise_tapecast_error() -> None:
         scores.variogram_score(samples, realized, mask, p=0.0)
     with pytest.raises(TapecastError, match="quantile levels"):
         scores.pinball_loss(samples, realized, [0.0, 0.5])
+
+
+def _crps_by_integration(x: np.ndarray, y: float) -> float:
+    """∫ (F_m(z) - 1{y <= z})² dz for the empirical CDF F_m of ensemble x, integrated exactly
+    over the pieces between consecutive sorted points of x and y (the integrand is constant on
+    each piece and 0 outside [min, max])."""
+    points = np.sort(np.append(x, y))
+    total = 0.0
+    for lo, hi in itertools.pairwise(points):
+        z = 0.5 * (lo + hi)
+        cdf = np.mean(x <= z)
+        total += (cdf - float(y <= z)) ** 2 * (hi - lo)
+    return total
+
+
+def test_crps_ensemble_when_compared_with_exact_integral_agrees_to_1e_12() -> None:
+    rng = np.random.default_rng(12)
+    for m in (2, 5, 17):
+        x = rng.standard_t(3, size=m)
+        for y in (-2.5, 0.1, x[0], 4.0):
+            exact = _crps_by_integration(x, float(y))
+            nrg = scores.crps_ensemble(x[None, :, None, None], np.array(y).reshape(1, 1, 1),
+                                estimator="nrg")
+            assert abs(float(nrg.squeeze()) - exact) < 1e-12
+            # the fair estimator removes the ensemble-spread bias: nrg - E|X-X'| / (2m(m-1)) * m
+            spread = np.abs(x[:, None] - x[None, :]).sum()
+            fair_by_hand = np.abs(x - y).mean() - spread / (2 * m * (m - 1))
+            fair = scores.crps_ensemble(x[None, :, None, None], np.array(y).reshape(1, 1, 1))
+            assert abs(float(fair.squeeze()) - fair_by_hand) < 1e-12
