@@ -57,13 +57,24 @@ def _build(name: str) -> tuple[Sampler, Model]:
         "ddim-eta": (DDIMSampler(gauss, eta=0.5), eps),
         "sde": (JumpLaplaceSDESampler(jl), score),
         "sde-euler": (JumpLaplaceSDESampler(jl, integrator="euler"), score),
+        "sde-iso": (JumpLaplaceSDESampler(JumpLaplaceNoise(event_ndim=2)), score),
         "sde-mgd": (get_sampler("sde-mgd", jl, n_samples=4, targets=_targets()), score),
         "ddim-mgd": (MomentGuided(DDIMSampler(gauss, eta=0.5), 4, _targets()), eps),
     }
     return samplers[name]
 
 
-NAMES = ["ddpm", "ddpm-large", "ddim", "ddim-eta", "sde", "sde-euler", "sde-mgd", "ddim-mgd"]
+NAMES = [
+    "ddpm",
+    "ddpm-large",
+    "ddim",
+    "ddim-eta",
+    "sde",
+    "sde-euler",
+    "sde-iso",
+    "sde-mgd",
+    "ddim-mgd",
+]
 
 
 def _run(
