@@ -35,6 +35,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
@@ -245,6 +246,8 @@ def fit(model: nn.Module, loss_fn: LossFn, train_data: Any, val_data: Any | None
             trainer.setup(resume)
             with _Display(progress and ctx.is_main, trainer) as display:
                 trainer.display = display
+                if trainer.resumed_from is not None:
+                    trainer._note(f"resuming {trainer.run_dir} at step {trainer.resumed_from}")
                 trainer.run()
         if restore_best:
             ddp.barrier(ctx)
@@ -391,7 +394,13 @@ class _Trainer:
         except KeyboardInterrupt:
             if self.at_boundary:
                 self.save_last()
+                self._note(f"interrupted: {self.run_dir / ckpt.LAST} holds step "
+                           f"{self.state.step}; fit again with resume=True to go on")
             raise
+
+    def _note(self, text: str) -> None:
+        if self.display is not None:
+            self.display.note(text)
 
     def _train_step(self, indices: torch.Tensor) -> None:
         started = time.perf_counter()
@@ -407,6 +416,8 @@ class _Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.ema.update(self.model)
         self._advance(loss, time.perf_counter() - started)
+        if self.display is not None:
+            self.display.advance(self.state.step)
         evaluated = self._due_for_eval()
         if evaluated:
             self._evaluate()
@@ -606,6 +617,13 @@ class _Display:
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
+
+    def advance(self, step: int) -> None:
+        self.progress.update(self.task, completed=step)
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            self.progress.console.print(escape(text))
 
     def show_train(self, step: int, loss: float, steps_per_s: float,
                    samples_per_s: float) -> None:
