@@ -208,6 +208,52 @@ def _same(i: torch.Tensor, j: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return (i[:, None] == j[None, :]).to(dtype)
 
 
+def _central_rows(dev: torch.Tensor, sigma: torch.Tensor, orders: tuple[int, ...]) -> torch.Tensor:
+    """Jacobian rows of ``M_p[k] / σ_k^p``: ``p w (d^{p-1} - mean_S d^{p-1}) / σ_k^p`` on channel k.
+
+    Returns ``(B, O, S, K, R)``; row ``(p, k)`` is the slice ``[:, p, :, k, :]`` (zero elsewhere).
+    """
+    weight = 1.0 / (dev.shape[1] * dev.shape[3])
+    rows = []
+    for p in orders:
+        power = dev ** (p - 1)
+        centred = power - power.mean(dim=1, keepdim=True)
+        rows.append(p * weight * centred / sigma[:, None, :, None] ** p)
+    return torch.stack(rows, dim=1)
+
+
+def _gram(
+    h: torch.Tensor, dev: torch.Tensor, sigma: torch.Tensor, use_cov: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``J Jᵀ`` from per-channel inner products, and the covariance rows' scale ``w/(σ_a σ_b)``.
+
+    Central rows live on one channel each; the row of ``C[a, b]`` is ``w d_b/(σ_a σ_b)`` on
+    channel ``a`` plus ``w d_a/(σ_a σ_b)`` on channel ``b``.
+    """
+    n_win, n_ord, _, n_ch, n_pos = h.shape
+    hh = torch.einsum("boskr,bqskr->bokq", h, h)  # (B, O, K, O), same channel only
+    eye_k = torch.eye(n_ch, dtype=h.dtype, device=h.device)
+    g_cc = (hh[:, :, :, :, None] * eye_k[None, None, :, None, :]).reshape(n_win, n_ord * n_ch, -1)
+    if not use_cov:
+        return g_cc, None
+    a, b = torch.triu_indices(n_ch, n_ch, offset=1, device=h.device)
+    pair = (1.0 / (dev.shape[1] * n_pos)) / (sigma[:, a] * sigma[:, b])  # (B, V)
+    hd = torch.einsum("boskr,bsjr->bokj", h, dev)  # (B, O, K, K)
+    channel = torch.arange(n_ch, device=h.device)
+    g_cv = hd[:, :, :, b] * _same(channel, a, h.dtype) + hd[:, :, :, a] * _same(channel, b, h.dtype)
+    g_cv = (g_cv * pair[:, None, None, :]).reshape(n_win, n_ord * n_ch, -1)  # (B, O K, V)
+    dd = torch.einsum("bskr,bsjr->bkj", dev, dev)  # (B, K, K)
+    g_vv = (
+        _same(a, a, h.dtype) * dd[:, b][:, :, b]
+        + _same(a, b, h.dtype) * dd[:, b][:, :, a]
+        + _same(b, a, h.dtype) * dd[:, a][:, :, b]
+        + _same(b, b, h.dtype) * dd[:, a][:, :, a]
+    ) * (pair[:, :, None] * pair[:, None, :])
+    top = torch.cat([g_cc, g_cv], dim=2)
+    bottom = torch.cat([g_cv.transpose(1, 2), g_vv], dim=2)
+    return torch.cat([top, bottom], dim=1), pair
+
+
 def gauss_newton_step(
     windows: torch.Tensor,
     central: torch.Tensor,
@@ -230,54 +276,24 @@ def gauss_newton_step(
     torch.Tensor
         ``(B, S, K, R)``.
     """
-    n_win, n_samp, n_ch, n_pos = windows.shape
-    weight = 1.0 / (n_samp * n_pos)
+    n_win, _, n_ch, _ = windows.shape
     dev = windows - windows.mean(dim=1, keepdim=True)  # (B, S, K, R)
     sigma = central[..., 0].clamp_min(1e-12).sqrt()  # (B, K)
-    grads = []
-    for p in orders:
-        power = dev ** (p - 1)
-        grads.append(
-            p * weight * (power - power.mean(dim=1, keepdim=True)) / sigma[:, None, :, None] ** p
-        )
-    h = torch.stack(grads, dim=1)  # (B, O, S, K, R)
-    # inner products per channel: central-central, central-deviation, deviation-deviation
-    hh = torch.einsum("boskr,bqskr->bokq", h, h)  # (B, O, K, O) same channel only
-    hd = torch.einsum("boskr,bsjr->bokj", h, dev)  # (B, O, K, K)
-    dd = torch.einsum("bskr,bsjr->bkj", dev, dev)  # (B, K, K)
-    n_ord = len(orders)
-    eye_k = torch.eye(n_ch, dtype=windows.dtype, device=windows.device)
-    g_cc = (hh[:, :, :, :, None] * eye_k[None, None, :, None, :]).reshape(n_win, n_ord * n_ch, -1)
-    blocks = [[g_cc]]
+    h = _central_rows(dev, sigma, orders)  # (B, O, S, K, R)
     use_cov = covariance and n_ch > 1
-    if use_cov:
-        a, b = torch.triu_indices(n_ch, n_ch, offset=1, device=windows.device)
-        pair = weight / (sigma[:, a] * sigma[:, b])  # (B, V)
-        hit_a = (torch.arange(n_ch, device=windows.device)[:, None] == a).to(
-            windows.dtype
-        )  # (K, V)
-        hit_b = (torch.arange(n_ch, device=windows.device)[:, None] == b).to(windows.dtype)
-        g_cv = hd[:, :, :, b] * hit_a + hd[:, :, :, a] * hit_b  # (B, O, K, V)
-        g_cv = (g_cv * pair[:, None, None, :]).reshape(n_win, n_ord * n_ch, -1)
-        g_vv = (
-            _same(a, a, windows.dtype) * dd[:, b][:, :, b]
-            + _same(a, b, windows.dtype) * dd[:, b][:, :, a]
-            + _same(b, a, windows.dtype) * dd[:, a][:, :, b]
-            + _same(b, b, windows.dtype) * dd[:, a][:, :, a]
-        ) * (pair[:, :, None] * pair[:, None, :])
-        blocks = [[g_cc, g_cv], [g_cv.transpose(1, 2), g_vv]]
-    gram = torch.cat([torch.cat(row, dim=2) for row in blocks], dim=1)  # (B, P, P)
+    gram, pair = _gram(h, dev, sigma, use_cov)  # (B, P, P)
     r = moment_residual(windows, central, cov, orders, covariance)
     damp = ridge * gram.diagonal(dim1=1, dim2=2).mean(-1).clamp_min(1e-30)
     eye = torch.eye(gram.shape[1], dtype=gram.dtype, device=gram.device)
     system = (gram + damp[:, None, None] * eye).to(torch.float64)  # solve in float64
-    eta64 = torch.linalg.solve(system, strength * r.to(torch.float64).unsqueeze(-1))[..., 0]
-    eta = eta64.to(windows.dtype)
-    eta_c = eta[:, : n_ord * n_ch].reshape(n_win, n_ord, n_ch)  # (B, O, K)
-    delta = -torch.einsum("bok,boskr->bskr", eta_c, h)
-    if use_cov:
+    eta = torch.linalg.solve(system, strength * r.to(torch.float64).unsqueeze(-1))[..., 0]
+    eta = eta.to(windows.dtype)
+    n_central = len(orders) * n_ch
+    delta = -torch.einsum("bok,boskr->bskr", eta[:, :n_central].reshape(n_win, -1, n_ch), h)
+    if pair is not None:
+        a, b = torch.triu_indices(n_ch, n_ch, offset=1, device=windows.device)
         coupling = torch.zeros(n_win, n_ch, n_ch, dtype=windows.dtype, device=windows.device)
-        coupling[:, a, b] = eta[:, n_ord * n_ch :] * pair
+        coupling[:, a, b] = eta[:, n_central:] * pair
         coupling = coupling + coupling.transpose(1, 2)  # (B, K, K), symmetric
         delta = delta - torch.einsum("bkj,bsjr->bskr", coupling, dev)
     return delta
