@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tapecast.commands import evaluate_cmd, features_cmd
 from tapecast.commands.common import console, err_console, fail, user_errors
+from tapecast.commands.sources import expand_sources, read_all, read_one
 from tapecast.core.errors import TapecastError
 
 if TYPE_CHECKING:
@@ -37,10 +37,6 @@ FORMAT_HELP: dict[str, str] = {
     "csv": "generic CSV trades or bars with a column mapping (incl. symbol,bob,eob,... bars)",
     "parquet": "generic Parquet trades or bars with a column mapping",
 }
-# files a folder expansion passes over: documentation and listings, not market data
-SKIP_SUFFIXES = frozenset({".md", ".tsv", ".txt", ".rst", ".pdf", ".html", ".htm", ".py",
-                           ".yaml", ".yml", ".toml", ".ini", ".log", ".sha256", ".lock"})
-SKIP_STEMS = ("readme", "license", "licence", "manifest", "summary", "changelog", "notice")
 MAX_DATE_ROWS = 60  # the per-date table is printed up to this many partitions (--json has all)
 
 
@@ -78,61 +74,6 @@ _user_errors = user_errors
 # ingest
 
 
-def _skip_reason(path: Path) -> str | None:
-    """Why a file found in a folder is not read (None: read it)."""
-    name = path.name.lower()
-    if name.startswith("."):
-        return "hidden file"
-    if path.suffix.lower() in SKIP_SUFFIXES or name.startswith(SKIP_STEMS):
-        return "not a data file"
-    return None
-
-
-def _lobster_partner(path: Path, chosen: set[Path]) -> bool:
-    """True for a LOBSTER orderbook CSV whose message file is read too (the pair is read once)."""
-    from tapecast.data.readers.lobster import parse_name
-
-    parsed = parse_name(path.name)
-    if parsed is None or parsed[1] != "orderbook":
-        return False
-    return path.with_name(parsed[0].file("message")) in chosen
-
-
-def expand_sources(sources: list[Path], exclude: Path | None = None
-                   ) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """The files to read from ``sources`` (folders expanded recursively, in name order) and the
-    files skipped with why; files under ``exclude`` (the output store) are passed over. A
-    missing source is a user error."""
-    files: list[Path] = []
-    skipped: list[tuple[Path, str]] = []
-    for src in sources:
-        if not src.exists():
-            raise TapecastError(f"{src}: expected an existing file or folder")
-        if src.is_dir():
-            for path in sorted(p for p in src.rglob("*") if p.is_file()):
-                reason = _skip_reason(path.relative_to(src))
-                if reason is None and any(part.startswith(".")
-                                          for part in path.relative_to(src).parts):
-                    reason = "hidden folder"
-                (skipped.append((path, reason)) if reason else files.append(path))
-        else:
-            files.append(src)
-    unique = list(dict.fromkeys(p.resolve() for p in files))
-    if len(unique) < len(files):
-        skipped.append((Path("(duplicates)"), f"{len(files) - len(unique)} given twice"))
-    chosen = set(unique)
-    store = None if exclude is None else exclude.resolve()
-    kept = []
-    for path in unique:
-        if store is not None and path.is_relative_to(store):
-            continue  # the store being written, found inside a source folder
-        if _lobster_partner(path, chosen):
-            skipped.append((path, "read with its LOBSTER message file"))
-        else:
-            kept.append(path)
-    return kept, skipped
-
-
 OptionList = Annotated[list[str] | None, typer.Option(
     "--option", "-O", metavar="KEY=VALUE", show_default=False,
     help="A reader option, repeatable: e.g. -O table=bars -O timezone=America/New_York "
@@ -168,43 +109,6 @@ def reader_options(options: list[str] | None, maps: list[str] | None) -> dict[st
     return kwargs
 
 
-def _read_one(path: Path, fmt: str | None, options: dict[str, Any]) -> Tables:
-    """:func:`tapecast.data.read`, with reader options a reader does not take named clearly."""
-    import inspect
-
-    import tapecast.data
-    from tapecast.data.detect import detect, reader_for
-
-    if options:
-        name = fmt or detect(path)
-        params = inspect.signature(reader_for(name)).parameters
-        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            unknown = sorted(set(options) - set(params))
-            if unknown:
-                takes = [n for n in params if n != "path"]
-                raise TapecastError(
-                    f"{path}: format '{name}' takes no option "
-                    f"{', '.join(map(repr, unknown))}; it takes: {', '.join(takes) or 'none'}")
-    return tapecast.data.read(path, format=fmt, **options)
-
-
-def _read_all(files: list[Path], fmt: str | None,
-              options: dict[str, Any] | None = None) -> list[Tables]:
-    """Read every file (all before any write), with a progress bar on a terminal's stderr."""
-
-    out = []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("{task.fields[file]}"))
-    with Progress(*columns, console=err_console, transient=True,
-                  disable=not err_console.is_terminal) as progress:
-        task = progress.add_task("reading", total=len(files), file="")
-        for path in files:
-            progress.update(task, file=path.name)
-            out.append(_read_one(path, fmt, options or {}))
-            progress.advance(task)
-    return out
-
-
 @app.command()
 def ingest(
     sources: Annotated[list[Path], typer.Argument(
@@ -230,7 +134,7 @@ def ingest(
         files, skipped = expand_sources(sources, exclude=out)
         if not files:
             raise TapecastError(f"no data files found in {', '.join(map(str, sources))}")
-        parts = _read_all(files, fmt, reader_options(option, map_))
+        parts = read_all(files, fmt, reader_options(option, map_))
         for tables in parts:
             tables.counters.update(replay_anomalies(tables))
         store = write_store(parts, out, on_conflict=on_conflict.value)
@@ -361,7 +265,7 @@ def book(
     from tapecast.core.io import atomic_path
 
     with _user_errors():
-        tables = _read_one(source, fmt, reader_options(option, None))
+        tables = read_one(source, fmt, reader_options(option, None))
         frame, counters = replay_source(tables, levels)
         with atomic_path(out) as tmp:
             frame.write_parquet(tmp, compression="zstd")

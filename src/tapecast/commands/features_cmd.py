@@ -70,13 +70,13 @@ def load_trades(source: Path, instruments: list[str] | None
         quotes = store.read("quotes", instruments) if "quotes" in store.tables else None
         what = f"store {source}"
     else:
-        from tapecast.cli import _read_all, expand_sources
+        from tapecast.commands.sources import expand_sources, read_all
         from tapecast.data.tables import concat_tables
 
         files, _ = expand_sources([source])
         if not files:
             raise TapecastError(f"{source}: neither a tapecast store nor data files")
-        tables = concat_tables(_read_all(files, None))
+        tables = concat_tables(read_all(files, None))
         if tables.trades is None:
             raise TapecastError(f"{source}: no trades in {len(files)} file(s)")
         trades, quotes = tables.trades, tables.quotes
