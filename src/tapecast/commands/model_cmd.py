@@ -1,0 +1,202 @@
+"""``tapecast train`` (fit JL-CSDI on a features folder) and ``tapecast forecast`` (sample it)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from tapecast.commands.common import console, err_console, fail, user_errors
+from tapecast.core.errors import TapecastError
+from tapecast.core.io import atomic_write_text
+
+if TYPE_CHECKING:
+    from tapecast.core.forecast import Samples
+    from tapecast.features.batch import ForecastBatch
+    from tapecast.features.featureset import FeatureSet
+    from tapecast.models.jl_csdi import JLCSDI
+    from tapecast.models.jl_csdi_config import JLCSDIConfig
+
+MODELS = ("csdi", "jl-csdi")
+RUN_FILE = "run.json"
+
+
+def _config(name: str, noise: str | None, max_steps: int | None, fs: FeatureSet,
+            seed: int | None) -> JLCSDIConfig:
+    """A preset or a config.json, sized to the features, with the command-line overrides."""
+    from tapecast.models.jl_csdi_config import JLCSDIConfig, jlcsdi_config
+    from tapecast.models.jl_csdi_io import read_json
+
+    path = Path(name)
+    if path.suffix == ".json" or path.is_file():
+        data = read_json(path, "JL-CSDI config")
+        config = JLCSDIConfig.from_dict(data.get("config", data))
+    else:
+        config = jlcsdi_config(name)
+    spec = fs.split_spec
+    config = config.with_sizes(spec.context, spec.horizon)
+    if noise is not None:
+        config = config.with_noise(noise)
+    if max_steps is not None:
+        config = config.with_train(max_steps=max_steps)
+    if seed is not None:
+        config = config.with_train(seed=seed)
+    return config
+
+
+def _provenance_base(features: Path, fs: FeatureSet, fold: int | None) -> dict[str, Any]:
+    import tapecast
+    from tapecast.evaluate.metrics import git_commit
+
+    return {"features": str(features), "features_sha256": fs.meta.windows_sha256, "fold": fold,
+            "split_spec": fs.split_spec.to_dict(), "tapecast_version": tapecast.__version__,
+            "git_commit": git_commit()}
+
+
+def train(
+    features: Annotated[Path, typer.Option("--features", "-F", help="A features folder.",
+                                           show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoints, model).",
+                                      show_default=False)],
+    model: Annotated[str, typer.Option(help="Model family: csdi (JL-CSDI).")] = "csdi",
+    config: Annotated[str, typer.Option(
+        help="Preset (small, jl-csdi-esc1) or a config.json path.")] = "small",
+    noise: Annotated[str | None, typer.Option(
+        help="gaussian or jump-laplace (default: the config's).", show_default=False)] = None,
+    max_steps: Annotated[int | None, typer.Option(
+        help="Stop after this many optimiser steps (default: the config's).",
+        show_default=False)] = None,
+    fresh: Annotated[bool, typer.Option(
+        "--fresh", help="Start afresh instead of resuming OUT/last.")] = False,
+    fold: Annotated[int | None, typer.Option(
+        help="Walk-forward fold (features with --split walk-forward).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Training seed (default: the config's).",
+                                             show_default=False)] = None,
+) -> None:
+    """Train JL-CSDI on the train split (validating on val); OUT becomes a model folder.
+
+    Ctrl-C writes OUT/last; the same command resumes from there.
+    """
+    with user_errors():
+        from tapecast.features.featureset import FeatureSet
+        from tapecast.models.jl_csdi import JLCSDI
+
+        if model not in MODELS:
+            raise TapecastError(f"--model must be one of {', '.join(MODELS)}, got {model!r}")
+        fs = FeatureSet.open(features)
+        cfg = _config(config, noise, max_steps, fs, seed)
+        train_set = fs.dataset("train", fold=fold)
+        val_set = fs.dataset("val", fold=fold) if fs.split_spec.val_sessions > 0 else None
+        forecaster = JLCSDI(cfg)
+        err_console.print(
+            f"tapecast train: {escape(repr(forecaster))}, {len(train_set):,} train origins, "
+            f"{0 if val_set is None else len(val_set):,} val origins, "
+            f"{cfg.train.max_steps or '-'} steps", highlight=False)
+        try:
+            result = forecaster.fit(train_set, val_set, out, resume=not fresh,
+                                    normalizer=fs.fit_normalizer(fold))
+        except KeyboardInterrupt:
+            fail(f"interrupted; {out / 'last'} holds the last completed step: run the same "
+                 "command again to resume", code=130)
+        run = {**_provenance_base(features, fs, fold), "config": cfg.to_dict(),
+               "n_parameters": forecaster.n_parameters, **forecaster.training}
+        atomic_write_text(out / RUN_FILE, json.dumps(run, indent=1) + "\n")
+    per_step = result.wall_s / max(result.step, 1)
+    best = "-" if result.best_val_loss is None else f"{result.best_val_loss:.4f}"
+    console.print(f"trained {escape(str(out))}: {result.step} steps in {result.wall_s:.1f} s "
+                  f"({per_step:.2f} s/step), best val loss {best} at step {result.best_step}")
+
+
+def sample_chunks(forecaster: JLCSDI, batch: ForecastBatch, n_samples: int, *,
+                  sampler: str, steps: int, seed: int, chunk: int) -> Samples:
+    """``forecaster.sample`` over ``batch`` in chunks of ``chunk`` origins, with a progress bar.
+
+    Chunk ``i`` uses seed ``seed + i``, so a run is reproducible for a given chunk size.
+    """
+    import numpy as np
+
+    from tapecast.core.forecast import Samples
+
+    parts = []
+    columns = (TextColumn("sampling {task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
+    started = time.perf_counter()
+    with Progress(*columns, console=err_console, transient=True,
+                  disable=not err_console.is_terminal) as progress:
+        task = progress.add_task("", total=batch.size, name=sampler, rate="")
+        for i, start in enumerate(range(0, batch.size, chunk)):
+            part = batch.select(slice(start, start + chunk))
+            parts.append(forecaster.sample(part, n_samples, sampler=sampler, steps=steps,
+                                           seed=seed + i))
+            done = min(start + chunk, batch.size)
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            progress.update(task, completed=done, rate=f"{rate:.2f} windows/s")
+
+    def cat(name: str) -> Any:
+        arrays = [getattr(p, name) for p in parts]
+        return None if arrays[0] is None else np.concatenate(arrays)
+
+    return Samples(cat("values"), parts[0].channels, cat("window_ids"), cat("timestamps"),
+                   cat("instruments"), cat("regimes"))
+
+
+def forecast(
+    run: Annotated[Path, typer.Argument(help="A trained run (model) folder.",
+                                        show_default=False)],
+    features: Annotated[Path, typer.Option("--features", "-F", help="A features folder.",
+                                           show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The forecast file to write (.npz).",
+                                      show_default=False)],
+    split: Annotated[str, typer.Option(help="Split to forecast: val or test.")] = "test",
+    n_samples: Annotated[int, typer.Option(help="Monte Carlo samples per origin.")] = 32,
+    sampler: Annotated[str | None, typer.Option(
+        help="ddpm or ddim (Gaussian noise), sde or sde-mgd (Jump-Laplace noise); default: "
+        "the model's.", show_default=False)] = None,
+    steps: Annotated[int | None, typer.Option(
+        help="Reverse steps (default: the model's for the sampler).", show_default=False)] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    fold: Annotated[int | None, typer.Option(
+        help="Walk-forward fold (features with --split walk-forward).")] = None,
+    chunk: Annotated[int, typer.Option(help="Origins sampled together.")] = 16,
+) -> None:
+    """Sample a trained JL-CSDI model over SPLIT and write a forecast file for `evaluate`."""
+    start = time.perf_counter()
+    with user_errors():
+        from tapecast.core.forecast import Forecast
+        from tapecast.features.featureset import FeatureSet
+        from tapecast.models.jl_csdi import JLCSDI
+
+        if n_samples < 1 or chunk < 1:
+            raise TapecastError(f"--n-samples and --chunk must be at least 1, got {n_samples}, "
+                                f"{chunk}")
+        if split not in ("val", "test"):
+            raise TapecastError(f"--split must be val or test, got {split!r}")
+        forecaster = JLCSDI.load(run)
+        fs = FeatureSet.open(features)
+        name = sampler or forecaster.config.default_sampler
+        n_steps = steps if steps is not None else forecaster.config.steps_for(name)
+        batch = fs.dataset(split, fold=fold).batch(slice(None))
+        err_console.print(f"tapecast forecast: {escape(repr(forecaster))}, {batch.size:,} "
+                          f"{split} origins, {name} {n_steps} steps, {n_samples} samples",
+                          highlight=False)
+        sampled_at = time.perf_counter()
+        samples = sample_chunks(forecaster, batch, n_samples, sampler=name, steps=n_steps,
+                                seed=seed, chunk=chunk)
+        sample_s = time.perf_counter() - sampled_at
+        provenance = {
+            **_provenance_base(features, fs, fold), "forecaster": forecaster.to_dict(),
+            "run": str(run), "split": split, "sampler": name, "steps": n_steps, "seed": seed,
+            "n_samples": n_samples, "chunk": chunk, "sample_s": sample_s,
+            "windows_per_s": batch.size / sample_s if sample_s > 0 else None,
+            "wall_s": time.perf_counter() - start,
+        }
+        Forecast(f"{forecaster.name}/{name}", samples, realized=batch.target,
+                 context=batch.context, provenance=provenance).save(out)
+    console.print(f"wrote {escape(str(out))}: {samples.batch:,} origins x {n_samples} samples x "
+                  f"{len(samples.channels)} channels x {samples.horizon} steps; sampling "
+                  f"{sample_s:.1f} s ({batch.size / max(sample_s, 1e-9):.2f} windows/s)")

@@ -1,0 +1,430 @@
+"""The JL-CSDI order-flow forecaster: a CSDI denoiser with Gaussian or Jump-Laplace noise.
+
+The system of the JL-CSDI ESc1 model card (``../shared/seeds/jl-csdi-esc1-model-card.txt``):
+CSDI (Tashiro et al. 2021, arXiv 2107.03502) conditioned on C context windows of the 8
+order-flow channels, forecasting the next H windows, with the Jump-Laplace noise of Baule (2025,
+arXiv 2503.06558) or Gaussian variance-preserving noise (Ho et al. 2020), and the moment-guided
+correction of Lempereur et al. (2026, arXiv 2602.17211) at sampling time::
+
+    model = JLCSDI(jlcsdi_config("small"))
+    model.fit(fs.dataset("train"), fs.dataset("val"), "runs/small",
+              normalizer=fs.fit_normalizer())
+    samples = model.sample(fs.dataset("test").batch(slice(0, 8)), 32, sampler="sde-mgd")
+    model.save("runs/small"); JLCSDI.load("runs/small")
+
+Training (:meth:`JLCSDI.fit`) regresses the noise process' target on the horizon only: ε for
+Gaussian noise (Ho et al. 2020, eq. 14), the κ(t)-scaled generalized score for Jump-Laplace noise
+(:mod:`tapecast.diffusion.noise_jump_laplace`), masked to observed entries and conditioned on
+the normalized context through the denoiser's context encoding; the loop is
+:func:`tapecast.train.fit` (AdamW, EMA, clipping, best-validation checkpoint, exact resume,
+Ctrl-C). Sampling (:meth:`JLCSDI.sample`) encodes each context once, expands it over the
+samples and runs the reverse loop, the only loop over diffusion steps (samplers hold no
+network, networks loop over nothing, ``../shared/STYLE.md``). Samples come back in original units
+(:mod:`tapecast.models.jl_csdi_io` describes model space and the plug-in counts).
+
+A saved model is a folder: ``config.json`` (this config and the training outcome),
+``model.safetensors`` (the EMA weights), ``normalization.json`` (the order-flow normalizer) and
+``data_stats.json`` (channel scales and unconditional MGD targets). No pickles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from safetensors import SafetensorError
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+from tapecast.core.errors import TapecastError
+from tapecast.core.forecast import Samples
+from tapecast.core.io import atomic_path, atomic_write_text
+from tapecast.diffusion import (
+    GaussianNoise,
+    JumpLaplaceNoise,
+    MomentGuided,
+    MomentTargets,
+    Sampler,
+    get_sampler,
+)
+from tapecast.features.batch import ForecastBatch
+from tapecast.features.channels import IMBALANCE_CHANNELS
+from tapecast.features.dataset import ForecastDataset
+from tapecast.features.normalize import OrderFlowNormalizer
+from tapecast.models.jl_csdi_config import JLCSDIConfig, jlcsdi_config
+from tapecast.models.jl_csdi_io import (
+    DataStats,
+    NormalizedOrigins,
+    context_moment_targets,
+    covered_windows,
+    finite_or_none,
+    model_inputs,
+    plugin_counts,
+    read_json,
+)
+from tapecast.nets import CachedCSDIDenoiser, CSDIDenoiser, build_denoiser, count_parameters
+from tapecast.train import TrainResult
+from tapecast.train import fit as train_fit
+
+KIND, FORMAT_VERSION = "tapecast.jl-csdi", 1
+CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+NORMALIZATION_FILE, STATS_FILE = "normalization.json", "data_stats.json"
+Batch = dict[str, torch.Tensor]
+
+
+def diffusion_loss(net: CSDIDenoiser | CachedCSDIDenoiser,
+                   noise: GaussianNoise | JumpLaplaceNoise, draws: int, batch: Batch,
+                   generator: torch.Generator) -> torch.Tensor:
+    """Masked MSE between the denoiser's output and the noise process' regression target.
+
+    Each window's context is encoded once and shared by ``draws`` noise draws of its horizon.
+    Times come from ``noise.sample_timesteps``; ``noise.add_noise`` gives ``x_t`` and the target
+    (ε, or the scaled generalized score); the squared error is weighted by
+    ``noise.loss_weight(t)`` and averaged over the observed horizon entries.
+
+    Parameters
+    ----------
+    net : CSDIDenoiser or CachedCSDIDenoiser
+    noise : GaussianNoise or JumpLaplaceNoise
+    draws : int
+        Noise draws per window.
+    batch : dict of str -> Tensor
+        ``context``, ``context_mask`` (B, K, C); ``target``, ``target_mask`` (B, K, H).
+    generator : torch.Generator
+        Every random draw of the loss.
+
+    Returns
+    -------
+    Tensor
+        Scalar loss (0 when no horizon entry is observed).
+    """
+    cache: Any = net.encode_context(batch["context"], batch["context_mask"]).expand(draws)
+    x0 = batch["target"].repeat_interleave(draws, dim=0)  # (B·d, K, H), window-major
+    mask = batch["target_mask"].repeat_interleave(draws, dim=0)
+    t = noise.sample_timesteps(x0.shape[0], generator=generator, device=x0.device)
+    x_t, target = noise.add_noise(x0, t, generator=generator)
+    predicted = net(x_t, noise.model_time(t).to(x0.device), cache)  # (B·d, K, H)
+    weight = noise.loss_weight(t).to(x0.device)[:, None, None]
+    squared = weight * mask * (predicted.float() - target.float()) ** 2
+    loss: torch.Tensor = squared.sum() / mask.sum().clamp_min(1.0)
+    return loss
+
+
+class JLCSDI:
+    """JL-CSDI forecaster: ``fit`` on forecast datasets, ``sample`` joint forecasts.
+
+    Parameters
+    ----------
+    config : JLCSDIConfig or str
+        A config or a preset name (``small``, ``jl-csdi-esc1``). The denoiser is built at once
+        with the config's training seed.
+    """
+
+    name = "jl-csdi"
+
+    def __init__(self, config: JLCSDIConfig | str = "small") -> None:
+        self.config = jlcsdi_config(config) if isinstance(config, str) else config
+        self.noise = self.config.make_noise()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.train.seed)
+            self.net: CSDIDenoiser | CachedCSDIDenoiser = build_denoiser(self.config.denoiser)
+        self.normalizer: OrderFlowNormalizer | None = None
+        self.stats: DataStats | None = None
+        self.training: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return (f"JLCSDI({self.config.name!r}, noise={self.config.noise!r}, "
+                f"{self.config.denoiser.architecture}, {self.n_parameters:,} parameters, "
+                f"fitted={self.fitted})")
+
+    @property
+    def n_parameters(self) -> int:
+        """Trainable parameters of the denoiser."""
+        return count_parameters(self.net)
+
+    @property
+    def fitted(self) -> bool:
+        """Whether the normalizer and data statistics are set (fitted or loaded)."""
+        return self.normalizer is not None and self.stats is not None
+
+    # ------------------------------------------------------------------------------------------
+    # training
+
+    def fit(self, train: ForecastDataset, val: ForecastDataset | None, run_dir: str | Path, *,
+            resume: bool = True, normalizer: OrderFlowNormalizer | None = None,
+            callbacks: Sequence[Any] = (), progress: bool = True) -> TrainResult:
+        """Train on ``train`` (validating on ``val``) in ``run_dir``; then save the model there.
+
+        Parameters
+        ----------
+        train, val : ForecastDataset
+            Training origins (usually stride 1) and validation origins (or None: ``best`` is
+            then the final EMA).
+        run_dir : path
+            Run folder: the training loop's ``best/``, ``last/``, logs, and this model's files.
+        resume : bool
+            Continue from ``run_dir/last`` when it exists (exactly, see :mod:`tapecast.train`).
+        normalizer : OrderFlowNormalizer, optional
+            Fitted on the training windows (e.g. ``FeatureSet.fit_normalizer()``); by default
+            fitted here on the windows of the training samples.
+        callbacks : sequence of callables
+            Passed to :func:`tapecast.train.fit` (a callback raising KeyboardInterrupt stops
+            the run like Ctrl-C, leaving a resumable checkpoint).
+        progress : bool
+            Draw the training loop's progress bar on a terminal.
+
+        Returns
+        -------
+        TrainResult
+
+        Raises
+        ------
+        TapecastError
+            On datasets whose context, horizon or channels differ from the config, or a run
+            folder holding another model.
+        KeyboardInterrupt
+            After ``run_dir/last`` was written (call ``fit`` again to resume).
+        """
+        run = Path(run_dir)
+        for data in (train, val):
+            if data is not None:
+                self._check_dataset(data)
+        windows = covered_windows(train)
+        normalizer = normalizer or OrderFlowNormalizer.fit(windows, train.channels)
+        if tuple(normalizer.channels) != tuple(train.channels):
+            raise TapecastError(f"normalizer channels {list(normalizer.channels)} differ from "
+                                f"the data's {list(train.channels)}")
+        self.normalizer = normalizer
+        self.stats = DataStats.fit(windows, normalizer, self.config.standardize)
+        if resume:
+            self._check_run_folder(run)
+        if _is_main():
+            self._write_meta(run, state="training")
+        train_data = NormalizedOrigins(train, normalizer, self.stats.scale)
+        val_data = None if val is None else NormalizedOrigins(val, normalizer, self.stats.scale)
+        result = train_fit(self.net, self._loss, train_data, val_data, self.config.train,
+                           run_dir=run, resume=resume, callbacks=callbacks, progress=progress)
+        self.training = {"steps": result.step, "best_step": result.best_step,
+                         "best_val_loss": finite_or_none(result.best_val_loss),
+                         "wall_s": round(result.wall_s, 3), "train_origins": len(train),
+                         "val_origins": None if val is None else len(val)}
+        if _is_main():
+            self.save(run)
+        return result
+
+    def _loss(self, net: nn.Module, batch: Any, generator: torch.Generator) -> torch.Tensor:
+        denoiser = cast(CSDIDenoiser | CachedCSDIDenoiser, net)
+        return diffusion_loss(denoiser, self.noise, self.config.noise_draws, batch, generator)
+
+    def _check_dataset(self, data: ForecastDataset) -> None:
+        c, h = self.config.context, self.config.horizon
+        if (data.context, data.horizon) != (c, h):
+            raise TapecastError(f"the '{data.split}' samples have {data.context} context and "
+                                f"{data.horizon} horizon windows; this model reads {c} and "
+                                f"forecasts {h} (JLCSDIConfig.with_sizes)")
+        if len(data.channels) != self.config.denoiser.n_features:
+            raise TapecastError(f"the data has {len(data.channels)} channels; the denoiser "
+                                f"expects {self.config.denoiser.n_features}")
+
+    def _check_run_folder(self, run: Path) -> None:
+        """A run folder with a checkpoint must hold this model (up to training-loop fields)."""
+        meta_path = run / CONFIG_FILE
+        if not (run / "last").exists() or not meta_path.exists():
+            return
+        stored = read_json(meta_path, "config.json").get("config", {})
+        mine = self.config.to_dict()
+        changed = sorted(k for k in mine if k not in ("train", "name") and stored.get(k) != mine[k])
+        if changed:
+            raise TapecastError(f"{run}: holds a run of another model (different "
+                                f"{', '.join(changed)}); train it with the same config, or "
+                                "start afresh (resume=False, `--fresh`)")
+
+    # ------------------------------------------------------------------------------------------
+    # sampling
+
+    @torch.no_grad()
+    def sample(self, batch: ForecastBatch, n_samples: int, *, sampler: str | None = None,
+               steps: int | None = None, seed: int = 0,
+               mgd_targets: str | None = None) -> Samples:
+        """Draw ``n_samples`` joint forecasts of every origin of ``batch``, original units.
+
+        Parameters
+        ----------
+        batch : ForecastBatch
+            Raw-unit context (B, K, C) and counts; the target is not read.
+        n_samples : int
+            S, samples per origin.
+        sampler : {"ddpm", "ddim", "sde", "sde-mgd"}, optional
+            Default: the config's (``ddim`` for Gaussian, ``sde-mgd`` for Jump-Laplace noise).
+            A sampler made for the other noise is a TapecastError.
+        steps : int, optional
+            Reverse steps; default from the config (ddpm 50, ddim 10, sde / sde-mgd 50).
+        seed : int
+            Seed of every draw (initial noise, jumps, DDIM/DDPM noise).
+        mgd_targets : {"conditional", "unconditional"}, optional
+            Override the config's MGD targets (``sde-mgd`` only).
+
+        Returns
+        -------
+        Samples
+            values float32 (B, S, K, H); window ids, time stamps of the horizon, instruments and
+            regimes from ``batch``.
+        """
+        normalizer, stats = self._require_fitted()
+        self._check_batch(batch, n_samples)
+        name = sampler or self.config.default_sampler
+        proc = self._sampler(name, n_samples)
+        proc.set_timesteps(steps if steps is not None else self.config.steps_for(name))
+        inputs = model_inputs(batch, normalizer, stats.scale)
+        context, mask = inputs["context"], inputs["context_mask"]
+        if isinstance(proc, MomentGuided):
+            proc.set_targets(self._mgd_targets(context, mask, mgd_targets))
+        self.net.eval()
+        cache = self.net.encode_context(context, mask).expand(n_samples)  # rows b·S + s
+        b, k, h = batch.size, len(batch.channels), batch.horizon
+        x = self._reverse(proc, cache, (b * n_samples, k, h), seed)
+        z = x.view(b, n_samples, k, h).double().numpy()  # (B, S, K, H), model space
+        c = batch.context_length
+        return Samples(self._to_raw(z, batch), batch.channels, batch.window_ids[:, c:],
+                       batch.timestamps[:, c:], batch.instruments, batch.regimes)
+
+    def _reverse(self, proc: Sampler, cache: Any, shape: tuple[int, int, int],
+                 seed: int) -> torch.Tensor:
+        """The reverse loop: initial noise, then one network call and one step per time."""
+        generator = torch.Generator().manual_seed(seed)
+        x = proc.init_noise(shape, generator)  # (B·S, K, H)
+        for t in proc.timesteps:
+            out = self.net(x, proc.model_time(t).expand(shape[0]), cache)
+            x = proc.step(out, t, x, generator=generator)
+        return x
+
+    def _sampler(self, name: str, n_samples: int) -> Sampler:
+        options: dict[str, Any] = {}
+        if name == "ddim":
+            options["eta"] = self.config.ddim_eta
+        elif name == "sde-mgd":
+            options.update(n_samples=n_samples, strength=self.config.mgd_strength)
+        return get_sampler(name, self.noise, **options)
+
+    def _mgd_targets(self, context: torch.Tensor, mask: torch.Tensor,
+                     mode: str | None) -> MomentTargets:
+        """Conditional targets from each window's context, or the training windows' moments."""
+        _, stats = self._require_fitted()
+        mode = mode or self.config.mgd_targets
+        if mode == "unconditional":
+            return stats.targets()
+        if mode != "conditional":
+            raise TapecastError(f"mgd_targets must be conditional or unconditional, got {mode!r}")
+        window = self.config.mgd_context_windows or context.shape[-1]
+        return context_moment_targets(context[..., -window:], mask[..., -window:],
+                                      self.config.horizon, fallback=stats)
+
+    def _to_raw(self, z: NDArray[np.float64], batch: ForecastBatch) -> NDArray[np.float32]:
+        """Model space (B, S, K, H) -> original units with the plug-in horizon counts."""
+        normalizer, stats = self._require_fitted()
+        scaled = z * stats.scale[None, None, :, None]
+        t_hat, n_hat = plugin_counts(batch, self.config.count_plugin)  # (B, 1, 1) each
+        raw = normalizer.inverse(scaled, t_hat, n_hat, axis=2)  # (B, S, K, H)
+        if self.config.clip_imbalance:
+            group = [i for i, c in enumerate(batch.channels) if c in IMBALANCE_CHANNELS]
+            raw[:, :, group] = np.clip(raw[:, :, group], -1.0, 1.0)
+        return raw.astype(np.float32)
+
+    def _check_batch(self, batch: ForecastBatch, n_samples: int) -> None:
+        normalizer, _ = self._require_fitted()
+        if not isinstance(n_samples, int) or n_samples < 1:
+            raise TapecastError(f"n_samples must be a positive integer, got {n_samples!r}")
+        if (batch.context_length, batch.horizon) != (self.config.context, self.config.horizon):
+            raise TapecastError(f"the batch has {batch.context_length} context and "
+                                f"{batch.horizon} horizon windows; this model reads "
+                                f"{self.config.context} and forecasts {self.config.horizon}")
+        if tuple(batch.channels) != tuple(normalizer.channels):
+            raise TapecastError(f"batch channels {list(batch.channels)} differ from the "
+                                f"model's {list(normalizer.channels)}")
+
+    def _require_fitted(self) -> tuple[OrderFlowNormalizer, DataStats]:
+        if self.normalizer is None or self.stats is None:
+            raise TapecastError("the JL-CSDI model is not fitted: call fit() or JLCSDI.load()")
+        return self.normalizer, self.stats
+
+    # ------------------------------------------------------------------------------------------
+    # persistence
+
+    def to_dict(self) -> dict[str, Any]:
+        """Config, parameter count and training outcome (for forecast provenance)."""
+        return {"name": self.name, "config": self.config.to_dict(),
+                "n_parameters": self.n_parameters, "training": dict(self.training)}
+
+    def _write_meta(self, folder: Path, state: str) -> None:
+        channels = None if self.normalizer is None else list(self.normalizer.channels)
+        meta = {"format_version": FORMAT_VERSION, "kind": KIND, "state": state,
+                "channels": channels, **self.to_dict()}
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(folder / CONFIG_FILE, json.dumps(meta, indent=1) + "\n")
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the model folder: config.json, model.safetensors (the net's current weights —
+        the best EMA after ``fit``), normalization.json, data_stats.json. Returns the folder."""
+        normalizer, stats = self._require_fitted()
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        normalizer.save(out / NORMALIZATION_FILE)
+        stats.save(out / STATS_FILE)
+        with atomic_path(out / WEIGHTS_FILE) as tmp:
+            save_model(self.net, str(tmp))
+        self._write_meta(out, state="trained")
+        return out
+
+    @classmethod
+    def load(cls, folder: str | Path) -> JLCSDI:
+        """Read a folder written by :meth:`save` (or a finished ``fit`` run folder).
+
+        Raises
+        ------
+        TapecastError
+            One line naming the file that is missing, malformed or does not fit.
+        """
+        src = Path(folder)
+        if not src.is_dir():
+            raise TapecastError(f"{src}: no such JL-CSDI model folder")
+        meta = read_json(src / CONFIG_FILE, "config.json")
+        if meta.get("kind") != KIND or meta.get("format_version") != FORMAT_VERSION:
+            raise TapecastError(f"{src / CONFIG_FILE}: not a JL-CSDI model config of format "
+                                f"{FORMAT_VERSION} (kind {meta.get('kind')!r})")
+        model = cls(JLCSDIConfig.from_dict(meta.get("config", {})))
+        model.training = dict(meta.get("training") or {})
+        model.normalizer = OrderFlowNormalizer.load(src / NORMALIZATION_FILE)
+        try:
+            model.stats = DataStats.from_dict(read_json(src / STATS_FILE, "data_stats.json"))
+        except TapecastError as exc:
+            raise TapecastError(f"{src / STATS_FILE}: {exc}") from None
+        if model.stats.channels != model.normalizer.channels:
+            raise TapecastError(f"{src}: data_stats.json and normalization.json name different "
+                                "channels")
+        model._load_weights(src / WEIGHTS_FILE, str(meta.get("state")))
+        return model
+
+    def _load_weights(self, path: Path, state: str) -> None:
+        if not path.exists():
+            hint = ("training has not finished: run the same `tapecast train` command again to "
+                    "resume it" if state == "training" else "the weights file is missing")
+            raise TapecastError(f"{path}: no weights; {hint}")
+        try:
+            load_model(self.net, str(path), strict=True)
+        except (RuntimeError, OSError, ValueError, SafetensorError) as exc:
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise TapecastError(f"{path}: weights do not fit the config ({first})") from None
+
+
+def _is_main() -> bool:
+    """Rank 0 of a torchrun group (or a single process): the one that writes files."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+__all__ = ["JLCSDI", "JLCSDIConfig", "diffusion_loss", "jlcsdi_config"]
