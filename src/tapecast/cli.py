@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from tapecast.commands import evaluate_cmd, features_cmd
+from tapecast.commands import evaluate_cmd, features_cmd, model_cmd
 from tapecast.commands.common import console, err_console, fail, user_errors
 from tapecast.commands.sources import expand_sources, read_all, read_one
 from tapecast.core.errors import TapecastError
@@ -295,6 +295,8 @@ def formats() -> None:
 app.command("features")(features_cmd.features)
 app.command("baseline")(evaluate_cmd.baseline)
 app.command("evaluate")(evaluate_cmd.evaluate)
+app.command("train")(model_cmd.train)
+app.command("forecast")(model_cmd.forecast)
 
 
 def main() -> None:
