@@ -219,12 +219,14 @@ def fit(model: nn.Module, loss_fn: LossFn, train_data: Any, val_data: Any | None
     resume : bool
         Continue from ``run_dir/last`` when it exists; False starts afresh (overwriting).
     callbacks : sequence of callables
-        Called with a :class:`TrainEvent` after every step and every validation, on every rank.
-        A callback raising KeyboardInterrupt stops the run like Ctrl-C.
+        Called with a :class:`TrainEvent` after every step and every validation, on every rank
+        (they must act alike on all ranks). A callback raising KeyboardInterrupt stops the run
+        like Ctrl-C.
     progress : bool
         Draw a Rich progress bar on a terminal (rank 0 only).
     restore_best : bool
         Load the best EMA weights into ``model`` at the end (else it keeps the trained weights).
+        The model leaves in the train/eval mode it came in.
 
     Returns
     -------
@@ -238,7 +240,7 @@ def fit(model: nn.Module, loss_fn: LossFn, train_data: Any, val_data: Any | None
     TapecastError
         On an empty dataset, a non-scalar or non-finite loss, or a checkpoint that does not fit.
     """
-    ctx = ddp.init()
+    ctx, was_training = ddp.init(), model.training
     try:
         with _num_threads(config.num_threads), _deferred_interrupts(ctx) as flag:
             trainer = _Trainer(model, loss_fn, train_data, val_data, config, Path(run_dir),
@@ -254,6 +256,7 @@ def fit(model: nn.Module, loss_fn: LossFn, train_data: Any, val_data: Any | None
             ckpt.load_best(Path(run_dir), model)
         return trainer.result()
     finally:
+        model.train(was_training)
         ddp.teardown(ctx)
 
 
@@ -327,7 +330,7 @@ class _Trainer:
         self.at_boundary = True
         self.saved_step: int | None = None
         self.window: list[float] = [0.0, 0.0, 0.0]  # loss sum, steps, train seconds
-        self.since_eval: list[float] = [0.0, 0.0]  # loss sum, steps (for eval rows)
+        self.order: tuple[int, torch.Tensor] | None = None  # (epoch, its sample order)
 
     def _steps_per_epoch(self) -> int:
         n, size = len(self.train), self.config.batch_size
@@ -384,10 +387,11 @@ class _Trainer:
         """Train until max_steps / max_epochs; on KeyboardInterrupt save ``last`` and re-raise."""
         try:
             while self.state.step < self.total_steps:
-                order = epoch_order(self.config.seed, self.state.epoch, len(self.train))
+                if self.order is None or self.order[0] != self.state.epoch:
+                    order = epoch_order(self.config.seed, self.state.epoch, len(self.train))
+                    self.order = (self.state.epoch, order)
                 start = self.state.batch_in_epoch * self.config.batch_size
-                indices = order[start: start + self.config.batch_size]
-                self._train_step(indices)
+                self._train_step(self.order[1][start: start + self.config.batch_size])
             if self.state.best_step is None or self.state.last_eval_step != self.state.step:
                 self._evaluate()
             self.save_last()
