@@ -258,3 +258,16 @@ def test_epoch_order_when_same_seed_and_epoch_is_the_same_permutation() -> None:
     assert torch.equal(torch.sort(first).values, torch.arange(50))
     assert not torch.equal(first, epoch_order(3, 1, 50))
     assert not torch.equal(first, epoch_order(4, 0, 50))
+
+
+def test_tensor_dict_dataset_when_lengths_differ_raises() -> None:
+    with pytest.raises(TapecastError, match="first dimension"):
+        as_dataset({"x": torch.zeros(3, 2), "y": torch.zeros(4)})
+
+
+def test_fit_when_model_came_in_eval_mode_leaves_in_eval_mode(tmp_path: Path) -> None:
+    train, val = make_data()
+    model = make_model().eval()
+    fit(model, loss_fn, train, val, dataclasses.replace(BASE, max_steps=2), run_dir=tmp_path,
+        progress=False)
+    assert not model.training
