@@ -64,7 +64,7 @@ def test_load_forecast_when_meta_is_bad_json_or_file_is_text_raises_one_line(tmp
         load_forecast(bad)
     text = tmp_path / "README.md"
     text.write_text("# hello\n")
-    with pytest.raises(TapecastError, match="expected an .npz archive"):
+    with pytest.raises(TapecastError, match=r"expected an \.npz archive"):
         load_forecast(text)
     with pytest.raises(TapecastError, match="is a folder"):
         _forecast_to(tmp_path)
