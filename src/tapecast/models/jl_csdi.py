@@ -204,7 +204,10 @@ class JLCSDI:
         self.stats = DataStats.fit(windows, normalizer, self.config.standardize)
         if resume:
             self._check_run_folder(run)
-        if _is_main():
+        if _is_main():  # an interrupted run keeps what it needs to be resumed and inspected
+            run.mkdir(parents=True, exist_ok=True)
+            normalizer.save(run / NORMALIZATION_FILE)
+            self.stats.save(run / STATS_FILE)
             self._write_meta(run, state="training")
         train_data = NormalizedOrigins(train, normalizer, self.stats.scale)
         val_data = None if val is None else NormalizedOrigins(val, normalizer, self.stats.scale)
