@@ -55,7 +55,7 @@ def test_write_report_when_written_has_strict_json_and_self_contained_html(
     text = (report_dir / "metrics.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     loaded = json.loads(text)
-    assert set(loaded) == {"forecasters", "reference", "dm_tests", "provenance"}
+    assert set(loaded) == {"forecasters", "reference", "dm_tests", "provenance", "unavailable"}
     page = (report_dir / "report.html").read_text()
     for section in ("Model vs baselines", "CRPS by horizon step", "Reliability",
                     "PIT histograms", "Coverage by regime", "Fan charts",
@@ -125,3 +125,16 @@ def test_write_metrics_when_metric_is_nan_writes_null(built: dict, tmp_path: Pat
     loaded = json.loads(path.read_text())
     entry = next(iter(loaded["forecasters"].values()))
     assert entry["energy_score"]["mean"] is None and entry["wall_s"] is None
+
+
+def test_write_report_when_a_forecaster_is_unavailable_shows_an_na_row(
+        tmp_path: Path, forecasts: list[Forecast]) -> None:
+    from tapecast.evaluate.metrics import build_metrics
+    from tapecast.evaluate.report import write_report
+
+    metrics = build_metrics(forecasts, unavailable={"chronos": "n/a offline: no network"})
+    write_report(metrics, forecasts, tmp_path)
+    page = (tmp_path / "report.html").read_text()
+    assert "chronos" in page and "n/a offline" in page
+    assert json.loads((tmp_path / "metrics.json").read_text())["unavailable"] == {
+        "chronos": "n/a offline: no network"}
