@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -105,7 +106,8 @@ def train(
                  "command again to resume", code=130)
         run = {**_provenance_base(features, fs, fold), "config": cfg.to_dict(),
                "n_parameters": forecaster.n_parameters, **forecaster.training}
-        atomic_write_text(out / RUN_FILE, json.dumps(run, indent=1) + "\n")
+        if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 writes
+            atomic_write_text(out / RUN_FILE, json.dumps(run, indent=1) + "\n")
     per_step = result.wall_s / max(result.step, 1)
     best = "-" if result.best_val_loss is None else f"{result.best_val_loss:.4f}"
     console.print(f"trained {escape(str(out))}: {result.step} steps in {result.wall_s:.1f} s "

@@ -309,6 +309,8 @@ class JLCSDI:
 
     def _sampler(self, name: str, n_samples: int) -> Sampler:
         options: dict[str, Any] = {}
+        if name in ("ddim", "ddpm"):
+            options["clip_x0"] = self.config.gaussian_clip_x0
         if name == "ddim":
             options["eta"] = self.config.ddim_eta
         elif name == "sde-mgd":
