@@ -130,6 +130,15 @@ def test_diffusion_loss_when_no_target_observed_is_zero() -> None:
     assert float(loss.detach()) > 0.0
 
 
+def test_fit_when_bf16_autocast_trains_with_a_finite_loss(features: FeatureSet,
+                                                          tmp_path: Path) -> None:
+    model = JLCSDI(tiny_config().with_train(bf16=True, max_steps=2))
+    result = model.fit(features.dataset("train"), features.dataset("val"), tmp_path,
+                       progress=False)
+    assert result.step == 2 and result.best_val_loss is not None
+    assert np.isfinite(result.best_val_loss)
+
+
 def test_fit_when_dataset_sizes_differ_from_config_raises(features: FeatureSet,
                                                           tmp_path: Path) -> None:
     model = JLCSDI(tiny_config().with_sizes(6, 2))
