@@ -52,7 +52,6 @@ def sample_in_chunks(model: Baseline[Any], batch: ForecastBatch, n_samples: int,
 
     Chunk ``i`` uses seed ``seed + i``, so a run is reproducible for a given chunk size.
     """
-    import numpy as np
 
     from tapecast.core.forecast import Samples
 
@@ -67,12 +66,7 @@ def sample_in_chunks(model: Baseline[Any], batch: ForecastBatch, n_samples: int,
             parts.append(model.sample(part, n_samples, seed=seed + i))
             progress.advance(task, part.size)
 
-    def cat(name: str) -> Any:
-        arrays = [getattr(p, name) for p in parts]
-        return None if arrays[0] is None else np.concatenate(arrays)
-
-    return Samples(cat("values"), parts[0].channels, cat("window_ids"), cat("timestamps"),
-                   cat("instruments"), cat("regimes"))
+    return Samples.concat(parts)
 
 
 def baseline(

@@ -120,7 +120,6 @@ def sample_chunks(forecaster: JLCSDI, batch: ForecastBatch, n_samples: int, *,
 
     Chunk ``i`` uses seed ``seed + i``, so a run is reproducible for a given chunk size.
     """
-    import numpy as np
 
     from tapecast.core.forecast import Samples
 
@@ -139,12 +138,7 @@ def sample_chunks(forecaster: JLCSDI, batch: ForecastBatch, n_samples: int, *,
             rate = done / max(time.perf_counter() - started, 1e-9)
             progress.update(task, completed=done, rate=f"{rate:.2f} windows/s")
 
-    def cat(name: str) -> Any:
-        arrays = [getattr(p, name) for p in parts]
-        return None if arrays[0] is None else np.concatenate(arrays)
-
-    return Samples(cat("values"), parts[0].channels, cat("window_ids"), cat("timestamps"),
-                   cat("instruments"), cat("regimes"))
+    return Samples.concat(parts)
 
 
 def forecast(

@@ -150,6 +150,19 @@ class Samples:
         lo, hi = self.quantile([(1 - level) / 2, (1 + level) / 2])
         return lo, hi
 
+    @classmethod
+    def concat(cls, parts: Sequence[Samples]) -> Samples:
+        """Forecasts of several batches stacked along the batch axis (same channels)."""
+        if not parts:
+            raise TapecastError("no samples to concatenate")
+
+        def cat(name: str) -> Any:
+            arrays = [getattr(p, name) for p in parts]
+            return None if any(a is None for a in arrays) else np.concatenate(arrays)
+
+        return cls(cat("values"), parts[0].channels, cat("window_ids"), cat("timestamps"),
+                   cat("instruments"), cat("regimes"))
+
     def select(self, index: ArrayLike) -> Samples:
         """The forecasts at batch positions ``index`` (a slice, int array or bool mask)."""
         idx = np.asarray(index)
