@@ -16,7 +16,12 @@ from tapecast.features.channels import IMBALANCE_CHANNELS
 from tapecast.features.featureset import FeatureSet
 from tapecast.models.jl_csdi import JLCSDI, diffusion_loss
 from tapecast.models.jl_csdi_config import JLCSDIConfig, NoiseName, jlcsdi_config
-from tapecast.models.jl_csdi_io import context_moment_targets, covered_windows, plugin_counts
+from tapecast.models.jl_csdi_io import (
+    NormalizedOrigins,
+    context_moment_targets,
+    covered_windows,
+    plugin_counts,
+)
 from tapecast.nets import denoiser_config
 from tapecast.train import TrainConfig, TrainEvent
 from tests.commands.test_features_cmd import _store
@@ -364,3 +369,32 @@ def test_esc1_when_built_runs_one_training_step_and_one_sampling_step(
     assert any(not torch.equal(before[k], v) for k, v in model.net.state_dict().items())
     samples = model.sample(fs.dataset("test").batch(slice(0, 1)), 2, steps=1)
     assert samples.values.shape == (1, 2, 8, 10) and np.isfinite(samples.values).all()
+
+
+def test_normalized_origins_when_pairs_permuted_keeps_context_and_moves_target(
+        features: FeatureSet) -> None:
+    data = features.dataset("train")
+    normalizer = features.fit_normalizer()
+    scale = np.ones(len(data.channels))
+    perm = np.random.default_rng(0).permutation(len(data))
+    plain = NormalizedOrigins(data, normalizer, scale)
+    shuffled = NormalizedOrigins(data, normalizer, scale, perm)
+    rows = torch.arange(min(len(data), 6))
+    got, own, moved = shuffled.batch(rows), plain.batch(rows), plain.batch(torch.from_numpy(
+        perm[:len(rows)]))
+    assert torch.equal(got["context"], own["context"])
+    assert torch.equal(got["target"], moved["target"])
+    assert not torch.equal(got["target"], own["target"])
+    with pytest.raises(TapecastError, match="permute"):
+        NormalizedOrigins(data, normalizer, scale, np.zeros(len(data), dtype=np.int64))
+
+
+def test_fit_when_shuffle_pairs_seed_given_trains_other_weights(features: FeatureSet,
+                                                               tmp_path: Path) -> None:
+    weights = []
+    for seed in (None, 0):
+        model = JLCSDI(tiny_config(steps=2))
+        model.fit(features.dataset("train"), None, tmp_path / str(seed), progress=False,
+                  normalizer=features.fit_normalizer(), shuffle_pairs_seed=seed)
+        weights.append(_weights(model))
+    assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -158,7 +158,8 @@ class JLCSDI:
 
     def fit(self, train: ForecastDataset, val: ForecastDataset | None, run_dir: str | Path, *,
             resume: bool = True, normalizer: OrderFlowNormalizer | None = None,
-            callbacks: Sequence[Any] = (), progress: bool = True) -> TrainResult:
+            callbacks: Sequence[Any] = (), progress: bool = True,
+            shuffle_pairs_seed: int | None = None) -> TrainResult:
         """Train on ``train`` (validating on ``val``) in ``run_dir``; then save the model there.
 
         Parameters
@@ -178,6 +179,10 @@ class JLCSDI:
             the run like Ctrl-C, leaving a resumable checkpoint).
         progress : bool
             Draw the training loop's progress bar on a terminal.
+        shuffle_pairs_seed : int, optional
+            Train the SHUFFLE control instead: each training context is paired with the target
+            of another origin, drawn by a permutation from this seed (see
+            :class:`~tapecast.models.jl_csdi_io.NormalizedOrigins`).
 
         Returns
         -------
@@ -209,7 +214,9 @@ class JLCSDI:
             normalizer.save(run / NORMALIZATION_FILE)
             self.stats.save(run / STATS_FILE)
             self._write_meta(run, state="training")
-        train_data = NormalizedOrigins(train, normalizer, self.stats.scale)
+        perm = (None if shuffle_pairs_seed is None else
+                np.random.default_rng([shuffle_pairs_seed, 7919]).permutation(len(train)))
+        train_data = NormalizedOrigins(train, normalizer, self.stats.scale, perm)
         val_data = None if val is None else NormalizedOrigins(val, normalizer, self.stats.scale)
         result = train_fit(self.net, self._loss, train_data, val_data, self.config.train,
                            run_dir=run, resume=resume, callbacks=callbacks, progress=progress)

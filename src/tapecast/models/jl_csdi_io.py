@@ -74,18 +74,32 @@ class NormalizedOrigins:
 
     Batches are built on demand (``ForecastDataset.batch`` then :func:`model_inputs`), so memory
     stays at the size of the windows table whatever the number of (overlapping) origins.
+
+    With ``pair_permutation`` (the SHUFFLE control of :mod:`tapecast.evaluate.walkforward`),
+    origin ``i`` pairs its own context with the target of origin ``pair_permutation[i]``: a
+    fixed random re-pairing, so a model can learn the targets' distribution but nothing about
+    which context precedes which target.
     """
 
     def __init__(self, data: ForecastDataset, normalizer: OrderFlowNormalizer,
-                 scale: F64) -> None:
+                 scale: F64, pair_permutation: NDArray[np.int64] | None = None) -> None:
         self.data, self.normalizer, self.scale = data, normalizer, scale
+        if pair_permutation is not None and sorted(pair_permutation) != list(range(len(data))):
+            raise TapecastError(f"pair_permutation must permute 0..{len(data) - 1}")
+        self.pair_permutation = pair_permutation
 
     def __len__(self) -> int:
         return len(self.data)
 
     def batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
         """Model inputs of the origins at ``indices`` (int64, (n,))."""
-        return model_inputs(self.data.batch(indices.numpy()), self.normalizer, self.scale)
+        rows = indices.numpy()
+        inputs = model_inputs(self.data.batch(rows), self.normalizer, self.scale)
+        if self.pair_permutation is not None:
+            moved = model_inputs(self.data.batch(self.pair_permutation[rows]), self.normalizer,
+                                 self.scale)
+            inputs["target"], inputs["target_mask"] = moved["target"], moved["target_mask"]
+        return inputs
 
 
 def covered_windows(data: ForecastDataset) -> pl.DataFrame:
