@@ -1,0 +1,189 @@
+"""The synthetic market's parameters: one frozen, validated dataclass (docs/synthetic-market.md).
+
+Every default is documented with the model term it sets. The defaults were chosen by looking at
+the stylized facts of the SPY trade ticks in ``../shared/data`` (2013-10-07..11): that is the
+calibration of a simulator, done once by hand, not a fit on any forecasting test window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from tapecast.core.errors import TapecastError
+
+# (field, lower bound, upper bound, lower inclusive, upper inclusive); None = unbounded
+_BOUNDS: tuple[tuple[str, float | None, float | None, bool, bool], ...] = (
+    ("n_sessions", 1, 2_000, True, True),
+    ("trades_per_session", 1_000, 20_000_000, True, True),
+    ("session_activity_sd", 0.0, 2.0, True, True),
+    ("open_boost", 0.0, None, True, False),
+    ("close_boost", 0.0, None, True, False),
+    ("profile_decay", 0.0, 1.0, False, True),
+    ("start_price", 0.0, None, False, False),
+    ("tick_size", 0.0, None, False, False),
+    ("n_metaorders", 1, 10_000, True, True),
+    ("metaorder_alpha", 0.0, None, False, False),
+    ("max_metaorder_length", 1, None, True, False),
+    ("noise_fraction", 0.0, 1.0, True, True),
+    ("burst_prob", 0.0, 1.0, True, False),
+    ("size_lot", 1, None, True, False),
+    ("size_tail_index", 0.0, None, False, False),
+    ("impact_ticks", 0.0, None, True, False),
+    ("propagator_l0", 0.0, None, True, False),
+    ("propagator_beta", 0.0, 2.0, True, True),
+    ("impact_size_exponent", 0.0, 2.0, True, True),
+    ("noise_ticks", 0.0, None, True, False),
+    ("vol_sd", 0.0, 3.0, True, True),
+    ("activity_coupling", 0.0, 4.0, True, True),
+    ("wide_spread_prob", 0.0, 1.0, True, True),
+    ("overnight_gap_ticks", 0.0, None, True, False),
+)
+_INT_FIELDS = frozenset({"n_sessions", "trades_per_session", "n_metaorders",
+                         "max_metaorder_length", "size_lot"})
+
+
+@dataclass(frozen=True)
+class SyntheticMarketConfig:
+    """A seeded, SPY-like synthetic tape: metaorder signs, heavy-tailed sizes, propagator prices.
+
+    Parameters
+    ----------
+    instrument : str, default "SYN"
+        Instrument name written in every row.
+    n_sessions : int, default 5
+        Sessions, one per business day (Monday-Friday; holidays are not skipped) from
+        ``start_date``.
+    start_date : datetime.date, default 2024-01-08
+        First session's date (moved forward to a Monday if it falls on a weekend).
+    trades_per_session : int, default 150_000
+        Mean number of trades per session, 09:30-16:00 America/New_York.
+    session_activity_sd : float, default 0.25
+        Std of the log of each session's activity factor (its trade count is
+        ``trades_per_session`` times a log-normal factor of mean 1).
+    open_boost, close_boost : float, default 2.5 and 3.0
+        Extra trade intensity at the open and at the close, relative to midday (the U shape):
+        λ(u) = 1 + open_boost e^{-u/d} + close_boost e^{-(1-u)/d}, u the fraction of the session.
+    profile_decay : float, default 0.06
+        d above: how fast (in fractions of a session) the open and close bursts fade.
+    start_price : float, default 170.0
+        The first mid price (SPY traded near 168 in October 2013).
+    tick_size : float, default 0.01
+        Price grid; quotes and trades lie on it.
+    n_metaorders : int, default 12
+        Number of concurrently active metaorders N (Lillo, Mike & Farmer 2005).
+    metaorder_alpha : float, default 1.5
+        Tail exponent α of the metaorder length law P(L > l) ~ l^{-α}; the sign autocorrelation
+        then decays as τ^{-(α-1)}.
+    max_metaorder_length : int, default 200_000
+        Lengths are capped here (child trades).
+    noise_fraction : float, default 0.25
+        Share of trades with an independent random sign (not from a metaorder).
+    burst_prob : float, default 0.45
+        Probability that a trade continues the previous trade's metaorder microseconds later
+        (a child order walking through several resting orders prints several trades).
+    size_lot : int, default 100
+        Round lot: sizes are whole lots.
+    size_tail_index : float, default 1.6
+        Pareto tail index of the number of lots per trade (SPY's Hill estimate is about 1.6).
+    impact_ticks : float, default 0.55
+        Γ0, the propagator's impact of one average trade on the next mid, in ticks.
+    propagator_l0 : float, default 20.0
+        ℓ0 of the propagator G(ℓ) = Γ0 ((ℓ0 + 1) / (ℓ0 + ℓ))^β (Bouchaud et al. 2004).
+    propagator_beta : float, default 0.25
+        β; (1 - γ)/2 with γ = α - 1 = 0.5 keeps the price roughly diffusive.
+    impact_size_exponent : float, default 0.5
+        δ in the size factor (v / v̄)^δ (square-root impact).
+    noise_ticks : float, default 0.15
+        Std of the independent mid-price noise per trade, in ticks (random-walk increments).
+    vol_sd : float, default 0.6
+        Std of the log volatility factor (sum of three AR(1) components in trade time, with
+        half-lives of 300, 3,000 and 30,000 trades): volatility clustering.
+    activity_coupling : float, default 1.0
+        Trade intensity is proportional to (volatility factor)^activity_coupling: busy periods
+        are volatile periods.
+    wide_spread_prob : float, default 0.05
+        Probability (at volatility factor 1, scaled by the factor) that the spread is 2 ticks
+        instead of 1.
+    overnight_gap_ticks : float, default 40.0
+        Std of the overnight mid jump between sessions, in ticks.
+    """
+
+    instrument: str = "SYN"
+    n_sessions: int = 5
+    start_date: dt.date = dt.date(2024, 1, 8)
+    trades_per_session: int = 150_000
+    session_activity_sd: float = 0.25
+    open_boost: float = 2.5
+    close_boost: float = 3.0
+    profile_decay: float = 0.06
+    start_price: float = 170.0
+    tick_size: float = 0.01
+    n_metaorders: int = 12
+    metaorder_alpha: float = 1.5
+    max_metaorder_length: int = 200_000
+    noise_fraction: float = 0.25
+    burst_prob: float = 0.45
+    size_lot: int = 100
+    size_tail_index: float = 1.6
+    impact_ticks: float = 0.55
+    propagator_l0: float = 20.0
+    propagator_beta: float = 0.25
+    impact_size_exponent: float = 0.5
+    noise_ticks: float = 0.15
+    vol_sd: float = 0.6
+    activity_coupling: float = 1.0
+    wide_spread_prob: float = 0.05
+    overnight_gap_ticks: float = 40.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.instrument, str) or not self.instrument.strip():
+            raise TapecastError("synthetic market: field 'instrument' must be a non-empty string")
+        if not isinstance(self.start_date, dt.date) or isinstance(self.start_date, dt.datetime):
+            raise TapecastError("synthetic market: field 'start_date' must be a datetime.date, "
+                                f"got {self.start_date!r}")
+        for name, low, high, low_in, high_in in _BOUNDS:
+            _check_number(name, getattr(self, name), low, high, low_in, high_in)
+
+    def scaled(self, **changes: Any) -> SyntheticMarketConfig:
+        """A copy with ``changes`` applied (``dataclasses.replace``), validated again.
+
+        Raises
+        ------
+        TapecastError
+            On an unknown field or a value out of range (one line naming the field).
+        """
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise TapecastError(f"synthetic market: unknown field {unknown[0]!r}; fields are "
+                                + ", ".join(sorted(known)))
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly parameters (the date as ISO text)."""
+        out = dataclasses.asdict(self)
+        out["start_date"] = self.start_date.isoformat()
+        return out
+
+
+def _check_number(name: str, value: object, low: float | None, high: float | None,
+                  low_in: bool, high_in: bool) -> None:
+    """Raise a one-line :class:`TapecastError` naming ``name`` when ``value`` is out of range."""
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if name in _INT_FIELDS and not is_int:
+        raise TapecastError(f"synthetic market: field {name!r} must be an integer, got {value!r}")
+    if not (is_int or isinstance(value, float)) or not math.isfinite(float(value)):  # type: ignore[arg-type]
+        raise TapecastError(f"synthetic market: field {name!r} must be a finite number, "
+                            f"got {value!r}")
+    x = float(value)  # type: ignore[arg-type]
+    too_low = low is not None and (x < low if low_in else x <= low)
+    too_high = high is not None and (x > high if high_in else x >= high)
+    if too_low or too_high:
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        brackets = ("[" if low_in else "(") + f"{lo}, {hi}" + ("]" if high_in else ")")
+        raise TapecastError(f"synthetic market: field {name!r} must lie in {brackets}, got {x:g}")

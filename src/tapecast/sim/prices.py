@@ -1,0 +1,125 @@
+"""Prices of the synthetic market: a propagator mid price with square-root impact, on a tick grid.
+
+The mid follows the propagator model of Bouchaud, Gefen, Potters & Wyart (2004), "Fluctuations
+and response in financial markets: the subtle nature of 'random' price changes", Quantitative
+Finance 4(2), 176-190, eq. (2)/(7): each trade's impact decays as a power law, which compensates
+the long memory of the signs so that the price stays close to diffusive when β ≈ (1 - γ)/2.
+Here, in ticks::
+
+    m_t = m_0 + Σ_{s<t} G(t - s) ε_s (v_s / v̄)^δ σ_s + Σ_{s<t} η_s σ_s
+    G(ℓ) = Γ0 ((ℓ0 + 1) / (ℓ0 + ℓ))^β
+
+Legend: m_t the mid before trade t, ε_s the sign, v_s the size and v̄ the mean size, δ the size
+exponent (1/2: square-root impact), σ_s a slowly varying volatility factor (volatility
+clustering), η_s iid N(0, noise²) noise, Γ0 the impact of one average trade, ℓ0 and β the
+propagator's shape. The sum over s is one FFT convolution (``scipy.signal.fftconvolve``).
+Quotes sit around the mid with a spread of 1 tick (2 ticks with a small, volatility-dependent
+probability); a buy trades at the ask, a sell at the bid.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import signal  # type: ignore[import-untyped]
+
+VOL_HALF_LIVES = (300.0, 3_000.0, 30_000.0)  # trades; the three AR(1) components of log σ
+
+
+def volatility_factor(rng: np.random.Generator, n: int, vol_sd: float) -> NDArray[np.float64]:
+    """σ_t = exp(h_t - Var h / 2), h_t a sum of three stationary AR(1)s in trade time.
+
+    Each component has std ``vol_sd / sqrt(3)`` and a half-life from ``VOL_HALF_LIVES``; their
+    sum gives an autocorrelation of |returns| that decays slowly over three decades of lags
+    (a cheap stand-in for long memory in volatility).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    n : int
+        Number of trades.
+    vol_sd : float
+        Std of h_t.
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+        Positive, mean about 1.
+    """
+    h = np.zeros(n)
+    if vol_sd == 0.0:
+        return np.ones(n)
+    part_sd = vol_sd / math.sqrt(len(VOL_HALF_LIVES))
+    for half_life in VOL_HALF_LIVES:
+        phi = 0.5 ** (1.0 / half_life)
+        shocks = rng.standard_normal(n) * part_sd * math.sqrt(1.0 - phi * phi)  # (n,)
+        shocks[0] = rng.standard_normal() * part_sd  # start in the stationary law
+        h += signal.lfilter([1.0], [1.0, -phi], shocks)
+    return np.exp(h - 0.5 * vol_sd * vol_sd)
+
+
+def propagator_kernel(n: int, impact: float, l0: float, beta: float) -> NDArray[np.float64]:
+    """G(ℓ) for ℓ = 1..n (index ℓ - 1): Γ0 ((ℓ0 + 1) / (ℓ0 + ℓ))^β.
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+    """
+    lags = np.arange(1, n + 1, dtype=np.float64)  # (n,)
+    return impact * ((l0 + 1.0) / (l0 + lags)) ** beta
+
+
+def mid_path(signs: NDArray[np.int8], sizes: NDArray[np.float64], sigma: NDArray[np.float64],
+             noise: NDArray[np.float64], *, impact: float, l0: float, beta: float,
+             size_exponent: float) -> NDArray[np.float64]:
+    """The propagator mid m_t - m_0 in ticks, before each trade t.
+
+    Parameters
+    ----------
+    signs : ndarray of int8, shape (n,)
+        ε_t.
+    sizes : ndarray of float64, shape (n,)
+        v_t.
+    sigma : ndarray of float64, shape (n,)
+        σ_t, the volatility factor.
+    noise : ndarray of float64, shape (n,)
+        η_t, already scaled to ticks (overnight jumps may be added here).
+    impact, l0, beta : float
+        Γ0 (ticks), ℓ0, β of :func:`propagator_kernel`.
+    size_exponent : float
+        δ.
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+        m_t - m_0 (0 at t = 0: nothing has traded yet).
+    """
+    n = signs.shape[0]
+    drive = signs * (sizes / sizes.mean()) ** size_exponent * sigma  # (n,) ε_s f(v_s) σ_s
+    impact_sum = signal.fftconvolve(drive, propagator_kernel(n, impact, l0, beta))[:n]  # (n,)
+    mid = np.empty(n)
+    mid[0] = 0.0
+    mid[1:] = impact_sum[: n - 1] + np.cumsum(noise * sigma)[: n - 1]  # only s < t enters m_t
+    return mid
+
+
+def quotes_around(mid_ticks: NDArray[np.float64], spread_ticks: NDArray[np.int64]
+                  ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Bid and ask in whole ticks around a mid: bid = floor(m - (s - 1)/2), ask = bid + s.
+
+    Parameters
+    ----------
+    mid_ticks : ndarray of float64, shape (n,)
+        Mid price in ticks.
+    spread_ticks : ndarray of int64, shape (n,)
+        Spread s >= 1 in ticks.
+
+    Returns
+    -------
+    bid, ask : ndarray of int64, shape (n,)
+        Quote prices in ticks; bid < mid-ish < ask, ask - bid = s.
+    """
+    bid = np.floor(mid_ticks - 0.5 * (spread_ticks - 1)).astype(np.int64)  # (n,)
+    return bid, bid + spread_ticks
