@@ -242,11 +242,9 @@ class ForecastDataset:
                 f"{self.stride}) where at least {min_samples} are needed")
         if not self._ok.any():
             return f"{head}; no window carries the label '{self.split}'"
-        per_session = self._session_counts()
-        shown = ", ".join(f"{i} {d}: {n}" for i, d, n in per_session[:12])
-        more = f" and {len(per_session) - 12} more" if len(per_session) > 12 else ""
         return (f"{head}; the longest run of consecutive {what} windows is "
-                f"{self.longest_run}, {what} windows per session: {shown}{more}; "
+                f"{self.longest_run}, {what} windows per session: "
+                f"{sessions_text(self._session_counts())}; "
                 f"{size_hint(self.size_factor(min_samples), window_trades)}")
 
     @property
@@ -326,6 +324,12 @@ def _longest_run(ok: NDArray[np.bool_], linked: NDArray[np.bool_]) -> int:
     run_id = np.cumsum(brk)  # a run starts at every break
     ids = run_id[ok]
     return int(np.bincount(ids).max()) if ids.size else 0
+
+
+def sessions_text(counts: Sequence[tuple[str, Any, int]], limit: int = 12) -> str:
+    """``"SPY 2013-10-07: 482, ..."``: the first ``limit`` (instrument, session, windows) rows."""
+    shown = ", ".join(f"{i} {d}: {n}" for i, d, n in counts[:limit])
+    return shown + (f" and {len(counts) - limit} more" if len(counts) > limit else "")
 
 
 def size_hint(factor: float, window_trades: int | None) -> str:

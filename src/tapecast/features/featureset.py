@@ -28,7 +28,12 @@ import polars as pl
 from tapecast.core.errors import TapecastError
 from tapecast.core.io import atomic_dir
 from tapecast.features.channels import CHANNELS
-from tapecast.features.dataset import ForecastDataset, fit_regime_thresholds, size_hint
+from tapecast.features.dataset import (
+    ForecastDataset,
+    fit_regime_thresholds,
+    sessions_text,
+    size_hint,
+)
 from tapecast.features.normalize import OrderFlowNormalizer
 from tapecast.features.splits import LABELS, SplitSpec, assign_splits
 
@@ -144,14 +149,13 @@ def _check_enough(windows: pl.DataFrame, *datasets: ForecastDataset,
         return
     first = empty[0]
     per_session = windows.group_by("instrument", "session_date", maintain_order=True).len()
-    shown = ", ".join(f"{i} {d}: {n}" for i, d, n in per_session.head(12).iter_rows())
-    more = f" and {per_session.height - 12} more" if per_session.height > 12 else ""
     parts = ", ".join(f"'{d.split}' (longest run of its windows {d.longest_run})" for d in empty)
     factor = max(d.size_factor() for d in empty)
     raise TapecastError(
         f"too few windows for forecasting samples of {first.context + first.horizon} windows "
         f"({first.context} context + {first.horizon} horizon): no sample in {parts}; "
-        f"windows per session: {shown}{more}; {size_hint(factor, window_trades)} "
+        f"windows per session: {sessions_text(list(per_session.iter_rows()))}; "
+        f"{size_hint(factor, window_trades)} "
         "for every split")
 
 
