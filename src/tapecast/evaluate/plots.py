@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from numpy.typing import NDArray
 
 from tapecast.core.forecast import Forecast
 
@@ -277,3 +278,111 @@ def sample_windows(forecast: Forecast, n: int = 3) -> list[int]:
         if picks:
             return picks[:n]
     return sorted({int(s.batch * (i + 1) / (n + 1)) for i in range(n)})
+
+
+# ---------------------------------------------------------------------------------------------
+# one-image overview (report.png)
+
+
+def _skill_by_step(metrics: Mapping[str, Any], name: str) -> NDArray[np.float64] | None:
+    """CRPS skill 1 - CRPS / CRPS_reference per horizon step, averaged over channels (H,)."""
+    reference = metrics.get("reference")
+    entries = metrics["forecasters"]
+    if reference not in entries:
+        return None
+    rows = []
+    for channel in entries[name]["channels"]:
+        own = entries[name]["crps"][channel]["by_step"]
+        ref = entries[reference]["crps"][channel]["by_step"]
+        rows.append([np.nan if a is None or not b else 1.0 - a / b
+                     for a, b in zip(own, ref, strict=True)])
+    out: NDArray[np.float64] = np.nanmean(np.asarray(rows, dtype=float), axis=0)
+    return out
+
+
+def _overview_skill(ax: Any, metrics: Mapping[str, Any], colors: Mapping[str, Any]) -> None:
+    entries = metrics["forecasters"]
+    for i, name in enumerate(entries):
+        skill = _skill_by_step(metrics, name)
+        if skill is None or name == metrics.get("reference"):
+            continue
+        ax.plot(np.arange(1, skill.size + 1), 100 * skill, marker=_MARKERS[i % len(_MARKERS)],
+                ms=4, lw=1.5, color=colors[name], label=name)
+    ax.axhline(0.0, color="k", lw=1, ls="--")
+    ax.set(title=f"CRPS skill vs {metrics.get('reference')} by step (higher is better)",
+           xlabel="horizon step", ylabel="skill (%), mean over channels")
+    bottom, top = ax.get_ylim()
+    ax.set_ylim(max(bottom, -60.0), top)  # a far-off control (naive) must not flatten the rest
+    ax.grid(alpha=0.3)
+
+
+def _overview_ranking(ax: Any, metrics: Mapping[str, Any], colors: Mapping[str, Any]) -> None:
+    entries = metrics["forecasters"]
+    skills = {n: (e.get("crps_skill") or {}).get("mean") for n, e in entries.items()}
+    ranked = sorted((n for n in skills if skills[n] is not None),
+                    key=lambda n: float(skills[n]))  # type: ignore[arg-type]
+    values = [100 * float(skills[n]) for n in ranked]  # type: ignore[arg-type]
+    ax.barh(np.arange(len(ranked)), np.clip(values, -60.0, None),
+            color=[colors[n] for n in ranked])
+    for y, value in enumerate(values):
+        ax.text(max(value, -60.0), y, f" {value:+.1f}", va="center", fontsize=8)
+    ax.set_yticks(np.arange(len(ranked)), ranked, fontsize=9)
+    ax.axvline(0.0, color="k", lw=1)
+    ax.set(title="Mean CRPS skill over channels and steps (%)", xlabel="skill (%), clipped at -60")
+    ax.grid(axis="x", alpha=0.3)
+
+
+def _overview_coverage(ax: Any, metrics: Mapping[str, Any], colors: Mapping[str, Any],
+                       level: str) -> None:
+    names, groups = _forecaster_groups(metrics)
+    group = groups[0]
+    first = metrics["forecasters"][names[0]]
+    regimes = [r for r in REGIME_ORDER if r in first["n_per_regime"]]
+    width = 0.8 / len(names)
+    x = np.arange(len(regimes))
+    for i, name in enumerate(names):
+        row = metrics["forecasters"][name]["coverage"][level][group]
+        values = [np.nan if row.get(r) is None else 100 * row[r] for r in regimes]
+        ax.bar(x - 0.4 + width * (i + 0.5), values, width, color=colors[name], label=name)
+    ax.axhline(float(level), color="k", lw=1, ls="--")
+    ax.set_xticks(x, [f"{r}\n(n={first['n_per_regime'][r]})" for r in regimes])
+    ax.set(title=f"{level} % coverage of {group} by regime (dashed: nominal; empty: < "
+                 f"{first.get('min_regime_windows', 30)} windows)", ylim=(0, 105),
+           ylabel="observed coverage (%)")
+    ax.grid(axis="y", alpha=0.3)
+
+
+def overview(metrics: Mapping[str, Any], forecasts: Sequence[Forecast], highlight: str,
+             level: str = "90", title: str = "") -> bytes:
+    """One PNG summing up a report: fan charts of ``highlight`` on one window (top row), CRPS
+    skill by step, the skill ranking and the coverage by regime (bottom row).
+
+    Parameters
+    ----------
+    metrics : mapping
+        :func:`tapecast.evaluate.metrics.build_metrics` output.
+    forecasts : sequence of Forecast
+        Must include the forecaster named ``highlight``.
+    highlight : str
+        The forecaster whose fan chart is drawn (e.g. the best model).
+    """
+    by_name = {f.name: f for f in forecasts}
+    if highlight not in by_name:
+        raise ValueError(f"overview: no forecast named {highlight!r}")
+    forecast = by_name[highlight]
+    colors = forecaster_colors(list(metrics["forecasters"]))
+    shown = fan_chart_channels(forecast.samples.channels)[:3]
+    fig = Figure(figsize=(17.0, 9.0), layout="constrained")
+    grid = fig.add_gridspec(2, 3)
+    index = sample_windows(forecast, 1)[0]
+    for c, channel in enumerate(shown):
+        ax = fig.add_subplot(grid[0, c])
+        _fan_panel(ax, forecast, index, forecast.samples.channels.index(channel),
+                   colors.get(highlight, "C0"))
+        ax.set(title=f"{highlight}: {channel}", xlabel="windows from origin")
+    fig.axes[0].legend(handles=_fan_legend(), fontsize=8, loc="best")
+    _overview_skill(fig.add_subplot(grid[1, 0]), metrics, colors)
+    _overview_ranking(fig.add_subplot(grid[1, 1]), metrics, colors)
+    _overview_coverage(fig.add_subplot(grid[1, 2]), metrics, colors, level)
+    fig.suptitle(title or _window_caption(forecast, index), fontsize=13)
+    return _png(fig)

@@ -215,3 +215,14 @@ def render_html(metrics: Mapping[str, Any], forecasts: Sequence[Forecast]) -> st
     return ("<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>tapecast evaluation"
             f"</title><style>{_CSS}</style></head><body>\n" + "\n".join(body)
             + "\n</body></html>\n")
+
+
+def write_overview(metrics: Mapping[str, Any], forecasts: Sequence[Forecast],
+                   path: str | os.PathLike[str], highlight: str, title: str = "") -> Path:
+    """Write the one-image overview (:func:`tapecast.evaluate.plots.overview`) as a PNG,
+    atomically; returns the path."""
+    from tapecast.core.io import atomic_write_bytes
+
+    atomic_write_bytes(path, plots.overview(metrics, forecasts, highlight, HEADLINE_LEVEL,
+                                            title))
+    return Path(path)

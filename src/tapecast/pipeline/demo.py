@@ -1,0 +1,361 @@
+"""``tapecast demo`` as a library: tape -> features -> JL-CSDI -> forecasts -> report, in budget.
+
+::
+
+    from tapecast.pipeline import DemoOptions, run_demo
+    result = run_demo(DemoOptions(out=Path("demo"), budget_minutes=10))
+    result.metrics["forecasters"]["jl/sde-mgd"]["crps"]["mean"]
+
+Steps (each recorded in ``DIR/demo.json`` with a hash of its inputs, see
+:mod:`tapecast.pipeline.manifest`; a re-run skips finished steps unless ``fresh``):
+
+1. ``data``: the built-in synthetic market written to ``DIR/market/`` (a store), or ``data``;
+2. ``features``: order-flow windows in ``DIR/features/`` (:mod:`tapecast.pipeline.inputs`);
+3. ``plan``: throughput measured, the budget planned (:mod:`tapecast.pipeline.budget`);
+4. ``train/<model>``: the ``small`` JL-CSDI models, Gaussian-VP and Jump-Laplace (and the
+   SHUFFLE control when it fits) in ``DIR/runs/<model>/``;
+5. ``forecast/<name>``: the baselines and controls (climatology = RANDOM, naive = NAIVE,
+   bootstrap, hist-vol, garch when time is left) and the four samplers (``ddpm``, ``ddim`` on
+   the Gaussian model; ``sde``, ``sde-mgd`` on the Jump-Laplace one) over the planned test
+   origins, in ``DIR/forecasts/``;
+6. ``report``: ``DIR/metrics.json``, ``DIR/report.html``, ``DIR/report.png``.
+
+The budget counts from the start of the run; data and features come out of it, the rest is
+split between training and forecasting+evaluation by the plan.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tapecast.core.errors import TapecastError
+from tapecast.core.forecast import Forecast, load_forecast
+from tapecast.features.featureset import FeatureSet
+from tapecast.models.jl_csdi_config import JLCSDIConfig, jlcsdi_config
+from tapecast.pipeline import inputs, runs
+from tapecast.pipeline.budget import (
+    FORECASTER_NAMES,
+    SAMPLERS,
+    SHUFFLE_SAMPLER,
+    BudgetPlan,
+    BudgetRules,
+    plan_budget,
+)
+from tapecast.pipeline.manifest import MANIFEST_FILE, Manifest, input_key
+from tapecast.pipeline.progress import Quiet, Reporter
+
+BASELINES = ("climatology", "naive", "bootstrap", "hist-vol")
+OPTIONAL_BASELINES = {"garch": 0.08}  # name -> share of the forecasting time it must have left
+SAMPLER_ORDER = ("sde-mgd", "sde", "ddim", "ddpm", "SHUFFLE")  # most wanted first
+EVAL_RESERVE_S = 10.0  # fewest seconds kept for the evaluation at the end
+OWNED = ("market", "features", "runs", "forecasts", "probe", MANIFEST_FILE, "metrics.json",
+         "report.html", "report.png")
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What ``tapecast demo`` takes (the test-size knobs are for Python and tests).
+
+    Parameters
+    ----------
+    out : Path
+        The demo folder.
+    data : Path, optional
+        Store, files or folder of trades; None: the built-in synthetic market.
+    budget_minutes : float
+        Wall-clock budget of the whole run.
+    fresh : bool
+        Redo every step (deletes what the demo wrote in ``out``).
+    seed : int
+        Seed of the market, the sampling and the baselines.
+    n_samples : int
+        Samples per forecast origin.
+    features : FeatureOptions
+    config : JLCSDIConfig or str
+        The JL-CSDI config (``small``); its noise is set per model, its steps by the plan.
+    market : SyntheticMarketConfig, optional
+        The built-in market's config (default: :func:`market_config` for the budget).
+    rules : BudgetRules
+    """
+
+    out: Path
+    data: Path | None = None
+    budget_minutes: float = 10.0
+    fresh: bool = False
+    seed: int = 0
+    n_samples: int = 32
+    features: inputs.FeatureOptions = field(default_factory=inputs.FeatureOptions)
+    config: JLCSDIConfig | str = "small"
+    market: Any = None
+    rules: BudgetRules = field(default_factory=BudgetRules)
+
+    def __post_init__(self) -> None:
+        if not self.budget_minutes > 0:
+            raise TapecastError(f"--budget-minutes must be positive, got {self.budget_minutes}")
+        if self.n_samples < 2:
+            raise TapecastError(f"n_samples must be at least 2, got {self.n_samples}")
+
+
+@dataclass
+class DemoResult:
+    """What a demo run produced and decided."""
+
+    out: Path
+    metrics: dict[str, Any]
+    plan: BudgetPlan
+    reused: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+def market_config(budget_minutes: float) -> Any:
+    """The built-in market for a budget: 5 sessions, ~250k trades per session at 10 minutes
+    and more (about 50 test origins of 500-trade windows), fewer for shorter budgets."""
+    from tapecast.sim import SyntheticMarketConfig
+
+    scale = min(1.0, max(0.25, budget_minutes / 10.0))
+    return SyntheticMarketConfig(n_sessions=5, trades_per_session=int(250_000 * scale))
+
+
+class _Run:
+    """State of one demo run (the steps are its methods)."""
+
+    def __init__(self, options: DemoOptions, reporter: Reporter) -> None:
+        self.o, self.r = options, reporter
+        self.out = options.out
+        self.start = time.monotonic()
+        self.deadline = self.start + 60.0 * options.budget_minutes
+        self.manifest = Manifest.open(self.out)
+        self.reused: list[str] = []
+        self.notes: list[str] = []
+        base = options.config
+        self.config = jlcsdi_config(base) if isinstance(base, str) else base
+        self.config = self.config.with_sizes(options.features.context, options.features.horizon)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        self.r.note(text)
+
+    def reuse(self, step: str, key: str) -> dict[str, Any] | None:
+        info = self.manifest.done(step, key)
+        if info is not None:
+            self.reused.append(step)
+        return info
+
+    # --- 1-2: data and features ---------------------------------------------------------------
+
+    def data_key(self) -> str:
+        if self.o.data is not None:
+            if not self.o.data.exists():
+                raise TapecastError(f"--data {self.o.data}: expected an existing store, file or "
+                                    "folder")
+            return inputs.source_key(self.o.data)
+        self.market = self.o.market if self.o.market is not None else market_config(
+            self.o.budget_minutes)
+        return input_key("market", asdict(self.market), self.o.seed)
+
+    def features(self) -> FeatureSet:
+        data_key = self.data_key()
+        key = input_key(data_key, asdict(self.o.features))
+        path = self.out / "features"
+        if self.reuse("features", key) is None or not (path / "features.json").is_file():
+            self.r.stage("data", None)
+            trades, quotes, what = self.load_source(data_key)
+            self.r.stage("features", None)
+            info = inputs.build_features(trades, quotes, path, self.o.features, what)
+            for text in info["notes"]:
+                self.note(text)
+            self.manifest.mark("features", key, info)
+            self.r.done()
+        return inputs.open_features(path)
+
+    def load_source(self, data_key: str) -> tuple[Any, Any, str]:
+        from tapecast.commands.features_cmd import load_trades
+
+        if self.o.data is not None:
+            return load_trades(self.o.data, None)
+        store = self.out / "market"
+        if self.reuse("data", data_key) is None or not store.is_dir():
+            self.note(f"generating the built-in market: {self.market.n_sessions} sessions x "
+                      f"~{self.market.trades_per_session:,} trades (seed {self.o.seed})")
+            info = inputs.write_market(store, self.market, self.o.seed)
+            self.manifest.mark("data", data_key, info)
+        trades, quotes, _ = load_trades(store, None)
+        return trades, quotes, f"the built-in market ({store})"
+
+    # --- 3: plan ------------------------------------------------------------------------------
+
+    def plan(self, fs: FeatureSet) -> BudgetPlan:
+        key = input_key(self.manifest.steps["features"]["key"], self.o.budget_minutes,
+                        self.o.n_samples, self.config.to_dict(), asdict(self.o.rules))
+        info = self.reuse("plan", key)
+        if info is not None:
+            return BudgetPlan.from_dict(info)
+        self.r.stage("measuring throughput", None)
+        throughput = runs.probe_throughput(fs, self.config, self.o.n_samples,
+                                           self.out / "probe")
+        self.r.done()
+        rules = BudgetRules(**{**asdict(self.o.rules), "sampler_steps": {
+            s: self.config.steps_for(s) for s in SAMPLERS}})
+        if self.config.train.max_steps is not None:
+            rules = BudgetRules(**{**asdict(rules), "max_train_steps":
+                                   self.config.train.max_steps})
+        left = max(self.deadline - time.monotonic(), 1.0)
+        plan = plan_budget(left, throughput, len(fs.dataset("test")), rules)
+        self.manifest.mark("plan", key, {**plan.to_dict(), "throughput": asdict(throughput)})
+        return plan
+
+    # --- 4: training --------------------------------------------------------------------------
+
+    def model_config(self, name: str, plan: BudgetPlan) -> JLCSDIConfig:
+        noise = "gaussian" if name == "gaussian" else "jump-laplace"
+        return self.config.with_noise(noise).with_train(max_steps=plan.train_steps)
+
+    def train(self, fs: FeatureSet, plan: BudgetPlan) -> dict[str, str]:
+        """Train every planned model; returns model name -> its key."""
+        keys = {}
+        feat_key = self.manifest.steps["features"]["key"]
+        planned_s = plan.train_s / max(len(plan.models), 1)
+        for name in plan.models:
+            config = self.model_config(name, plan)
+            key = keys[name] = input_key(feat_key, config.to_dict(), name == "shuffle")
+            run = self.out / "runs" / name
+            if self.reuse(f"train/{name}", key) is not None and (run / "config.json").is_file():
+                continue
+            self.r.stage(f"training {name}", plan.train_steps)
+            info = runs.train_model(fs, config, run, key, shuffle=name == "shuffle",
+                                    planned_s=planned_s, reporter=self.r)
+            self.r.done()
+            if info["stopped_by_budget"]:
+                self.note(f"{name}: stopped by the budget at step {info['steps']} of "
+                          f"{plan.train_steps}")
+            self.manifest.mark(f"train/{name}", key, info)
+        return keys
+
+    # --- 5: forecasts -------------------------------------------------------------------------
+
+    def forecasts(self, fs: FeatureSet, plan: BudgetPlan, model_keys: dict[str, str]
+                  ) -> tuple[list[Forecast], dict[str, str], list[str]]:
+        test = fs.dataset("test").batch(np.asarray(plan.windows))
+        train = fs.dataset("train").batch(slice(None))
+        common = (self.manifest.steps["features"]["key"], self.o.n_samples, self.o.seed,
+                  list(plan.windows))
+        made: list[Forecast] = []
+        keys: list[str] = []
+        skipped = dict(plan.skipped)
+        # the planner's reserve is kept for the evaluation (the cheap baselines run first)
+        stop = self.deadline - max(EVAL_RESERVE_S, self.o.rules.reserve_share * plan.forecast_s)
+        for name in BASELINES:
+            made.append(self.forecast_step(name, input_key(name, *common), keys,
+                                           lambda n=name: runs.baseline_forecast(
+                                               n, train, test, self.o.n_samples, self.o.seed)))
+        for sampler in SAMPLER_ORDER:
+            if sampler not in plan.sampler_steps:
+                continue
+            forecast = self.sample_step(sampler, plan, test, model_keys, common, keys, stop)
+            if forecast is None:
+                skipped[FORECASTER_NAMES[sampler]] = ("n/a budget: sampling would have ended "
+                                                      "after the deadline")
+            else:
+                made.append(forecast)
+        for name, share in OPTIONAL_BASELINES.items():
+            if stop - time.monotonic() < share * plan.forecast_s:
+                skipped[name] = "n/a budget: not enough time left after the models"
+                continue
+            made.append(self.forecast_step(name, input_key(name, *common), keys,
+                                           lambda n=name: runs.baseline_forecast(
+                                               n, train, test, self.o.n_samples, self.o.seed)))
+        return made, skipped, keys
+
+    def forecast_step(self, name: str, key: str, keys: list[str], make: Any) -> Forecast:
+        path = self.out / "forecasts" / f"{name.replace('/', '_').replace(' ', '_')}.npz"
+        keys.append(key)
+        if self.reuse(f"forecast/{name}", key) is not None and path.is_file():
+            return load_forecast(path)
+        self.r.stage(f"forecasting {name}", None)
+        forecast: Forecast = make()
+        forecast.save(path)
+        self.manifest.mark(f"forecast/{name}", key, {"wall_s": forecast.provenance.get("wall_s")})
+        self.r.done()
+        return forecast
+
+    def sample_step(self, sampler: str, plan: BudgetPlan, test: Any, model_keys: dict[str, str],
+                    common: tuple[Any, ...], keys: list[str], stop: float) -> Forecast | None:
+        name = FORECASTER_NAMES[sampler]
+        model_name = "shuffle" if sampler == "SHUFFLE" else (
+            "gaussian" if SAMPLERS[sampler] == "gaussian" else "jump-laplace")
+        real = SHUFFLE_SAMPLER if sampler == "SHUFFLE" else sampler
+        steps = plan.sampler_steps[sampler]
+        key = input_key(name, model_keys[model_name], real, steps, *common)
+        path = self.out / "forecasts" / f"{name.replace('/', '_').replace(' ', '_')}.npz"
+        if self.reuse(f"forecast/{name}", key) is not None and path.is_file():
+            keys.append(key)
+            return load_forecast(path)
+        model = runs.check_model_folder(self.out / "runs" / model_name)
+        self.r.stage(f"sampling {name} ({steps} steps)", test.size)
+        samples, wall = runs.sample_until(model, test, self.o.n_samples, sampler=real,
+                                          steps=steps, seed=self.o.seed, deadline=stop,
+                                          reporter=self.r)
+        self.r.done()
+        if samples is None:
+            return None
+        forecast = Forecast(name, samples, realized=test.target, context=test.context,
+                            provenance={"forecaster": model.to_dict(), "sampler": real,
+                                        "steps": steps, "seed": self.o.seed,
+                                        "n_samples": self.o.n_samples, "wall_s": wall})
+        forecast.save(path)
+        self.manifest.mark(f"forecast/{name}", key, {"wall_s": wall, "steps": steps})
+        keys.append(key)
+        return forecast
+
+
+def prepare_out(out: Path, fresh: bool) -> None:
+    """Refuse a non-empty folder that is not a demo folder; with ``fresh`` delete what an
+    earlier demo wrote there (only the demo's own files and folders)."""
+    if out.exists() and not out.is_dir():
+        raise TapecastError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST_FILE).is_file():
+        raise TapecastError(f"--out {out}: a non-empty folder that is not a demo folder; "
+                            "choose a new or empty folder")
+    if fresh and out.is_dir():
+        for name in OWNED:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+
+
+def run_demo(options: DemoOptions, reporter: Reporter | None = None) -> DemoResult:
+    """Run (or resume) the demo in ``options.out``; see the module docstring.
+
+    Returns
+    -------
+    DemoResult
+        The metrics (as ``metrics.json``), the plan, the steps reused, what was skipped.
+
+    Raises
+    ------
+    TapecastError
+        Bad input (one line); the folder keeps every finished step.
+    """
+    from tapecast.pipeline.evaluation import evaluate
+
+    prepare_out(options.out, options.fresh)
+    run = _Run(options, reporter or Quiet())
+    fs = run.features()
+    plan = run.plan(fs)
+    for text in plan.notes:
+        run.note(text)
+    model_keys = run.train(fs, plan)
+    forecasts, skipped, keys = run.forecasts(fs, plan, model_keys)
+    metrics = evaluate(run, forecasts, skipped, keys, plan)
+    return DemoResult(options.out, metrics, plan, run.reused, skipped, run.notes,
+                      time.monotonic() - run.start)

@@ -1,0 +1,47 @@
+"""How the pipeline tells its caller what it is doing (the CLI draws Rich bars from this).
+
+The library never prints: :func:`tapecast.pipeline.demo.run_demo` calls a :class:`Reporter`.
+:class:`Quiet` keeps the notes in a list (for Python use and tests); the ``tapecast demo``
+command passes a Rich implementation.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Reporter(Protocol):
+    """Progress sink of the pipeline.
+
+    ``stage`` opens a stage of ``total`` units (None: unknown), ``update`` sets how many units
+    are done (with a short status text), ``note`` records a sentence for the user, ``done``
+    closes the stage.
+    """
+
+    def stage(self, title: str, total: float | None = None) -> None: ...
+
+    def update(self, completed: float, status: str = "") -> None: ...
+
+    def note(self, text: str) -> None: ...
+
+    def done(self) -> None: ...
+
+
+class Quiet:
+    """A reporter that draws nothing and keeps the notes (``notes``) and stage titles."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self.stages: list[str] = []
+
+    def stage(self, title: str, total: float | None = None) -> None:
+        self.stages.append(title)
+
+    def update(self, completed: float, status: str = "") -> None:
+        return None
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def done(self) -> None:
+        return None

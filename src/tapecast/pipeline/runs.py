@@ -1,0 +1,202 @@
+"""The demo's model work: throughput probe, training under a deadline, chunked sampling.
+
+All three go through the public JL-CSDI API (:class:`tapecast.models.jl_csdi.JLCSDI`):
+``fit`` with a callback (progress, and a :class:`BudgetStop` when a model overruns its share of
+the budget: the training loop then writes its resumable ``last`` checkpoint and the demo keeps
+the best EMA weights so far), and ``sample`` over chunks of test origins, stopping before a
+chunk that would end past the deadline.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tapecast.core.errors import TapecastError
+from tapecast.core.forecast import Forecast, Samples
+from tapecast.features.batch import ForecastBatch
+from tapecast.features.featureset import FeatureSet
+from tapecast.models.jl_csdi import JLCSDI
+from tapecast.models.jl_csdi_config import JLCSDIConfig
+from tapecast.pipeline.budget import Throughput
+from tapecast.pipeline.progress import Reporter
+from tapecast.train import TrainEvent
+
+PROBE_TRAIN_STEPS = 4
+PROBE_WINDOWS, PROBE_SAMPLE_STEPS = 2, 4
+CHUNK = 4  # test origins sampled together (as `tapecast forecast` does)
+OVERRUN = 1.3  # a model may train this many times its planned time before it is stopped
+KEY_FILE = "demo_key.txt"
+
+
+class BudgetStop(KeyboardInterrupt):
+    """Raised by the training callback when a model overruns its time (the loop saves ``last``
+    exactly as on Ctrl-C)."""
+
+
+def sampling_threads() -> int:
+    """torch threads for sampling: 1 on a busy machine (two OpenMP threads then wait for each
+    other, docs/jl-csdi.md), else every core."""
+    cores = os.cpu_count() or 1
+    busy = os.getloadavg()[0] >= 1.0 if hasattr(os, "getloadavg") else False
+    return 1 if busy or cores == 1 else min(cores, 4)
+
+
+def _step_timer(times: list[float]) -> Callable[[TrainEvent], None]:
+    def record(event: TrainEvent) -> None:
+        if event.kind == "step":
+            times.append(time.perf_counter())
+    return record
+
+
+def probe_throughput(fs: FeatureSet, config: JLCSDIConfig, n_samples: int,
+                     scratch: Path) -> Throughput:
+    """Seconds per training step and per window-step of sampling, measured here and now.
+
+    Trains a throwaway Jump-Laplace model for :data:`PROBE_TRAIN_STEPS` steps (the first step,
+    with its warm-up, is not counted), then samples :data:`PROBE_WINDOWS` test origins with
+    ``sde`` (one warm-up call of one step, then :data:`PROBE_SAMPLE_STEPS` steps timed).
+    """
+    times: list[float] = []
+    model = JLCSDI(config.with_noise("jump-laplace").with_train(
+        max_steps=PROBE_TRAIN_STEPS, eval_every=PROBE_TRAIN_STEPS * 100))
+    try:
+        model.fit(fs.dataset("train"), None, scratch, resume=False,
+                  normalizer=fs.fit_normalizer(), callbacks=[_step_timer(times)],
+                  progress=False)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    per_step = (times[-1] - times[0]) / max(len(times) - 1, 1)
+    test = fs.dataset("test")
+    batch = test.batch(np.arange(min(PROBE_WINDOWS, len(test))))
+    with _threads(sampling_threads()):
+        model.sample(batch, n_samples, sampler="sde", steps=1, seed=0)
+        start = time.perf_counter()
+        model.sample(batch, n_samples, sampler="sde", steps=PROBE_SAMPLE_STEPS, seed=0)
+        per_window_step = (time.perf_counter() - start) / (batch.size * PROBE_SAMPLE_STEPS)
+    return Throughput(max(per_step, 1e-4), max(per_window_step, 1e-5))
+
+
+class _threads:
+    """Context manager: torch CPU threads set for the block."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.before = n, torch.get_num_threads()
+
+    def __enter__(self) -> None:
+        torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self.before)
+
+
+def _train_callback(reporter: Reporter, total: int, stop_at: float
+                    ) -> tuple[Callable[[TrainEvent], None], list[int]]:
+    seen = [0]
+
+    def on_event(event: TrainEvent) -> None:
+        if event.kind != "step":
+            return
+        seen[0] = event.step
+        reporter.update(event.step, f"loss {event.train_loss:.3f}")
+        if time.monotonic() > stop_at and event.step < total:
+            raise BudgetStop
+    return on_event, seen
+
+
+def train_model(fs: FeatureSet, config: JLCSDIConfig, run: Path, key: str, *,
+                shuffle: bool, planned_s: float, reporter: Reporter) -> dict[str, Any]:
+    """Fit one model in ``run`` (resuming a run of the same key), saved there as a model folder.
+
+    Returns
+    -------
+    dict
+        steps done and planned, wall seconds, whether the budget stopped it.
+    """
+    key_path = run / KEY_FILE
+    resume = key_path.is_file() and key_path.read_text(encoding="utf-8").strip() == key
+    if not resume and run.exists():
+        shutil.rmtree(run)
+    run.mkdir(parents=True, exist_ok=True)
+    key_path.write_text(key + "\n", encoding="utf-8")
+    total = config.train.max_steps or 0
+    callback, seen = _train_callback(reporter, total,
+                                     time.monotonic() + OVERRUN * planned_s + 10.0)
+    val = fs.dataset("val") if "val" in fs.split_spec.splits else None
+    model = JLCSDI(config)
+    start, stopped = time.perf_counter(), False
+    try:
+        model.fit(fs.dataset("train"), val, run, resume=resume, normalizer=fs.fit_normalizer(),
+                  callbacks=[callback], progress=False,
+                  shuffle_pairs_seed=0 if shuffle else None)
+    except BudgetStop:
+        stopped = True
+        _keep_best(model, run)
+    return {"steps": seen[0], "planned_steps": total, "stopped_by_budget": stopped,
+            "wall_s": round(time.perf_counter() - start, 2), "params": model.n_parameters}
+
+
+def _keep_best(model: JLCSDI, run: Path) -> None:
+    """After a budget stop: the best EMA weights so far (else the current ones), saved."""
+    from tapecast.train import checkpoint
+
+    if checkpoint.read_best(run) is not None:
+        checkpoint.load_best(run, model.net)
+    model.training = {**model.training, "stopped_by_budget": True}
+    model.save(run)
+
+
+def sample_until(model: JLCSDI, batch: ForecastBatch, n_samples: int, *, sampler: str,
+                 steps: int, seed: int, deadline: float, reporter: Reporter
+                 ) -> tuple[Samples | None, float]:
+    """``model.sample`` over ``batch`` in chunks of :data:`CHUNK` (chunk ``i`` seeded
+    ``seed + i``); None when the next chunk would end after ``deadline`` (time.monotonic).
+
+    Returns
+    -------
+    (Samples or None, float)
+        The samples and the sampling seconds.
+    """
+    parts: list[Samples] = []
+    start = time.perf_counter()
+    with _threads(sampling_threads()):
+        for i, first in enumerate(range(0, batch.size, CHUNK)):
+            done = first
+            if done:
+                per_window = (time.perf_counter() - start) / done
+                if time.monotonic() + per_window * min(CHUNK, batch.size - done) > deadline:
+                    return None, time.perf_counter() - start
+            part = batch.select(slice(first, first + CHUNK))
+            parts.append(model.sample(part, n_samples, sampler=sampler, steps=steps,
+                                      seed=seed + i))
+            reporter.update(min(first + CHUNK, batch.size),
+                            f"{(first + part.size) / (time.perf_counter() - start):.2f} windows/s")
+    return Samples.concat(parts), time.perf_counter() - start
+
+
+def baseline_forecast(name: str, train: ForecastBatch, test: ForecastBatch, n_samples: int,
+                      seed: int) -> Forecast:
+    """Fit baseline ``name`` on the training origins and forecast ``test``."""
+    from tapecast.models.base import get_baseline
+
+    start = time.perf_counter()
+    model = get_baseline(name).fit(train, seed=seed)
+    samples = model.sample(test, n_samples, seed=seed)
+    wall = time.perf_counter() - start
+    return Forecast(name, samples, realized=test.target, context=test.context,
+                    provenance={"forecaster": model.to_dict(), "seed": seed, "wall_s": wall,
+                                "n_samples": n_samples})
+
+
+def check_model_folder(run: Path) -> JLCSDI:
+    """Load a trained model folder (a TapecastError when it is incomplete)."""
+    if not run.is_dir():
+        raise TapecastError(f"{run}: the model folder is missing; re-run the demo")
+    return JLCSDI.load(run)
