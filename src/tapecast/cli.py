@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from tapecast.commands import evaluate_cmd, features_cmd, model_cmd
+from tapecast.commands import demo_cmd, evaluate_cmd, features_cmd, model_cmd
 from tapecast.commands.common import console, err_console, fail, user_errors
 from tapecast.commands.sources import expand_sources, read_all, read_one
 from tapecast.core.errors import TapecastError
@@ -55,12 +55,7 @@ def _root() -> None:
     """tapecast: probabilistic forecasts and synthetic order flow from the tape."""
 
 
-@app.command()
-def demo() -> None:
-    """Run the end-to-end demo (not built yet: it lands with the demo issue)."""
-    console.print("tapecast demo: not built yet — the data layer is in; models land with later "
-                  "issues. Try `tapecast --help`.")
-
+app.command("demo")(demo_cmd.demo)  # the main job first in --help
 
 # ---------------------------------------------------------------------------------------------
 # errors
