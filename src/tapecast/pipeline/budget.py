@@ -194,7 +194,7 @@ def plan_training(train_s: float, s_per_step: float, rules: BudgetRules,
     if steps < rules.max_train_steps:
         notes.append(f"training is shorter than the config's {rules.max_train_steps} steps: "
                      "the models are under-trained, expect weaker forecasts")
-    return steps, ("gaussian", "jump-laplace"), {"SHUFFLE": reason}, notes
+    return steps, ("gaussian", "jump-laplace"), {FORECASTER_NAMES["SHUFFLE"]: reason}, notes
 
 
 def _cost_per_window(steps: Mapping[str, int]) -> float:
@@ -230,8 +230,10 @@ def plan_forecast(forecast_s: float, s_per_window_step: float, n_test: int,
     full = _cost_per_window(steps) * n_test
     if full > per_window:
         floor = {k: (v if k == "ddim" else max(1, -(-v // 2))) for k, v in defaults.items()}
-        scale = per_window / full
-        steps = {k: max(floor[k], round(v * scale)) for k, v in defaults.items()}
+        fixed = _cost_per_window({k: v for k, v in defaults.items() if k == "ddim"})
+        scalable = _cost_per_window({k: v for k, v in defaults.items() if k != "ddim"})
+        scale = max(0.0, (per_window / n_test - fixed) / max(scalable, 1e-9))
+        steps = {k: max(floor[k], int(v * scale)) for k, v in defaults.items()}
         notes.append("sampler steps reduced to fit: " + ", ".join(
             f"{k} {steps[k]}/{defaults[k]}" for k in steps if steps[k] != defaults[k]))
     n = min(n_test, int(per_window / _cost_per_window(steps)))
@@ -285,7 +287,7 @@ def plan_budget(budget_s: float, throughput: Throughput, n_test: int,
     steps, models, skipped, notes = plan_training(train_s, throughput.train_s_per_step, rules)
     sampler_steps, windows, more_skipped, more_notes = plan_forecast(
         forecast_s, throughput.sample_s_per_window_step, n_test, "shuffle" in models, rules)
-    if "SHUFFLE" in more_skipped:  # its forecast does not fit: do not train it either
+    if FORECASTER_NAMES["SHUFFLE"] in more_skipped:  # no forecast of it fits: do not train it
         steps, models, _, notes = plan_training(train_s, throughput.train_s_per_step, rules,
                                                 allow_shuffle=False)
     return BudgetPlan(budget_s, train_s, forecast_s, steps, models, sampler_steps, n_test,
