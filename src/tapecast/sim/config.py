@@ -32,6 +32,8 @@ _BOUNDS: tuple[tuple[str, float | None, float | None, bool, bool], ...] = (
     ("burst_prob", 0.0, 1.0, True, False),
     ("size_lot", 1, None, True, False),
     ("size_tail_index", 0.0, None, False, False),
+    ("size_scale", 0.0, None, False, False),
+    ("size_vol_coupling", 0.0, 4.0, True, True),
     ("impact_ticks", 0.0, None, True, False),
     ("propagator_l0", 0.0, None, True, False),
     ("propagator_beta", 0.0, 2.0, True, True),
@@ -64,7 +66,7 @@ class SyntheticMarketConfig:
     session_activity_sd : float, default 0.25
         Std of the log of each session's activity factor (its trade count is
         ``trades_per_session`` times a log-normal factor of mean 1).
-    open_boost, close_boost : float, default 2.5 and 3.0
+    open_boost, close_boost : float, default 2.6 and 3.2
         Extra trade intensity at the open and at the close, relative to midday (the U shape):
         λ(u) = 1 + open_boost e^{-u/d} + close_boost e^{-(1-u)/d}, u the fraction of the session.
     profile_decay : float, default 0.06
@@ -73,35 +75,45 @@ class SyntheticMarketConfig:
         The first mid price (SPY traded near 168 in October 2013).
     tick_size : float, default 0.01
         Price grid; quotes and trades lie on it.
-    n_metaorders : int, default 12
+    n_metaorders : int, default 8
         Number of concurrently active metaorders N (Lillo, Mike & Farmer 2005).
-    metaorder_alpha : float, default 1.5
+    metaorder_alpha : float, default 2.0
         Tail exponent α of the metaorder length law P(L > l) ~ l^{-α}; the sign autocorrelation
-        then decays as τ^{-(α-1)}.
-    max_metaorder_length : int, default 200_000
+        then decays as τ^{-(α-1)}. Lillo, Mike & Farmer measured α ≈ 1.5 on the LSE; 2.0 is
+        chosen here because with 1.5 the imbalance of consecutive 500-trade windows is far more
+        persistent than SPY's (lag-1 ACF about 0.35 against 0.07; docs/synthetic-market.md).
+    max_metaorder_length : int, default 10_000
         Lengths are capped here (child trades).
-    noise_fraction : float, default 0.25
+    noise_fraction : float, default 0.3
         Share of trades with an independent random sign (not from a metaorder).
-    burst_prob : float, default 0.45
-        Probability that a trade continues the previous trade's metaorder microseconds later
-        (a child order walking through several resting orders prints several trades).
+    burst_prob : float, default 0.75
+        Probability that a trade is another print of the previous trade's order, with the same
+        sign, microseconds later (one aggressive order walking through several resting orders;
+        54 % of SPY's regular-hours prints share their timestamp with the print before).
     size_lot : int, default 100
         Round lot: sizes are whole lots.
     size_tail_index : float, default 1.6
-        Pareto tail index of the number of lots per trade (SPY's Hill estimate is about 1.6).
-    impact_ticks : float, default 0.55
+        Pareto tail index a of the number of lots per trade (SPY's Hill estimate is about 1.6).
+    size_scale : float, default 1.5
+        Pareto scale x of the lot count at volatility factor 1: lots = max(1, floor(x U^{-1/a}))
+        (about half the trades are above one lot, as in SPY).
+    size_vol_coupling : float, default 0.5
+        The scale is x σ_t^c with c this coupling: volatile periods trade larger, so the traded
+        volume of a window is persistent.
+    impact_ticks : float, default 0.08
         Γ0, the propagator's impact of one average trade on the next mid, in ticks.
     propagator_l0 : float, default 20.0
         ℓ0 of the propagator G(ℓ) = Γ0 ((ℓ0 + 1) / (ℓ0 + ℓ))^β (Bouchaud et al. 2004).
-    propagator_beta : float, default 0.25
-        β; (1 - γ)/2 with γ = α - 1 = 0.5 keeps the price roughly diffusive.
+    propagator_beta : float, default 0.07
+        β; Bouchaud et al.'s (1 - γ)/2, with γ ≈ 0.8 the log-log slope of the generated sign
+        ACF, is 0.1; 0.07 makes consecutive 500-trade window returns uncorrelated (SPY: -0.01).
     impact_size_exponent : float, default 0.5
         δ in the size factor (v / v̄)^δ (square-root impact).
-    noise_ticks : float, default 0.15
+    noise_ticks : float, default 0.03
         Std of the independent mid-price noise per trade, in ticks (random-walk increments).
-    vol_sd : float, default 0.6
+    vol_sd : float, default 0.22
         Std of the log volatility factor (sum of three AR(1) components in trade time, with
-        half-lives of 300, 3,000 and 30,000 trades): volatility clustering.
+        half-lives of 1,000, 10,000 and 100,000 trades): volatility clustering.
     activity_coupling : float, default 1.0
         Trade intensity is proportional to (volatility factor)^activity_coupling: busy periods
         are volatile periods.
@@ -117,24 +129,26 @@ class SyntheticMarketConfig:
     start_date: dt.date = dt.date(2024, 1, 8)
     trades_per_session: int = 150_000
     session_activity_sd: float = 0.25
-    open_boost: float = 2.5
-    close_boost: float = 3.0
+    open_boost: float = 2.6
+    close_boost: float = 3.2
     profile_decay: float = 0.06
     start_price: float = 170.0
     tick_size: float = 0.01
-    n_metaorders: int = 12
-    metaorder_alpha: float = 1.5
-    max_metaorder_length: int = 200_000
-    noise_fraction: float = 0.25
-    burst_prob: float = 0.45
+    n_metaorders: int = 8
+    metaorder_alpha: float = 2.0
+    max_metaorder_length: int = 10_000
+    noise_fraction: float = 0.3
+    burst_prob: float = 0.75
     size_lot: int = 100
     size_tail_index: float = 1.6
-    impact_ticks: float = 0.55
+    size_scale: float = 1.5
+    size_vol_coupling: float = 0.5
+    impact_ticks: float = 0.08
     propagator_l0: float = 20.0
-    propagator_beta: float = 0.25
+    propagator_beta: float = 0.07
     impact_size_exponent: float = 0.5
-    noise_ticks: float = 0.15
-    vol_sd: float = 0.6
+    noise_ticks: float = 0.03
+    vol_sd: float = 0.22
     activity_coupling: float = 1.0
     wide_spread_prob: float = 0.05
     overnight_gap_ticks: float = 40.0

@@ -64,8 +64,10 @@ def _flow(rng: np.random.Generator, config: SyntheticMarketConfig, n: int) -> _F
         rng, n + BURN_IN, n_active=config.n_metaorders, alpha=config.metaorder_alpha,
         max_length=config.max_metaorder_length, noise=config.noise_fraction,
         burst=config.burst_prob)
-    sizes = trade_sizes(rng, n, lot=config.size_lot, tail_index=config.size_tail_index)
     sigma = volatility_factor(rng, n, config.vol_sd)
+    scale = config.size_scale * sigma**config.size_vol_coupling  # (n,) Pareto scale in lots
+    sizes = trade_sizes(rng, n, lot=config.size_lot, tail_index=config.size_tail_index,
+                        scale=scale)
     return _Flow(signs[BURN_IN:], is_burst[BURN_IN:], sizes, sigma, n_meta)
 
 

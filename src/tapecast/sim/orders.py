@@ -6,8 +6,8 @@ length L (child trades) with a power-law tail P(L > l) ~ l^{-α}; each trade is 
 one active metaorder picked at random, and a finished metaorder is replaced by a fresh one. The
 sign autocorrelation then decays as C(τ) ~ τ^{-(α-1)} (their eq. 3 and following). Two additions:
 a share of trades carries an independent random sign (noise traders), and with probability
-``burst_prob`` a trade continues the previous trade's metaorder (one child order printing against
-several resting orders).
+``burst_prob`` a trade is another print of the previous trade's order (one aggressive order
+printing against several resting orders), with the same sign, microseconds later.
 
 Legend: ε_t ∈ {+1, -1} the aggressor sign of trade t, α the metaorder tail exponent, N the number
 of active metaorders, q the noise share, b the burst probability.
@@ -34,26 +34,22 @@ def _metaorder_signs(u, fresh, n_active, alpha, max_len, noise, burst):  # type:
         # P(L > l) = l^{-α}, L >= 1, from a uniform on (0, 1]
         slot_left[k] = min(max_len, int(fresh[n_meta, 1] ** (-1.0 / alpha)))
         n_meta += 1
-    last = -1
     for t in range(n):
-        if last >= 0 and u[t, 0] < burst:
-            k = last
+        if t > 0 and u[t, 0] < burst:
+            # another print of the previous trade's child order: same sign, no new child
+            signs[t] = signs[t - 1]
             is_burst[t] = True
         elif u[t, 1] < noise:
             # an independent sign: reuse the pick uniform, which this branch does not need
             signs[t] = 1 if u[t, 2] < 0.5 else -1
-            last = -1
-            continue
         else:
             k = min(n_active - 1, int(u[t, 2] * n_active))
-        signs[t] = slot_sign[k]
-        slot_left[k] -= 1
-        last = k
-        if slot_left[k] <= 0:
-            slot_sign[k] = 1 if fresh[n_meta, 0] < 0.5 else -1
-            slot_left[k] = min(max_len, int(fresh[n_meta, 1] ** (-1.0 / alpha)))
-            n_meta += 1
-            last = -1
+            signs[t] = slot_sign[k]
+            slot_left[k] -= 1
+            if slot_left[k] <= 0:
+                slot_sign[k] = 1 if fresh[n_meta, 0] < 0.5 else -1
+                slot_left[k] = min(max_len, int(fresh[n_meta, 1] ** (-1.0 / alpha)))
+                n_meta += 1
     return signs, is_burst, n_meta
 
 
@@ -77,14 +73,14 @@ def metaorder_signs(rng: np.random.Generator, n: int, *, n_active: int, alpha: f
     noise : float
         q, share of trades with an independent sign.
     burst : float
-        b, probability that a trade continues the previous trade's metaorder.
+        b, probability that a trade is another print of the previous trade's order.
 
     Returns
     -------
     signs : ndarray of int8, shape (n,)
         ε_t ∈ {+1, -1}.
     is_burst : ndarray of bool, shape (n,)
-        True where trade t continued trade t-1's metaorder (it prints microseconds later).
+        True where trade t is another print of trade t-1's order (it prints microseconds later).
     n_metaorders : int
         Metaorders started (including the N initial ones).
     """
@@ -95,12 +91,13 @@ def metaorder_signs(rng: np.random.Generator, n: int, *, n_active: int, alpha: f
     return signs, is_burst, int(n_meta)
 
 
-def trade_sizes(rng: np.random.Generator, n: int, *, lot: int, tail_index: float
-                ) -> NDArray[np.float64]:
-    """Heavy-tailed trade sizes in whole lots: ``lot * floor(Pareto)``.
+def trade_sizes(rng: np.random.Generator, n: int, *, lot: int, tail_index: float,
+                scale: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Heavy-tailed trade sizes in whole lots: ``lot * max(1, floor(x_t U^{-1/a}))``.
 
-    The number of lots is ``floor(U^{-1/a})`` with U uniform on (0, 1] and a the tail index, so
-    P(lots >= k) = k^{-a} (a discrete Pareto law; a ≈ 1.6 matches SPY's Hill estimate).
+    With U uniform on (0, 1] and a the tail index, the lot count has a Pareto tail,
+    P(lots >= k) = (k / x_t)^{-a} for k >= x_t (a ≈ 1.6 matches SPY's Hill estimate); x_t is a
+    per-trade scale (busy, volatile periods trade larger).
 
     Parameters
     ----------
@@ -111,6 +108,8 @@ def trade_sizes(rng: np.random.Generator, n: int, *, lot: int, tail_index: float
         Shares per lot.
     tail_index : float
         a, the Pareto tail index of the lot count.
+    scale : ndarray of float64, shape (n,)
+        x_t > 0, the Pareto scale in lots.
 
     Returns
     -------
@@ -118,5 +117,5 @@ def trade_sizes(rng: np.random.Generator, n: int, *, lot: int, tail_index: float
         Sizes (positive multiples of ``lot``), capped at 10,000 lots.
     """
     u = 1.0 - rng.random(n)  # (n,) in (0, 1]
-    lots = np.minimum(np.floor(u ** (-1.0 / tail_index)), 10_000.0)  # (n,)
+    lots = np.clip(np.floor(scale * u ** (-1.0 / tail_index)), 1.0, 10_000.0)  # (n,)
     return lots * float(lot)

@@ -25,14 +25,15 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import signal  # type: ignore[import-untyped]
 
-VOL_HALF_LIVES = (300.0, 3_000.0, 30_000.0)  # trades; the three AR(1) components of log σ
+VOL_HALF_LIVES = (1_000.0, 10_000.0, 100_000.0)  # trades; the three AR(1) components of log σ
+VOL_SHARES = (0.2, 0.3, 0.5)  # their shares of Var log σ (the slow ones dominate, as in SPY)
 
 
 def volatility_factor(rng: np.random.Generator, n: int, vol_sd: float) -> NDArray[np.float64]:
     """σ_t = exp(h_t - Var h / 2), h_t a sum of three stationary AR(1)s in trade time.
 
-    Each component has std ``vol_sd / sqrt(3)`` and a half-life from ``VOL_HALF_LIVES``; their
-    sum gives an autocorrelation of |returns| that decays slowly over three decades of lags
+    Component j has variance ``VOL_SHARES[j] * vol_sd²`` and half-life ``VOL_HALF_LIVES[j]``;
+    the sum gives an autocorrelation of |returns| that decays slowly over three decades of lags
     (a cheap stand-in for long memory in volatility).
 
     Parameters
@@ -51,8 +52,8 @@ def volatility_factor(rng: np.random.Generator, n: int, vol_sd: float) -> NDArra
     h = np.zeros(n)
     if vol_sd == 0.0:
         return np.ones(n)
-    part_sd = vol_sd / math.sqrt(len(VOL_HALF_LIVES))
-    for half_life in VOL_HALF_LIVES:
+    for half_life, share in zip(VOL_HALF_LIVES, VOL_SHARES, strict=True):
+        part_sd = vol_sd * math.sqrt(share)
         phi = 0.5 ** (1.0 / half_life)
         shocks = rng.standard_normal(n) * part_sd * math.sqrt(1.0 - phi * phi)  # (n,)
         shocks[0] = rng.standard_normal() * part_sd  # start in the stationary law
