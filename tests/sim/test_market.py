@@ -190,3 +190,15 @@ def test_metaorder_signs_when_alpha_larger_then_memory_shorter() -> None:
                                       max_length=10_000, noise=0.0, burst=0.0)
         rhos.append(acf(signs.astype(np.float64), 50)[49])
     assert rhos[0] > 2 * rhos[1]
+
+
+def test_generate_market_when_progress_shown_then_same_tables(small: Tables) -> None:
+    shown = generate_market(SMALL, seed=3, progress=True)
+    assert shown.trades is not None
+    assert shown.trades.equals(small.trades)
+
+
+def test_generate_market_when_price_would_reach_zero_then_error_names_start_price() -> None:
+    config = SMALL.scaled(start_price=0.05, overnight_gap_ticks=500.0)
+    with pytest.raises(TapecastError, match="start_price"):
+        generate_market(config, seed=0)

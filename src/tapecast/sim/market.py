@@ -116,12 +116,10 @@ def _tables(config: SyntheticMarketConfig, ts: NDArray[np.int64], signs: NDArray
     digits = max(0, -math.floor(math.log10(tick))) + 6
     price = np.round(np.where(signs > 0, ask, bid) * tick, digits)  # (n,) buys at the ask
     stamp = pl.Series("ts", ts).cast(pl.Datetime("ns", "UTC"))
-    trades = pl.DataFrame({
-        "ts": stamp, "instrument": pl.Series([config.instrument]).extend_constant(
-            config.instrument, n - 1), "price": price, "size": sizes, "side": signs,
-        "side_source": pl.Series([SIDE_SOURCE] * n, dtype=TRADES["side_source"]),
-        "suspicious": np.zeros(n, dtype=bool),
-    })
+    trades = pl.DataFrame({"ts": stamp, "price": price, "size": sizes, "side": signs,
+                           "suspicious": np.zeros(n, dtype=bool)}).with_columns(
+        pl.lit(config.instrument, dtype=pl.String).alias("instrument"),
+        pl.lit(SIDE_SOURCE, dtype=TRADES["side_source"]).alias("side_source"))
     quotes = pl.DataFrame({
         "ts": (pl.Series("ts", ts - 1)).cast(pl.Datetime("ns", "UTC")),  # 1 ns before the trade
         "instrument": trades["instrument"], "bid_px": np.round(bid * tick, digits),
@@ -166,6 +164,10 @@ def generate_market(config: SyntheticMarketConfig | None = None, *, seed: int = 
         step("prices")
         bid, ask = quotes_around(_mid_ticks(rng, config, flow, starts),
                                  _spreads(rng, config, flow.sigma))
+        if bid.min() < 1:
+            raise TapecastError(
+                f"synthetic market: the price walked to {bid.min() * config.tick_size:g}; raise "
+                "field 'start_price' or lower 'impact_ticks' / 'overnight_gap_ticks'")
         step("timestamps")
         ts = _times(rng, config, flow, counts)
         step("tables")
