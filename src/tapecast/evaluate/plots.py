@@ -346,9 +346,10 @@ def _overview_coverage(ax: Any, metrics: Mapping[str, Any], colors: Mapping[str,
         ax.bar(x - 0.4 + width * (i + 0.5), values, width, color=colors[name], label=name)
     ax.axhline(float(level), color="k", lw=1, ls="--")
     ax.set_xticks(x, [f"{r}\n(n={first['n_per_regime'][r]})" for r in regimes])
-    ax.set(title=f"{level} % coverage of {group} by regime (dashed: nominal; empty: < "
-                 f"{first.get('min_regime_windows', 30)} windows)", ylim=(0, 105),
-           ylabel="observed coverage (%)")
+    ax.set(title=f"{level} % coverage of {group} by volatility regime", ylim=(0, 105),
+           ylabel="observed coverage (%)",
+           xlabel=f"dashed: nominal; no bar: fewer than {first.get('min_regime_windows', 30)} "
+                  "windows")
     ax.grid(axis="y", alpha=0.3)
 
 
@@ -383,6 +384,10 @@ def overview(metrics: Mapping[str, Any], forecasts: Sequence[Forecast], highligh
     fig.axes[0].legend(handles=_fan_legend(), fontsize=8, loc="best")
     _overview_skill(fig.add_subplot(grid[1, 0]), metrics, colors)
     _overview_ranking(fig.add_subplot(grid[1, 1]), metrics, colors)
-    _overview_coverage(fig.add_subplot(grid[1, 2]), metrics, colors, level)
+    coverage_ax = fig.add_subplot(grid[1, 2])
+    _overview_coverage(coverage_ax, metrics, colors, level)
+    handles, labels = coverage_ax.get_legend_handles_labels()  # every forecaster, once
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 8),
+               fontsize=10, frameon=False)
     fig.suptitle(title or _window_caption(forecast, index), fontsize=13)
     return _png(fig)
