@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from tapecast.cli import app
+
+runner = CliRunner()
+
+
+def test_demo_when_data_path_is_missing_exits_2_with_one_line(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", "--data", str(tmp_path / "nope"), "--out",
+                                 str(tmp_path / "d")])
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "expected an existing" in errors[0]
+
+
+def test_demo_when_out_is_a_foreign_folder_exits_2_and_leaves_it(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("mine")
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "not a demo folder" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_demo_when_budget_is_not_positive_exits_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", "--budget-minutes", "0", "--out", str(tmp_path / "d")])
+    assert result.exit_code == 2 and "--budget-minutes must be positive" in result.output
+
+
+def test_demo_when_session_is_unknown_exits_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", "--session", "lunar", "--out", str(tmp_path / "d")])
+    assert result.exit_code == 2 and "session must be" in result.output
+
+
+def test_demo_when_data_is_too_small_exits_2_with_the_counts(tmp_path: Path) -> None:
+    from tests.commands.test_features_cmd import _store
+
+    store = _store(tmp_path, days=3, per_day=100)
+    result = runner.invoke(app, ["demo", "--data", str(store), "--out", str(tmp_path / "d")])
+    assert result.exit_code == 2
+    assert "too small for the demo" in result.output and "trades" in result.output

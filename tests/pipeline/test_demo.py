@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tapecast.core.errors import TapecastError
+from tapecast.pipeline import BudgetRules, DemoOptions, FeatureOptions, Quiet, run_demo
+from tapecast.pipeline.demo import prepare_out
+from tapecast.pipeline.manifest import MANIFEST_FILE, Manifest
+from tapecast.sim import SyntheticMarketConfig
+from tests.models.test_jl_csdi import tiny_config
+
+EVERY_FORECASTER = {"climatology", "naive", "bootstrap", "hist-vol", "garch", "jl/sde-mgd",
+                    "jl/sde", "vp/ddim", "vp/ddpm", "SHUFFLE jl/sde"}
+
+
+def tiny_options(out: Path, **changes: object) -> DemoOptions:
+    """A demo that runs in seconds: a 4-session market of 3,000 trades a session, 20-trade
+    windows, C = 8, H = 2, the tiny JL-CSDI config (20 steps, 3 reverse steps), 8 samples."""
+    options = DemoOptions(
+        out=out, budget_minutes=10.0, n_samples=8,
+        features=FeatureOptions(window_trades=20, context=8, horizon=2, min_train=20,
+                                min_test=4),
+        config=tiny_config(steps=20),
+        market=SyntheticMarketConfig(n_sessions=4, trades_per_session=3_000),
+        rules=BudgetRules(shuffle_min_steps=5, min_windows=4))
+    return replace(options, **changes)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    return out, run_demo(tiny_options(out))
+
+
+@pytest.mark.slow
+def test_run_demo_when_tiny_market_writes_report_files_with_every_forecaster(
+        first_run: tuple[Path, object]) -> None:
+    out, _ = first_run
+    for name in ("report.html", "report.png", "metrics.json", MANIFEST_FILE):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0
+    assert (out / "market" / "manifest.json").is_file() or any((out / "market").iterdir())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["forecasters"]) == EVERY_FORECASTER
+    assert metrics["reference"] == "climatology"
+    html = (out / "report.html").read_text()
+    assert all(name in html for name in EVERY_FORECASTER)
+    assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    plan = metrics["provenance"]["demo"]["plan"]
+    assert plan["train_steps"] == 20 and plan["sampler_steps"]["sde"] == 3
+
+
+@pytest.mark.slow
+def test_run_demo_when_rerun_reuses_every_step_and_rewrites_nothing(
+        first_run: tuple[Path, object]) -> None:
+    out, _ = first_run
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    again = run_demo(tiny_options(out))
+    assert {"features", "plan", "train/gaussian", "train/jump-laplace", "train/shuffle",
+            "forecast/jl/sde-mgd", "forecast/garch", "report"} <= set(again.reused)
+    changed = [p for p, t in stamps.items()
+               if p.exists() and p.stat().st_mtime_ns != t and p.name != MANIFEST_FILE]
+    assert changed == []
+
+
+@pytest.mark.slow
+def test_run_demo_when_a_sampler_option_changes_redoes_only_what_depends_on_it(
+        first_run: tuple[Path, object], tmp_path: Path) -> None:
+    out, _ = first_run
+    config = tiny_config(steps=20).replace(
+        sample_steps={"ddpm": 3, "ddim": 2, "sde": 3, "sde-mgd": 3})
+    reporter = Quiet()
+    again = run_demo(tiny_options(out, config=config), reporter)
+    assert "features" in again.reused and "forecast/climatology" in again.reused
+    assert "forecast/vp/ddim" not in again.reused and "report" not in again.reused
+    assert again.metrics["provenance"]["demo"]["plan"]["sampler_steps"]["ddim"] == 2
+
+
+def test_prepare_out_when_fresh_deletes_only_the_demo_files(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    Manifest(out, {"features": {"key": "k", "info": {}}}).save()
+    (out / "features").mkdir()
+    (out / "report.html").write_text("old")
+    (out / "mine.txt").write_text("keep")
+    prepare_out(out, fresh=True)
+    assert not (out / "features").exists() and not (out / "report.html").exists()
+    assert not (out / MANIFEST_FILE).exists() and (out / "mine.txt").read_text() == "keep"
+
+
+def test_prepare_out_when_folder_is_not_a_demo_folder_raises(tmp_path: Path) -> None:
+    (tmp_path / "something.txt").write_text("x")
+    with pytest.raises(TapecastError, match="not a demo folder"):
+        prepare_out(tmp_path, fresh=False)
+
+
+def test_run_demo_when_market_has_one_session_raises_with_counts(tmp_path: Path) -> None:
+    options = tiny_options(tmp_path / "d", market=SyntheticMarketConfig(
+        n_sessions=1, trades_per_session=3_000))
+    with pytest.raises(TapecastError, match="at least 2"):
+        run_demo(options)
+
+
+def test_run_demo_when_windows_too_large_shrinks_them_and_says_so(tmp_path: Path) -> None:
+    from tapecast.pipeline.inputs import build_features
+    from tapecast.sim import generate_market
+
+    tables = generate_market(SyntheticMarketConfig(n_sessions=3, trades_per_session=4_000),
+                             seed=1)
+    assert tables.trades is not None
+    opts = FeatureOptions(window_trades=200, context=8, horizon=2, min_train=20, min_test=4)
+    info = build_features(tables.trades, tables.quotes, tmp_path / "f", opts, "tiny")
+    assert info["window_trades"] < 200 and "instead" in info["notes"][0]
+    assert info["samples_per_split"]["test"] >= 4 and info["samples_per_split"]["train"] >= 20
+
+
+def test_run_demo_when_tape_is_far_too_small_raises_with_the_counts(tmp_path: Path) -> None:
+    from tapecast.pipeline.inputs import build_features
+    from tapecast.sim import generate_market
+
+    tables = generate_market(SyntheticMarketConfig(n_sessions=3, trades_per_session=1_000),
+                             seed=1)
+    assert tables.trades is not None
+    opts = FeatureOptions(window_trades=500, context=100, horizon=10)
+    with pytest.raises(TapecastError, match="too small for the demo") as info:
+        build_features(tables.trades, tables.quotes, tmp_path / "f", opts, "tiny")
+    assert "trades" in str(info.value) and "\n" not in str(info.value)
