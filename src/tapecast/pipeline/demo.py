@@ -45,6 +45,7 @@ from tapecast.pipeline.budget import (
     SHUFFLE_SAMPLER,
     BudgetPlan,
     BudgetRules,
+    Throughput,
     plan_budget,
 )
 from tapecast.pipeline.manifest import MANIFEST_FILE, Manifest, input_key
@@ -165,15 +166,18 @@ class _Run:
         data_key = self.data_key()
         key = input_key(data_key, asdict(self.o.features))
         path = self.out / "features"
-        if self.reuse("features", key) is None or not (path / "features.json").is_file():
+        info = self.reuse("features", key)
+        if info is None or not (path / "features.json").is_file():
+            started = time.monotonic()
             self.r.stage("data", None)
             trades, quotes, what = self.load_source(data_key)
             self.r.stage("features", None)
             info = inputs.build_features(trades, quotes, path, self.o.features, what)
-            for text in info["notes"]:
-                self.note(text)
+            info["wall_s"] = round(time.monotonic() - started, 2)  # data + features
             self.manifest.mark("features", key, info)
             self.r.done()
+        for text in info["notes"]:
+            self.note(text)
         return inputs.open_features(path)
 
     def load_source(self, data_key: str) -> tuple[Any, Any, str]:
@@ -193,23 +197,29 @@ class _Run:
     # --- 3: plan ------------------------------------------------------------------------------
 
     def plan(self, fs: FeatureSet) -> BudgetPlan:
-        key = input_key(self.manifest.steps["features"]["key"], self.o.budget_minutes,
-                        self.o.n_samples, self.config.to_dict(), asdict(self.o.rules))
-        info = self.reuse("plan", key)
-        if info is not None:
-            return BudgetPlan.from_dict(info)
-        self.r.stage("measuring throughput", None)
-        throughput = runs.probe_throughput(fs, self.config, self.o.n_samples,
-                                           self.out / "probe")
-        self.r.done()
+        """The plan from the throughput measured once per features and model architecture
+        (a stored step), the budget less the data and features time of the run that made them,
+        and the rules: a pure function of stored facts, so a re-run plans the same."""
+        features = self.manifest.steps["features"]
+        arch = {k: v for k, v in self.config.to_dict().items() if k not in ("sample_steps",)}
+        key = input_key(features["key"], self.o.n_samples, arch)
+        info = self.reuse("throughput", key)
+        if info is None:
+            self.r.stage("measuring throughput", None)
+            throughput = runs.probe_throughput(fs, self.config, self.o.n_samples,
+                                               self.out / "probe")
+            self.r.done()
+            self.manifest.mark("throughput", key, asdict(throughput))
+        else:
+            throughput = Throughput(**info)
         rules = BudgetRules(**{**asdict(self.o.rules), "sampler_steps": {
             s: self.config.steps_for(s) for s in SAMPLERS}})
         if self.config.train.max_steps is not None:
             rules = BudgetRules(**{**asdict(rules), "max_train_steps":
                                    self.config.train.max_steps})
-        left = max(self.deadline - time.monotonic(), 1.0)
-        plan = plan_budget(left, throughput, len(fs.dataset("test")), rules)
-        self.manifest.mark("plan", key, {**plan.to_dict(), "throughput": asdict(throughput)})
+        left = 60.0 * self.o.budget_minutes - float(features["info"].get("wall_s", 0.0))
+        plan = plan_budget(max(left, 1.0), throughput, len(fs.dataset("test")), rules)
+        self.throughput = throughput
         return plan
 
     # --- 4: training --------------------------------------------------------------------------
@@ -225,12 +235,14 @@ class _Run:
         planned_s = plan.train_s / max(len(plan.models), 1)
         for name in plan.models:
             config = self.model_config(name, plan)
-            key = keys[name] = input_key(feat_key, config.to_dict(), name == "shuffle")
+            trained = {k: v for k, v in config.to_dict().items() if k != "sample_steps"}
+            key = keys[name] = input_key(feat_key, trained, name == "shuffle")
             run = self.out / "runs" / name
             if self.reuse(f"train/{name}", key) is not None and (run / "config.json").is_file():
                 continue
             self.r.stage(f"training {name}", plan.train_steps)
-            info = runs.train_model(fs, config, run, key, shuffle=name == "shuffle",
+            resume_key = input_key(key, config.to_dict())  # resume only the very same config
+            info = runs.train_model(fs, config, run, resume_key, shuffle=name == "shuffle",
                                     planned_s=planned_s, reporter=self.r)
             self.r.done()
             if info["stopped_by_budget"]:

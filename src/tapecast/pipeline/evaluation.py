@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from tapecast.core.errors import TapecastError
@@ -52,6 +53,7 @@ def evaluate(run: _Run, forecasts: Sequence[Forecast], skipped: Mapping[str, str
     run.r.stage("evaluating", None)
     features = run.manifest.steps.get("features", {}).get("info", {})
     demo = {"budget_minutes": run.o.budget_minutes, "plan": plan.to_dict(),
+            "throughput": asdict(run.throughput),
             "features": features, "notes": list(run.notes), "reused_steps": list(run.reused),
             "skipped": dict(skipped)}
     metrics = build_metrics(list(forecasts), {"demo": demo}, reference=REFERENCE,
