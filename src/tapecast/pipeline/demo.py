@@ -206,18 +206,20 @@ class _Run:
         info = self.reuse("throughput", key)
         if info is None:
             self.r.stage("measuring throughput", None)
+            started = time.monotonic()
             throughput = runs.probe_throughput(fs, self.config, self.o.n_samples,
                                                self.out / "probe")
             self.r.done()
-            self.manifest.mark("throughput", key, asdict(throughput))
-        else:
-            throughput = Throughput(**info)
+            info = {**asdict(throughput), "wall_s": round(time.monotonic() - started, 2)}
+            self.manifest.mark("throughput", key, info)
+        throughput = Throughput(info["train_s_per_step"], info["sample_s_per_window_step"])
         rules = BudgetRules(**{**asdict(self.o.rules), "sampler_steps": {
             s: self.config.steps_for(s) for s in SAMPLERS}})
         if self.config.train.max_steps is not None:
             rules = BudgetRules(**{**asdict(rules), "max_train_steps":
                                    self.config.train.max_steps})
-        left = 60.0 * self.o.budget_minutes - float(features["info"].get("wall_s", 0.0))
+        spent = float(features["info"].get("wall_s", 0.0)) + float(info.get("wall_s", 0.0))
+        left = 60.0 * self.o.budget_minutes - spent  # less data, features and the probe
         plan = plan_budget(max(left, 1.0), throughput, len(fs.dataset("test")), rules)
         self.throughput = throughput
         return plan
