@@ -17,10 +17,12 @@ samples with four 50-step and one 10-step sampler).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from results_orderflow_baselines import (
 
 from tapecast.core.forecast import Forecast
 from tapecast.evaluate.metrics import build_metrics
+from tapecast.features.batch import ForecastBatch
 from tapecast.features.featureset import FeatureSet
 from tapecast.models.jl_csdi import JLCSDI
 from tapecast.models.jl_csdi_config import jlcsdi_config
@@ -43,46 +46,66 @@ MODELS = {"gaussian": ("ddpm", "ddim"), "jump-laplace": ("sde", "sde-mgd")}
 TARGET_COVERAGE = (0.87, 0.93)
 
 
+def _cached_forecast(path: Path, make: Callable[[], Forecast]) -> Forecast:
+    """The forecast saved at ``path``, else ``make()`` saved there (so a stopped run resumes)."""
+    if path.exists():
+        return Forecast.load(path)
+    forecast = make()
+    forecast.save(path)
+    return forecast
+
+
 def train_model(fs: FeatureSet, fold: int, noise: str, run: Path, max_steps: int | None,
-                shuffle_seed: int | None = None) -> tuple[JLCSDI, float]:
+                shuffle_seed: int | None = None) -> tuple[JLCSDI, float | None]:
+    """The ``small`` model of ``noise`` for ``fold``: loaded from ``run`` when trained before."""
+    if (run / "model.safetensors").exists() and \
+            json.loads((run / "config.json").read_text())["state"] == "trained":
+        return JLCSDI.load(run), None
     config = jlcsdi_config("small").with_noise(noise)
     if max_steps is not None:
         config = config.with_train(max_steps=max_steps)
     model = JLCSDI(config)
     start = time.perf_counter()
-    model.fit(fs.dataset("train", fold=fold), None, run, resume=False,
+    model.fit(fs.dataset("train", fold=fold), None, run, resume=True,
               normalizer=fs.fit_normalizer(fold=fold), progress=False,
               shuffle_pairs_seed=shuffle_seed)
     return model, time.perf_counter() - start
 
 
-def model_forecasts(fs: FeatureSet, fold: int, tmp: Path, max_steps: int | None
-                    ) -> tuple[list[Forecast], dict[str, Any]]:
-    test = fs.dataset("test", fold=fold).batch(slice(None))
-    out, info = [], {}
-    for noise, samplers in MODELS.items():
-        model, train_s = train_model(fs, fold, noise, tmp / f"{noise}-{fold}", max_steps)
-        info[noise] = {"train_s": train_s, "params": model.n_parameters,
-                       "steps": model.training.get("steps")}
-        for sampler in samplers:
-            start = time.perf_counter()
-            samples = model.sample(test, N_SAMPLES, sampler=sampler, seed=0)
-            wall = time.perf_counter() - start
-            info[f"{noise}/{sampler}"] = {"wall_s": wall, "windows_per_s": test.size / wall}
-            out.append(Forecast(f"jl-csdi {noise[:5]}/{sampler}", samples,
-                                realized=test.target, context=test.context,
-                                provenance={"seed": 0, "wall_s": wall, "fold": fold}))
-    # SHUFFLE control: the Jump-Laplace model trained on re-paired context/target origins
-    model, train_s = train_model(fs, fold, "jump-laplace", tmp / f"shuffle-{fold}", max_steps,
-                                 shuffle_seed=0)
-    info["SHUFFLE jump-laplace"] = {"train_s": train_s, "steps": model.training.get("steps")}
+def _model_forecast(model: JLCSDI, name: str, sampler: str, test: ForecastBatch,
+                    fold: int) -> Forecast:
     start = time.perf_counter()
-    samples = model.sample(test, N_SAMPLES, sampler="sde", seed=0)
+    samples = model.sample(test, N_SAMPLES, sampler=sampler, seed=0)
     wall = time.perf_counter() - start
-    out.append(Forecast("SHUFFLE jl-csdi jump-/sde", samples, realized=test.target,
-                        context=test.context,
-                        provenance={"seed": 0, "wall_s": wall, "fold": fold}))
-    print(f"fold {fold}: {json.dumps(info, default=str)}", flush=True)
+    print(f"fold {fold}: {name} sampled {test.size} windows in {wall:.0f} s", flush=True)
+    return Forecast(name, samples, realized=test.target, context=test.context,
+                    provenance={"seed": 0, "wall_s": wall, "fold": fold,
+                                "windows_per_s": test.size / wall})
+
+
+def model_forecasts(fs: FeatureSet, fold: int, work: Path, max_steps: int | None
+                    ) -> tuple[list[Forecast], dict[str, Any]]:
+    """Every JL-CSDI forecast of ``fold`` (models and forecasts cached under ``work``)."""
+    test = fs.dataset("test", fold=fold).batch(slice(None))
+    runs: list[tuple[str, str, int | None, tuple[str, ...]]] = [
+        (noise, f"{noise}-{fold}", None, samplers) for noise, samplers in MODELS.items()]
+    runs.append(("jump-laplace", f"shuffle-{fold}", 0, ("sde",)))  # the SHUFFLE control
+    out, info = [], {}
+    for noise, folder, shuffle_seed, samplers in runs:
+        model, train_s = train_model(fs, fold, noise, work / folder, max_steps, shuffle_seed)
+        label = "SHUFFLE jump-laplace" if shuffle_seed is not None else noise
+        info[label] = {"train_s": train_s if train_s is not None else
+                       model.training.get("wall_s"), "steps": model.training.get("steps"),
+                       "params": model.n_parameters}
+        print(f"fold {fold}: {label} trained {json.dumps(info[label])}", flush=True)
+        for sampler in samplers:
+            name = (f"SHUFFLE jl-csdi jump-/{sampler}" if shuffle_seed is not None else
+                    f"jl-csdi {noise[:5]}/{sampler}")
+            path = work / f"fold{fold}-{name.replace(' ', '_').replace('/', '_')}.npz"
+            forecast = _cached_forecast(path, functools.partial(
+                _model_forecast, model, name, sampler, test, fold))
+            out.append(forecast)
+            info[name] = {k: forecast.provenance.get(k) for k in ("wall_s", "windows_per_s")}
     return out, info
 
 
@@ -113,6 +136,9 @@ def fold_lines(metrics: dict[str, Any]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/results/jl-csdi.md"))
+    parser.add_argument("--work", type=Path, default=None,
+                        help="keep features, models and forecasts here and reuse them on a "
+                        "re-run (default: a temporary folder)")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="training steps per model (default: the small config's)")
     args = parser.parse_args()
@@ -133,12 +159,14 @@ def main() -> None:
              "without learning anything from the context.", ""]
     info_all: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        fs = build_features(tmp / "spy")
+        work = args.work or Path(tmp_name)
+        work.mkdir(parents=True, exist_ok=True)
+        fs = FeatureSet.open(work / "spy") if (work / "spy" / "features.json").exists() \
+            else build_features(work / "spy")
         for fold in (0, 1):
             day = fs.dataset("test", fold=fold).origins["session_date"][0]
             baselines, unavailable = fold_forecasts(fs, fold)
-            models, info = model_forecasts(fs, fold, tmp, args.max_steps)
+            models, info = model_forecasts(fs, fold, work, args.max_steps)
             info_all[f"fold {fold}"] = info
             metrics = build_metrics(models + baselines, reference="climatology",
                                     unavailable=unavailable)
