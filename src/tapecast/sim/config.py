@@ -30,6 +30,7 @@ _BOUNDS: tuple[tuple[str, float | None, float | None, bool, bool], ...] = (
     ("max_metaorder_length", 1, None, True, False),
     ("noise_fraction", 0.0, 1.0, True, True),
     ("burst_prob", 0.0, 1.0, True, False),
+    ("burst_sd", 0.0, 3.0, True, True),
     ("size_lot", 1, None, True, False),
     ("size_tail_index", 0.0, None, False, False),
     ("size_scale", 0.0, None, False, False),
@@ -75,13 +76,11 @@ class SyntheticMarketConfig:
         The first mid price (SPY traded near 168 in October 2013).
     tick_size : float, default 0.01
         Price grid; quotes and trades lie on it.
-    n_metaorders : int, default 8
+    n_metaorders : int, default 16
         Number of concurrently active metaorders N (Lillo, Mike & Farmer 2005).
-    metaorder_alpha : float, default 2.0
+    metaorder_alpha : float, default 1.5
         Tail exponent α of the metaorder length law P(L > l) ~ l^{-α}; the sign autocorrelation
-        then decays as τ^{-(α-1)}. Lillo, Mike & Farmer measured α ≈ 1.5 on the LSE; 2.0 is
-        chosen here because with 1.5 the imbalance of consecutive 500-trade windows is far more
-        persistent than SPY's (lag-1 ACF about 0.35 against 0.07; docs/synthetic-market.md).
+        then decays as τ^{-(α-1)} (Lillo, Mike & Farmer measured α ≈ 1.5 on the LSE).
     max_metaorder_length : int, default 10_000
         Lengths are capped here (child trades).
     noise_fraction : float, default 0.3
@@ -90,6 +89,11 @@ class SyntheticMarketConfig:
         Probability that a trade is another print of the previous trade's order, with the same
         sign, microseconds later (one aggressive order walking through several resting orders;
         54 % of SPY's regular-hours prints share their timestamp with the print before).
+    burst_sd : float, default 1.5
+        Std of g_t, a fast AR(1) liquidity factor (half-life 150 trades) behind the burst
+        probability: 1 - b_t = (1 - b) exp(g_t - Var g / 2), b_t capped at 0.98. Stretches of
+        single-print orders alternate with stretches of multi-print sweeps, so the number of
+        sign changes (the bid-ask bounce, hence a window's realized variance) clusters.
     size_lot : int, default 100
         Round lot: sizes are whole lots.
     size_tail_index : float, default 1.6
@@ -97,21 +101,22 @@ class SyntheticMarketConfig:
     size_scale : float, default 1.5
         Pareto scale x of the lot count at volatility factor 1: lots = max(1, floor(x U^{-1/a}))
         (about half the trades are above one lot, as in SPY).
-    size_vol_coupling : float, default 0.5
+    size_vol_coupling : float, default 0.6
         The scale is x σ_t^c with c this coupling: volatile periods trade larger, so the traded
         volume of a window is persistent.
-    impact_ticks : float, default 0.08
+    impact_ticks : float, default 0.035
         Γ0, the propagator's impact of one average trade on the next mid, in ticks.
     propagator_l0 : float, default 20.0
         ℓ0 of the propagator G(ℓ) = Γ0 ((ℓ0 + 1) / (ℓ0 + ℓ))^β (Bouchaud et al. 2004).
     propagator_beta : float, default 0.07
-        β; Bouchaud et al.'s (1 - γ)/2, with γ ≈ 0.8 the log-log slope of the generated sign
-        ACF, is 0.1; 0.07 makes consecutive 500-trade window returns uncorrelated (SPY: -0.01).
+        β. Bouchaud et al.'s rule β ≈ (1 - γ)/2 needs γ < 1; the generated sign ACF falls
+        about as τ^{-1.2} over lags 10-1000 (the bursts dominate the short lags), so β was set
+        instead to make consecutive 500-trade window returns about uncorrelated (SPY: -0.01).
     impact_size_exponent : float, default 0.5
         δ in the size factor (v / v̄)^δ (square-root impact).
     noise_ticks : float, default 0.03
         Std of the independent mid-price noise per trade, in ticks (random-walk increments).
-    vol_sd : float, default 0.22
+    vol_sd : float, default 0.14
         Std of the log volatility factor (sum of three AR(1) components in trade time, with
         half-lives of 1,000, 10,000 and 100,000 trades): volatility clustering.
     activity_coupling : float, default 1.0
@@ -134,21 +139,22 @@ class SyntheticMarketConfig:
     profile_decay: float = 0.06
     start_price: float = 170.0
     tick_size: float = 0.01
-    n_metaorders: int = 8
-    metaorder_alpha: float = 2.0
+    n_metaorders: int = 16
+    metaorder_alpha: float = 1.5
     max_metaorder_length: int = 10_000
     noise_fraction: float = 0.3
     burst_prob: float = 0.75
+    burst_sd: float = 1.5
     size_lot: int = 100
     size_tail_index: float = 1.6
     size_scale: float = 1.5
-    size_vol_coupling: float = 0.5
-    impact_ticks: float = 0.08
+    size_vol_coupling: float = 0.6
+    impact_ticks: float = 0.035
     propagator_l0: float = 20.0
     propagator_beta: float = 0.07
     impact_size_exponent: float = 0.5
     noise_ticks: float = 0.03
-    vol_sd: float = 0.22
+    vol_sd: float = 0.14
     activity_coupling: float = 1.0
     wide_spread_prob: float = 0.05
     overnight_gap_ticks: float = 40.0

@@ -34,10 +34,11 @@ from tapecast.data.validate import finalize
 from tapecast.sim.clock import session_dates, session_times
 from tapecast.sim.config import SyntheticMarketConfig
 from tapecast.sim.orders import metaorder_signs, trade_sizes
-from tapecast.sim.prices import mid_path, quotes_around, volatility_factor
+from tapecast.sim.prices import log_ar1, mid_path, quotes_around, volatility_factor
 
 FORMAT = "synthetic"
 SIDE_SOURCE = "exchange"  # the generator's own aggressor label: known, like a venue's flag
+BURST_HALF_LIFE = 150.0  # trades; the liquidity factor behind the burst probability
 BURN_IN = 5_000  # trades generated and dropped so the metaorders start in their steady state
 
 
@@ -60,11 +61,16 @@ def _session_counts(rng: np.random.Generator, config: SyntheticMarketConfig) -> 
 
 
 def _flow(rng: np.random.Generator, config: SyntheticMarketConfig, n: int) -> _Flow:
+    sigma = volatility_factor(rng, n, config.vol_sd)
+    # the share of single-print orders, 1 - b_t = (1 - b) exp(g_t - Var g / 2), moves with a
+    # fast liquidity factor g_t: the bid-ask bounce (a window's realized variance) clusters
+    g = log_ar1(rng, n, config.burst_sd, BURST_HALF_LIFE) - 0.5 * config.burst_sd**2  # (n,)
+    single = (1.0 - config.burst_prob) * np.exp(g)  # (n,)
+    burst = np.concatenate([np.full(BURN_IN, config.burst_prob),
+                            np.clip(1.0 - single, 0.0, 0.98)])  # (BURN_IN + n,)
     signs, is_burst, n_meta = metaorder_signs(
         rng, n + BURN_IN, n_active=config.n_metaorders, alpha=config.metaorder_alpha,
-        max_length=config.max_metaorder_length, noise=config.noise_fraction,
-        burst=config.burst_prob)
-    sigma = volatility_factor(rng, n, config.vol_sd)
+        max_length=config.max_metaorder_length, noise=config.noise_fraction, burst=burst)
     scale = config.size_scale * sigma**config.size_vol_coupling  # (n,) Pareto scale in lots
     sizes = trade_sizes(rng, n, lot=config.size_lot, tail_index=config.size_tail_index,
                         scale=scale)

@@ -35,7 +35,7 @@ def _metaorder_signs(u, fresh, n_active, alpha, max_len, noise, burst):  # type:
         slot_left[k] = min(max_len, int(fresh[n_meta, 1] ** (-1.0 / alpha)))
         n_meta += 1
     for t in range(n):
-        if t > 0 and u[t, 0] < burst:
+        if t > 0 and u[t, 0] < burst[t]:
             # another print of the previous trade's child order: same sign, no new child
             signs[t] = signs[t - 1]
             is_burst[t] = True
@@ -54,7 +54,7 @@ def _metaorder_signs(u, fresh, n_active, alpha, max_len, noise, burst):  # type:
 
 
 def metaorder_signs(rng: np.random.Generator, n: int, *, n_active: int, alpha: float,
-                    max_length: int, noise: float, burst: float
+                    max_length: int, noise: float, burst: float | NDArray[np.float64]
                     ) -> tuple[NDArray[np.int8], NDArray[np.bool_], int]:
     """Aggressor signs from concurrent power-law metaorders (Lillo, Mike & Farmer 2005).
 
@@ -72,8 +72,9 @@ def metaorder_signs(rng: np.random.Generator, n: int, *, n_active: int, alpha: f
         Cap on a metaorder's length.
     noise : float
         q, share of trades with an independent sign.
-    burst : float
-        b, probability that a trade is another print of the previous trade's order.
+    burst : float or ndarray of float64, shape (n,)
+        b, probability that a trade is another print of the previous trade's order (one value,
+        or one per trade).
 
     Returns
     -------
@@ -86,8 +87,8 @@ def metaorder_signs(rng: np.random.Generator, n: int, *, n_active: int, alpha: f
     """
     u = rng.random((n, 3))  # (n, 3)
     fresh = 1.0 - rng.random((n + n_active, 2))  # (n + N, 2) in (0, 1]; at most one per trade
-    signs, is_burst, n_meta = _metaorder_signs(u, fresh, n_active, alpha, max_length, noise,
-                                               burst)
+    b = np.ascontiguousarray(np.broadcast_to(np.asarray(burst, dtype=np.float64), (n,)))
+    signs, is_burst, n_meta = _metaorder_signs(u, fresh, n_active, alpha, max_length, noise, b)
     return signs, is_burst, int(n_meta)
 
 

@@ -29,6 +29,22 @@ VOL_HALF_LIVES = (1_000.0, 10_000.0, 100_000.0)  # trades; the three AR(1) compo
 VOL_SHARES = (0.2, 0.3, 0.5)  # their shares of Var log σ (the slow ones dominate, as in SPY)
 
 
+def log_ar1(rng: np.random.Generator, n: int, sd: float, half_life: float
+            ) -> NDArray[np.float64]:
+    """A stationary Gaussian AR(1) in trade time: h_t = φ h_{t-1} + e_t, φ = 2^{-1/half_life}.
+
+    Returns
+    -------
+    ndarray of float64, shape (n,)
+        Mean 0, std ``sd`` (started in the stationary law).
+    """
+    phi = 0.5 ** (1.0 / half_life)
+    shocks = rng.standard_normal(n) * sd * math.sqrt(1.0 - phi * phi)  # (n,)
+    shocks[0] = rng.standard_normal() * sd
+    out: NDArray[np.float64] = signal.lfilter([1.0], [1.0, -phi], shocks)
+    return out
+
+
 def volatility_factor(rng: np.random.Generator, n: int, vol_sd: float) -> NDArray[np.float64]:
     """σ_t = exp(h_t - Var h / 2), h_t a sum of three stationary AR(1)s in trade time.
 
@@ -49,15 +65,11 @@ def volatility_factor(rng: np.random.Generator, n: int, vol_sd: float) -> NDArra
     ndarray of float64, shape (n,)
         Positive, mean about 1.
     """
-    h = np.zeros(n)
     if vol_sd == 0.0:
         return np.ones(n)
+    h = np.zeros(n)
     for half_life, share in zip(VOL_HALF_LIVES, VOL_SHARES, strict=True):
-        part_sd = vol_sd * math.sqrt(share)
-        phi = 0.5 ** (1.0 / half_life)
-        shocks = rng.standard_normal(n) * part_sd * math.sqrt(1.0 - phi * phi)  # (n,)
-        shocks[0] = rng.standard_normal() * part_sd  # start in the stationary law
-        h += signal.lfilter([1.0], [1.0, -phi], shocks)
+        h += log_ar1(rng, n, vol_sd * math.sqrt(share), half_life)
     return np.exp(h - 0.5 * vol_sd * vol_sd)
 
 
