@@ -181,17 +181,6 @@ def test_generate_market_when_default_config_then_signs_persist(small: Tables) -
     assert rho[9] > 0.02  # metaorders
 
 
-def test_metaorder_signs_when_alpha_larger_then_memory_shorter() -> None:
-    from tapecast.sim.orders import metaorder_signs
-
-    rhos = []
-    for alpha in (1.3, 3.0):
-        signs, _, _ = metaorder_signs(np.random.default_rng(5), 200_000, n_active=8, alpha=alpha,
-                                      max_length=10_000, noise=0.0, burst=0.0)
-        rhos.append(acf(signs.astype(np.float64), 50)[49])
-    assert rhos[0] > 2 * rhos[1]
-
-
 def test_generate_market_when_progress_shown_then_same_tables(small: Tables) -> None:
     shown = generate_market(SMALL, seed=3, progress=True)
     assert shown.trades is not None
