@@ -10,7 +10,8 @@ a share of trades carries an independent random sign (noise traders), and with p
 printing against several resting orders), with the same sign, microseconds later.
 
 Legend: ε_t ∈ {+1, -1} the aggressor sign of trade t, α the metaorder tail exponent, N the number
-of active metaorders, q the noise share, b the burst probability.
+of active metaorders, q the noise share, b the burst probability (one value, or one per trade:
+:mod:`tapecast.sim.market` moves it with a fast liquidity factor).
 """
 
 from __future__ import annotations
