@@ -4,7 +4,7 @@ Signs follow Lillo, Mike & Farmer (2005), "Theory for long memory in supply and 
 Phys. Rev. E 71, 066122: N metaorders are active at any time; each has a random sign and a
 length L (child trades) with a power-law tail P(L > l) ~ l^{-α}; each trade is the next child of
 one active metaorder picked at random, and a finished metaorder is replaced by a fresh one. The
-sign autocorrelation then decays as C(τ) ~ τ^{-(α-1)} (their eq. 3 and following). Two additions:
+sign autocorrelation then decays as C(τ) ~ τ^{-(α-1)} (their main result). Two additions:
 a share of trades carries an independent random sign (noise traders), and with probability
 ``burst_prob`` a trade is another print of the previous trade's order (one aggressive order
 printing against several resting orders), with the same sign, microseconds later.

@@ -2,9 +2,9 @@
 
 The mid follows the propagator model of Bouchaud, Gefen, Potters & Wyart (2004), "Fluctuations
 and response in financial markets: the subtle nature of 'random' price changes", Quantitative
-Finance 4(2), 176-190, eq. (2)/(7): each trade's impact decays as a power law, which compensates
-the long memory of the signs so that the price stays close to diffusive when β ≈ (1 - γ)/2.
-Here, in ticks::
+Finance 4(2), 176-190: each trade's impact decays as a power law, which compensates the long
+memory of the signs so that the price stays close to diffusive when β ≈ (1 - γ)/2. They weight
+each trade by ln(volume); here the weight is (v / v̄)^δ, a square-root impact in size. In ticks::
 
     m_t = m_0 + Σ_{s<t} G(t - s) ε_s (v_s / v̄)^δ σ_s + Σ_{s<t} η_s σ_s
     G(ℓ) = Γ0 ((ℓ0 + 1) / (ℓ0 + ℓ))^β
