@@ -152,7 +152,7 @@ class BudgetRules:
     train_share: float = 0.5
     max_train_steps: int = 250
     min_train_steps: int = 2
-    shuffle_min_steps: int = 100
+    shuffle_min_steps: int = 80
     min_windows: int = 12
     reserve_share: float = 0.3
     sampler_steps: Mapping[str, int] = field(

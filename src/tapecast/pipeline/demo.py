@@ -53,7 +53,7 @@ from tapecast.pipeline.progress import Quiet, Reporter
 
 BASELINES = ("climatology", "naive", "bootstrap", "hist-vol")
 OPTIONAL_BASELINES = {"garch": 0.08}  # name -> share of the forecasting time it must have left
-SAMPLER_ORDER = ("sde-mgd", "sde", "ddim", "ddpm", "SHUFFLE")  # most wanted first
+SAMPLER_ORDER = ("sde-mgd", "ddim", "sde", "ddpm", "SHUFFLE")  # most wanted (and cheap) first
 EVAL_RESERVE_S = 10.0  # fewest seconds kept for the evaluation at the end
 OWNED = ("market", "features", "runs", "forecasts", "probe", MANIFEST_FILE, "metrics.json",
          "report.html", "report.png")
@@ -234,24 +234,36 @@ class _Run:
         """Train every planned model; returns model name -> its key."""
         keys = {}
         feat_key = self.manifest.steps["features"]["key"]
-        planned_s = plan.train_s / max(len(plan.models), 1)
-        for name in plan.models:
+        train_end = time.monotonic() + plan.train_s
+        for i, name in enumerate(plan.models):
             config = self.model_config(name, plan)
             trained = {k: v for k, v in config.to_dict().items() if k != "sample_steps"}
-            key = keys[name] = input_key(feat_key, trained, name == "shuffle")
+            key = input_key(feat_key, trained, name == "shuffle")
             run = self.out / "runs" / name
-            if self.reuse(f"train/{name}", key) is not None and (run / "config.json").is_file():
-                continue
-            self.r.stage(f"training {name}", plan.train_steps)
-            resume_key = input_key(key, config.to_dict())  # resume only the very same config
-            info = runs.train_model(fs, config, run, resume_key, shuffle=name == "shuffle",
-                                    planned_s=planned_s, reporter=self.r)
-            self.r.done()
-            if info["stopped_by_budget"]:
-                self.note(f"{name}: stopped by the budget at step {info['steps']} of "
-                          f"{plan.train_steps}")
-            self.manifest.mark(f"train/{name}", key, info)
+            info = self.reuse(f"train/{name}", key)
+            if info is None or not (run / "config.json").is_file():
+                # this model's share of the training time left (an earlier overrun shrinks it)
+                planned_s = max(train_end - time.monotonic(), 0.0) / (len(plan.models) - i)
+                info = self.train_one(fs, name, config, key, planned_s)
+            keys[name] = input_key(key, info["steps"])  # forecasts follow the steps trained
         return keys
+
+    def train_one(self, fs: FeatureSet, name: str, config: JLCSDIConfig, key: str,
+                  planned_s: float) -> dict[str, Any]:
+        """Train (or resume) one model; a budget-stopped run is not marked finished, so the
+        next run resumes it from its ``last`` checkpoint."""
+        self.r.stage(f"training {name}", config.train.max_steps)
+        resume_key = input_key(key, config.to_dict())  # resume only the very same config
+        info = runs.train_model(fs, config, self.out / "runs" / name, resume_key,
+                                shuffle=name == "shuffle", planned_s=planned_s, reporter=self.r)
+        self.r.done()
+        if info["stopped_by_budget"]:
+            self.note(f"{name}: stopped by the budget at step {info['steps']} of "
+                      f"{config.train.max_steps} (best weights so far kept; a re-run resumes "
+                      "its training)")
+        else:
+            self.manifest.mark(f"train/{name}", key, info)
+        return info
 
     # --- 5: forecasts -------------------------------------------------------------------------
 

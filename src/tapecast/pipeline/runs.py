@@ -32,7 +32,7 @@ from tapecast.train import TrainEvent
 PROBE_TRAIN_STEPS = 4
 PROBE_WINDOWS, PROBE_SAMPLE_STEPS = 2, 4
 CHUNK = 4  # test origins sampled together (as `tapecast forecast` does)
-OVERRUN = 1.3  # a model may train this many times its planned time before it is stopped
+OVERRUN = 1.1  # a model may train this many times its share of the time before it is stopped
 KEY_FILE = "demo_key.txt"
 
 
@@ -128,7 +128,7 @@ def train_model(fs: FeatureSet, config: JLCSDIConfig, run: Path, key: str, *,
     key_path.write_text(key + "\n", encoding="utf-8")
     total = config.train.max_steps or 0
     callback, seen = _train_callback(reporter, total,
-                                     time.monotonic() + OVERRUN * planned_s + 10.0)
+                                     time.monotonic() + OVERRUN * planned_s + 5.0)
     val = fs.dataset("val") if "val" in fs.split_spec.splits else None
     model = JLCSDI(config)
     start, stopped = time.perf_counter(), False
