@@ -42,7 +42,7 @@ def test_generate_market_when_small_config_returns_canonical_tables(small: Table
     assert small.trades["ts"].is_sorted() and small.quotes["ts"].is_sorted()
     assert small.trades["ts"].n_unique() == small.trades.height
     assert set(small.trades["side"].unique().to_list()) == {-1, 1}
-    assert small.trades["side_source"].cast(pl.String).unique().to_list() == ["exchange"]
+    assert small.trades["side_source"].cast(pl.String).unique().to_list() == ["synthetic"]
     assert not small.trades["suspicious"].any()
 
 

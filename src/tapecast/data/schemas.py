@@ -33,7 +33,7 @@ TS: Final = pl.Datetime("ns", "UTC")
 
 ACTIONS: Final = ("add", "cancel", "modify", "trade", "fill", "clear")
 BOOK_SIDES: Final = ("bid", "ask", "none")
-SIDE_SOURCES: Final = ("exchange", "lee_ready", "tick_rule")
+SIDE_SOURCES: Final = ("exchange", "lee_ready", "tick_rule", "synthetic")
 
 Action = pl.Enum(list(ACTIONS))
 BookSide = pl.Enum(list(BOOK_SIDES))

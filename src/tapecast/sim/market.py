@@ -37,7 +37,7 @@ from tapecast.sim.orders import metaorder_signs, trade_sizes
 from tapecast.sim.prices import log_ar1, mid_path, quotes_around, volatility_factor
 
 FORMAT = "synthetic"
-SIDE_SOURCE = "exchange"  # the generator's own aggressor label: known, like a venue's flag
+SIDE_SOURCE = "synthetic"  # the generator's own aggressor label: known, like a venue's flag
 BURST_HALF_LIFE = 150.0  # trades; the liquidity factor behind the burst probability
 BURN_IN = 5_000  # trades generated and dropped so the metaorders start in their steady state
 
@@ -152,7 +152,7 @@ def generate_market(config: SyntheticMarketConfig | None = None, *, seed: int = 
     -------
     Tables
         ``format="synthetic"``; ``trades`` (schema :data:`tapecast.data.schemas.TRADES`, sorted by
-        ts, ``side`` the true aggressor sign with ``side_source="exchange"``: the generator's own
+        ts, ``side`` the true aggressor sign with ``side_source="synthetic"``: the generator's own
         label, known exactly like a venue's flag) and ``quotes`` (schema ``QUOTES``: the best
         bid/ask 1 ns before each trade; a buy prints at that ask, a sell at that bid).
         ``counters``: rows, rows_rejected (0), metaorders, sessions.
