@@ -178,3 +178,10 @@ def test_acf_when_input_not_1d_or_bad_lags_raises() -> None:
         acf(np.zeros((3, 3)))
     with pytest.raises(TapecastError):
         acf(np.zeros(5), lags=0)
+
+
+def test_acf_when_many_lags_fft_path_equals_dot_per_lag() -> None:
+    x = np.random.default_rng(5).standard_t(3, 300)
+    fft = acf(x, lags=400)  # > FFT_LAGS: one FFT; lags >= n are NaN
+    np.testing.assert_allclose(fft[:299], _acf_by_hand(x, 299), rtol=1e-9, atol=1e-13)
+    assert np.isnan(fft[299:]).all()

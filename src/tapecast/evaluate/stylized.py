@@ -108,6 +108,10 @@ def hill_tail_index(x: ArrayLike, k: int | float | None = None) -> float:
     return 1.0 / xi if xi > 0 else math.nan
 
 
+FFT_LAGS = 32
+"""Above this many lags :func:`acf` uses one FFT (Wiener–Khinchin) instead of a dot per lag."""
+
+
 def acf(x: ArrayLike, lags: int = DEFAULT_LAGS) -> NDArray[np.float64]:
     """Sample autocorrelation ρ_1..ρ_lags (the biased estimator, denominator Σ (x_t - x̄)²).
 
@@ -132,7 +136,14 @@ def acf(x: ArrayLike, lags: int = DEFAULT_LAGS) -> NDArray[np.float64]:
     if denom <= 0:
         return out
     n = arr.size
-    for k in range(1, min(lags, n - 1) + 1):
+    top = min(lags, n - 1)
+    if top > FFT_LAGS:  # all lags at once: O(n log n) instead of O(n · lags)
+        size = 1 << (2 * n - 1).bit_length()
+        spectrum = np.fft.rfft(dev, size)
+        cov = np.fft.irfft(spectrum * np.conj(spectrum), size)[1:top + 1]  # (top,)
+        out[:top] = cov / denom
+        return out
+    for k in range(1, top + 1):
         out[k - 1] = np.dot(dev[k:], dev[: n - k]) / denom
     return out
 
