@@ -120,6 +120,15 @@ def test_assign_splits_when_too_few_sessions_then_error_says_have_and_need() -> 
         walk_forward_folds(windows, SplitSpec(kind="walk-forward", min_train_sessions=3))
 
 
+def test_assign_splits_when_val_already_zero_then_hint_does_not_suggest_it() -> None:
+    windows = make_windows((50,))
+    with pytest.raises(TapecastError, match="--val-sessions 0"):
+        assign_splits(windows, SplitSpec())
+    with pytest.raises(TapecastError, match="training and a test session") as info:
+        assign_splits(windows, SplitSpec(val_sessions=0))
+    assert "--val-sessions 0" not in str(info.value)
+
+
 def test_split_spec_when_embargo_shorter_than_horizon_then_error() -> None:
     with pytest.raises(TapecastError, match="shorter than the horizon"):
         SplitSpec(horizon=10, embargo=9)

@@ -209,8 +209,10 @@ def _too_few(spec: SplitSpec, sessions: Sequence[dt.date], need: int, parts: str
     if len(sessions) < need:
         span = (f"{len(sessions)} session{'s' if len(sessions) != 1 else ''} "
                 f"({sessions[0]}{'..' + str(sessions[-1]) if len(sessions) > 1 else ''})")
-        hint = ("; with fewer sessions use --val-sessions 0 (train, then test) or --split dates"
-                if spec.kind == "last" else "; lower --min-train-sessions" if
+        last = ("; with fewer sessions use --val-sessions 0 (train, then test) or --split dates"
+                if spec.val_sessions > 0 else "; a forecast needs a training and a test session"
+                " (use --split dates to choose them)")
+        hint = (last if spec.kind == "last" else "; lower --min-train-sessions" if
                 spec.kind == "walk-forward" else "")
         raise TapecastError(f"the '{spec.kind}' split needs at least {need} sessions ({parts}) "
                             f"but the windows hold {span}{hint}")
