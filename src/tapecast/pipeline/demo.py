@@ -117,11 +117,12 @@ class DemoResult:
 
 
 def market_config(budget_minutes: float) -> Any:
-    """The built-in market for a budget: 5 sessions, ~250k trades per session at 10 minutes
-    and more (about 50 test origins of 500-trade windows), fewer for shorter budgets."""
+    """The built-in market for a budget: 5 sessions of ~250k trades at 10 minutes and more
+    (about 30 test origins of 500-trade windows), down to half that for shorter budgets (still
+    at least 12 test origins of 500 trades: the windows keep their default size)."""
     from tapecast.sim import SyntheticMarketConfig
 
-    scale = min(1.0, max(0.25, budget_minutes / 10.0))
+    scale = min(1.0, max(0.5, budget_minutes / 10.0))
     return SyntheticMarketConfig(n_sessions=5, trades_per_session=int(250_000 * scale))
 
 
