@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 # files a folder expansion passes over: documentation and listings, not market data
 SKIP_SUFFIXES = frozenset({".md", ".tsv", ".txt", ".rst", ".pdf", ".html", ".htm", ".py",
-                           ".yaml", ".yml", ".toml", ".ini", ".log", ".sha256", ".lock"})
+                           ".yaml", ".yml", ".toml", ".ini", ".log", ".sha256", ".lock",
+                           ".png", ".jpg", ".jpeg", ".gif", ".svg"})
 SKIP_STEMS = ("readme", "license", "licence", "manifest", "summary", "changelog", "notice")
 
 
