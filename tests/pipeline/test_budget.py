@@ -63,12 +63,32 @@ def test_plan_budget_when_sampling_is_very_slow_subsamples_windows_evenly() -> N
     assert any("subsampled evenly" in n for n in plan.notes)
 
 
-def test_plan_budget_when_even_the_floor_does_not_fit_drops_shuffle_then_ddpm() -> None:
-    plan = plan_budget(600.0, Throughput(0.1, 5.0), n_test=100)
+def test_plan_budget_when_the_floor_does_not_fit_drops_shuffle_then_ddpm() -> None:
+    # 0.7 * 300 s / 0.25 s = 840 window-steps; 12 windows at the floor steps need 1,365 with
+    # every sampler, 1,065 without SHUFFLE, 765 without SHUFFLE and ddpm
+    plan = plan_budget(600.0, Throughput(0.1, 0.25), n_test=100)
     assert "SHUFFLE" not in plan.sampler_steps and "ddpm" not in plan.sampler_steps
     assert "shuffle" not in plan.models  # not trained when its forecast cannot be drawn
     assert set(plan.skipped) == {"SHUFFLE jl/sde", "vp/ddpm"}
-    assert plan.n_windows == 12 and any("over budget" in n for n in plan.notes)
+    assert plan.n_windows >= 12 and _cost(plan, 0.25) <= 0.7 * plan.forecast_s
+
+
+def test_plan_budget_when_only_one_sampler_fits_trains_only_its_model() -> None:
+    # 840 -> 400 window-steps: ddim + sde-mgd at 12 windows need 465, sde-mgd alone 345
+    plan = plan_budget(600.0, Throughput(0.1, 0.525), n_test=100)
+    assert set(plan.sampler_steps) == {"sde-mgd"} and plan.models == ("jump-laplace",)
+    assert plan.train_steps == 250  # the one model gets the whole training part
+    assert plan.n_windows >= 12 and _cost(plan, 0.525) <= 0.7 * plan.forecast_s
+
+
+def test_plan_budget_when_no_sampler_fits_plans_baselines_only_never_an_overrun() -> None:
+    plan = plan_budget(600.0, Throughput(0.1, 5.0), n_test=100)
+    assert plan.sampler_steps == {} and plan.models == () and plan.train_steps == 0
+    assert set(plan.skipped) == {"SHUFFLE jl/sde", "vp/ddpm", "jl/sde", "vp/ddim",
+                                 "jl/sde-mgd"}
+    assert all(r.startswith("n/a budget") for r in plan.skipped.values())
+    assert plan.n_windows == 100  # the baselines are cheap: every test window
+    assert not any("over budget" in n for n in plan.notes)
 
 
 def test_plan_budget_when_round_tripped_through_json_is_unchanged() -> None:

@@ -8,23 +8,39 @@ import pytest
 
 from tapecast.core.forecast import Samples
 from tapecast.features.batch import ForecastBatch
+from tapecast.pipeline import runs
 from tapecast.pipeline.progress import Quiet
 from tapecast.pipeline.runs import CHUNK, BudgetStop, _train_callback, sample_until
 from tapecast.train import TrainEvent
 from tests.models.batches import batch_from_series, synthetic_windows
 
 
-class _CountingModel:
-    """Stands in for JLCSDI in ``sample_until``: zeros, and records each call's seed."""
+class _FakeClock:
+    """``time.monotonic``/``perf_counter`` that move only when told (no sleeping)."""
 
-    def __init__(self, pause_s: float = 0.0) -> None:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+class _CountingModel:
+    """Stands in for JLCSDI in ``sample_until``: zeros, records each call's seed, and moves
+    the fake clock on by ``s_per_window`` per window sampled."""
+
+    def __init__(self, clock: _FakeClock | None = None, s_per_window: float = 0.0) -> None:
         self.seeds: list[int] = []
-        self.pause_s = pause_s
+        self.clock, self.s_per_window = clock, s_per_window
 
     def sample(self, batch: ForecastBatch, n: int, *, sampler: str, steps: int,
                seed: int) -> Samples:
         self.seeds.append(seed)
-        time.sleep(self.pause_s)
+        if self.clock is not None:
+            self.clock.now += self.s_per_window * batch.size
         values = np.zeros((batch.size, n, len(batch.channels), batch.horizon), np.float32)
         return Samples(values, batch.channels)
 
@@ -35,22 +51,54 @@ def batch() -> ForecastBatch:
     return batch_from_series(series, context=8, horizon=2, stride=4)
 
 
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> _FakeClock:
+    fake = _FakeClock()
+    monkeypatch.setattr(runs, "time", fake)
+    return fake
+
+
 def test_sample_until_when_time_allows_samples_every_chunk_with_seed_plus_index(
-        batch: ForecastBatch) -> None:
-    model: Any = _CountingModel()
-    samples, _ = sample_until(model, batch, 3, sampler="sde", steps=2, seed=10,
-                              deadline=time.monotonic() + 3600, reporter=Quiet())
+        batch: ForecastBatch, clock: _FakeClock) -> None:
+    model: Any = _CountingModel(clock, s_per_window=1.0)
+    samples, wall = sample_until(model, batch, 3, sampler="sde", steps=2, seed=10,
+                                 deadline=clock.now + 3600, s_per_window_step=0.5,
+                                 reporter=Quiet())
     n_chunks = -(-batch.size // CHUNK)
     assert samples is not None and samples.values.shape[:2] == (batch.size, 3)
-    assert model.seeds == [10 + i for i in range(n_chunks)]
+    assert model.seeds == [10 + i for i in range(n_chunks)] and wall == batch.size
 
 
-def test_sample_until_when_the_next_chunk_would_pass_the_deadline_returns_none(
-        batch: ForecastBatch) -> None:
-    model: Any = _CountingModel(pause_s=0.05)
+def test_sample_until_when_the_plan_says_it_cannot_end_in_time_samples_nothing(
+        batch: ForecastBatch, clock: _FakeClock) -> None:
+    model: Any = _CountingModel(clock, s_per_window=1.0)
+    # planned: 2 steps x 1 s per window-step x batch.size windows > the time left
     samples, _ = sample_until(model, batch, 3, sampler="sde", steps=2, seed=0,
-                              deadline=time.monotonic() + 0.07, reporter=Quiet())
-    assert samples is None and len(model.seeds) < -(-batch.size // CHUNK)
+                              deadline=clock.now + 2 * batch.size - 1, s_per_window_step=1.0,
+                              reporter=Quiet())
+    assert samples is None and model.seeds == []
+
+
+def test_sample_until_when_mgd_cost_tips_the_plan_over_samples_nothing(
+        batch: ForecastBatch, clock: _FakeClock) -> None:
+    model: Any = _CountingModel(clock)
+    deadline = clock.now + 1.1 * batch.size  # fits sde (1.0 per window), not sde-mgd (1.15)
+    samples, _ = sample_until(model, batch, 3, sampler="sde", steps=1, seed=0,
+                              deadline=deadline, s_per_window_step=1.0, reporter=Quiet())
+    assert samples is not None
+    samples, _ = sample_until(model, batch, 3, sampler="sde-mgd", steps=1, seed=0,
+                              deadline=deadline, s_per_window_step=1.0, reporter=Quiet())
+    assert samples is None
+
+
+def test_sample_until_when_it_falls_behind_the_plan_stops_before_the_deadline(
+        batch: ForecastBatch, clock: _FakeClock) -> None:
+    # planned 0.1 s per window, measured 1 s: after the first chunk the rest cannot fit
+    model: Any = _CountingModel(clock, s_per_window=1.0)
+    deadline = clock.now + batch.size / 2
+    samples, _ = sample_until(model, batch, 3, sampler="sde", steps=1, seed=0,
+                              deadline=deadline, s_per_window_step=0.1, reporter=Quiet())
+    assert samples is None and model.seeds == [0] and clock.now <= deadline
 
 
 def test_train_callback_when_past_the_stop_time_raises_budget_stop() -> None:

@@ -13,8 +13,9 @@ plan that fits the budget:
   steps) is trained only when the three models still get at least ``shuffle_min_steps``;
 * forecasting: every sampler at its default steps over every test origin if that fits;
   otherwise the steps shrink evenly (down to half the default, ``ddim`` stays at its 10),
-  then the test origins are subsampled evenly (no fewer than ``min_windows``), then the
-  SHUFFLE forecast and the ``ddpm`` sampler are dropped, in that order.
+  then the test origins are subsampled evenly (no fewer than ``min_windows``); when even that
+  does not fit, samplers are dropped (:data:`DROP_ORDER`) until it does, and a model none of
+  whose samplers is left is not trained. No plan schedules an overrun.
 
 Everything here is a pure function of numbers, so it is unit-tested without a model.
 """
@@ -41,7 +42,8 @@ FORECASTER_NAMES: dict[str, str] = {"ddpm": "vp/ddpm", "ddim": "vp/ddim", "sde":
                                     "sde-mgd": "jl/sde-mgd", "SHUFFLE": "SHUFFLE jl/sde"}
 """Report names: ``vp`` = the Gaussian variance-preserving model, ``jl`` = Jump-Laplace."""
 MGD_COST = 1.15  # an sde-mgd step costs ~5-15 % more than an sde step (docs/jl-csdi.md)
-DROP_ORDER = ("SHUFFLE", "ddpm")  # what goes first when even the floor does not fit
+DROP_ORDER = ("SHUFFLE", "ddpm", "sde", "ddim", "sde-mgd")
+"""What goes first when even ``min_windows`` test windows do not fit (most wanted last)."""
 
 
 @dataclass(frozen=True)
@@ -166,10 +168,16 @@ class BudgetRules:
             raise TapecastError("BudgetRules: step and window counts must be at least 1")
 
 
+MODEL_TITLES = {"gaussian": "Gaussian", "jump-laplace": "Jump-Laplace",
+                "shuffle": "SHUFFLE control"}
+
+
 def plan_training(train_s: float, s_per_step: float, rules: BudgetRules,
-                  allow_shuffle: bool = True
+                  allow_shuffle: bool = True,
+                  base: tuple[str, ...] = ("gaussian", "jump-laplace")
                   ) -> tuple[int, tuple[str, ...], dict[str, str], list[str]]:
-    """Steps per model and which models to train (the SHUFFLE control only if ``allow_shuffle``).
+    """Steps per model and which models to train: ``base`` (the models some planned sampler
+    draws from) and the SHUFFLE control only if ``allow_shuffle`` and it gets enough steps.
 
     Returns
     -------
@@ -179,22 +187,26 @@ def plan_training(train_s: float, s_per_step: float, rules: BudgetRules,
     def fits(n_models: int) -> int:
         return min(rules.max_train_steps, int(train_s / (n_models * s_per_step)))
 
-    with_shuffle = fits(3)
+    if not base:
+        return 0, (), {}, ["training: no model (no sampler fits the forecasting budget)"]
+    with_shuffle = fits(len(base) + 1)
     if allow_shuffle and with_shuffle >= min(rules.shuffle_min_steps, rules.max_train_steps):
-        steps = with_shuffle
-        return steps, ("gaussian", "jump-laplace", "shuffle"), {}, [
-            f"training: 3 models (Gaussian, Jump-Laplace, SHUFFLE control) x {steps} steps at "
-            f"{s_per_step:.2f} s/step (~{3 * steps * s_per_step:.0f} s of {train_s:.0f} s)"]
-    steps = max(fits(2), rules.min_train_steps)
-    reason = (f"n/a budget: with the SHUFFLE control each model would get {with_shuffle} steps "
-              f"(< {rules.shuffle_min_steps}); raise --budget-minutes")
-    notes = [f"training: 2 models (Gaussian, Jump-Laplace) x {steps} steps at "
-             f"{s_per_step:.2f} s/step (~{2 * steps * s_per_step:.0f} s of {train_s:.0f} s); "
-             "SHUFFLE control skipped"]
+        models, skipped = (*base, "shuffle"), {}
+        steps, extra = with_shuffle, ""
+    else:
+        models, steps, extra = base, max(fits(len(base)), rules.min_train_steps), ""
+        skipped = {FORECASTER_NAMES["SHUFFLE"]: (
+            f"n/a budget: with the SHUFFLE control each model would get {with_shuffle} steps "
+            f"(< {rules.shuffle_min_steps}); raise --budget-minutes")} if allow_shuffle else {}
+        extra = "; SHUFFLE control skipped"
+    notes = [f"training: {len(models)} model(s) ("
+             + ", ".join(MODEL_TITLES[m] for m in models) + f") x {steps} steps at "
+             f"{s_per_step:.2f} s/step (~{len(models) * steps * s_per_step:.0f} s of "
+             f"{train_s:.0f} s){extra}"]
     if steps < rules.max_train_steps:
         notes.append(f"training is shorter than the config's {rules.max_train_steps} steps: "
                      "the models are under-trained, expect weaker forecasts")
-    return steps, ("gaussian", "jump-laplace"), {FORECASTER_NAMES["SHUFFLE"]: reason}, notes
+    return steps, models, skipped, notes
 
 
 def _cost_per_window(steps: Mapping[str, int]) -> float:
@@ -210,10 +222,35 @@ def even_windows(n_test: int, n: int) -> tuple[int, ...]:
     return tuple(int(i) for i in picks)
 
 
+def _reduce_steps(defaults: Mapping[str, int], per_window: float, n_test: int
+                  ) -> tuple[dict[str, int], list[str]]:
+    """Steps scaled evenly (down to half the default; ``ddim`` kept) so that ``n_test``
+    windows cost ``per_window`` reverse steps at most, where the floor allows."""
+    if _cost_per_window(defaults) * n_test <= per_window:
+        return dict(defaults), []
+    floor = {k: (v if k == "ddim" else max(1, -(-v // 2))) for k, v in defaults.items()}
+    fixed = _cost_per_window({k: v for k, v in defaults.items() if k == "ddim"})
+    scalable = _cost_per_window({k: v for k, v in defaults.items() if k != "ddim"})
+    scale = max(0.0, (per_window / n_test - fixed) / max(scalable, 1e-9))
+    steps = {k: max(floor[k], int(v * scale)) for k, v in defaults.items()}
+    return steps, ["sampler steps reduced to fit: " + ", ".join(
+        f"{k} {steps[k]}/{defaults[k]}" for k in steps if steps[k] != defaults[k])]
+
+
+def _affordable(steps: Mapping[str, int], per_window: float, n_test: int) -> int:
+    """Test windows that fit ``per_window`` reverse steps (all of them with no sampler)."""
+    cost = _cost_per_window(steps)
+    return n_test if cost <= 0 else min(n_test, int(per_window / cost))
+
+
 def plan_forecast(forecast_s: float, s_per_window_step: float, n_test: int,
                   shuffle: bool, rules: BudgetRules
                   ) -> tuple[dict[str, int], tuple[int, ...], dict[str, str], list[str]]:
     """Sampler steps and test origins that fit ``forecast_s`` (minus the reserve).
+
+    Steps shrink first, then the origins are subsampled; when even ``min_windows`` origins
+    do not fit, samplers are dropped in :data:`DROP_ORDER` until they do (with every sampler
+    dropped only the baselines forecast, over ``min_windows`` origins). Never plans an overrun.
 
     Returns
     -------
@@ -226,29 +263,18 @@ def plan_forecast(forecast_s: float, s_per_window_step: float, n_test: int,
     if shuffle:
         defaults["SHUFFLE"] = defaults[SHUFFLE_SAMPLER]
     per_window = avail / s_per_window_step  # affordable reverse steps over all windows
-    steps, skipped, notes = dict(defaults), {}, []
-    full = _cost_per_window(steps) * n_test
-    if full > per_window:
-        floor = {k: (v if k == "ddim" else max(1, -(-v // 2))) for k, v in defaults.items()}
-        fixed = _cost_per_window({k: v for k, v in defaults.items() if k == "ddim"})
-        scalable = _cost_per_window({k: v for k, v in defaults.items() if k != "ddim"})
-        scale = max(0.0, (per_window / n_test - fixed) / max(scalable, 1e-9))
-        steps = {k: max(floor[k], int(v * scale)) for k, v in defaults.items()}
-        notes.append("sampler steps reduced to fit: " + ", ".join(
-            f"{k} {steps[k]}/{defaults[k]}" for k in steps if steps[k] != defaults[k]))
-    n = min(n_test, int(per_window / _cost_per_window(steps)))
+    steps, notes = _reduce_steps(defaults, per_window, n_test)
+    floor, skipped = min(rules.min_windows, n_test), {}
+    n = _affordable(steps, per_window, n_test)
     for drop in DROP_ORDER:
-        if n >= min(rules.min_windows, n_test) or drop not in steps:
-            continue
-        del steps[drop]
-        skipped[FORECASTER_NAMES[drop]] = (
-            f"n/a budget: dropped so that at least {rules.min_windows} test windows fit")
-        n = min(n_test, int(per_window / _cost_per_window(steps)))
-    if n < min(rules.min_windows, n_test):
-        n = min(rules.min_windows, n_test)
-        notes.append(f"even {n} test windows at the lowest steps exceed the forecasting budget "
-                     f"(~{n * _cost_per_window(steps) * s_per_window_step:.0f} s planned "
-                     f"against {avail:.0f} s): the run will be over budget")
+        if n >= floor:
+            break
+        if steps.pop(drop, None) is not None:
+            skipped[FORECASTER_NAMES[drop]] = (
+                f"n/a budget: dropped so that at least {floor} test windows fit in the "
+                f"forecasting budget ({avail:.0f} s of sampling)")
+        n = _affordable(steps, per_window, n_test)
+    n = max(n, floor)
     windows = even_windows(n_test, n)
     if len(windows) < n_test:
         notes.append(f"test origins subsampled evenly: {len(windows)} of {n_test}")
@@ -287,8 +313,10 @@ def plan_budget(budget_s: float, throughput: Throughput, n_test: int,
     steps, models, skipped, notes = plan_training(train_s, throughput.train_s_per_step, rules)
     sampler_steps, windows, more_skipped, more_notes = plan_forecast(
         forecast_s, throughput.sample_s_per_window_step, n_test, "shuffle" in models, rules)
-    if FORECASTER_NAMES["SHUFFLE"] in more_skipped:  # no forecast of it fits: do not train it
+    base = tuple(m for m in ("gaussian", "jump-laplace")
+                 if any(SAMPLERS.get(s) == m for s in sampler_steps))
+    if "SHUFFLE" not in sampler_steps or len(base) < 2:  # train only what is sampled
         steps, models, _, notes = plan_training(train_s, throughput.train_s_per_step, rules,
-                                                allow_shuffle=False)
+                                                allow_shuffle=False, base=base)
     return BudgetPlan(budget_s, train_s, forecast_s, steps, models, sampler_steps, n_test,
                       windows, {**skipped, **more_skipped}, (*notes, *more_notes))

@@ -289,7 +289,8 @@ class _Run:
             forecast = self.sample_step(sampler, plan, test, model_keys, common, keys, stop)
             if forecast is None:
                 skipped[FORECASTER_NAMES[sampler]] = ("n/a budget: sampling would have ended "
-                                                      "after the deadline")
+                                                      "after the deadline (not started, or "
+                                                      "stopped when it fell behind)")
             else:
                 made.append(forecast)
         for name, share in OPTIONAL_BASELINES.items():
@@ -329,7 +330,8 @@ class _Run:
         self.r.stage(f"sampling {name} ({steps} steps)", test.size)
         samples, wall = runs.sample_until(model, test, self.o.n_samples, sampler=real,
                                           steps=steps, seed=self.o.seed, deadline=stop,
-                                          reporter=self.r)
+                                          s_per_window_step=self.throughput
+                                          .sample_s_per_window_step, reporter=self.r)
         self.r.done()
         if samples is None:
             return None

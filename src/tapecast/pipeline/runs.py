@@ -25,7 +25,7 @@ from tapecast.features.batch import ForecastBatch
 from tapecast.features.featureset import FeatureSet
 from tapecast.models.jl_csdi import JLCSDI
 from tapecast.models.jl_csdi_config import JLCSDIConfig
-from tapecast.pipeline.budget import Throughput
+from tapecast.pipeline.budget import MGD_COST, Throughput
 from tapecast.pipeline.progress import Reporter
 from tapecast.train import TrainEvent
 
@@ -154,30 +154,36 @@ def _keep_best(model: JLCSDI, run: Path) -> None:
 
 
 def sample_until(model: JLCSDI, batch: ForecastBatch, n_samples: int, *, sampler: str,
-                 steps: int, seed: int, deadline: float, reporter: Reporter
-                 ) -> tuple[Samples | None, float]:
+                 steps: int, seed: int, deadline: float, s_per_window_step: float,
+                 reporter: Reporter) -> tuple[Samples | None, float]:
     """``model.sample`` over ``batch`` in chunks of :data:`CHUNK` (chunk ``i`` seeded
-    ``seed + i``); None when the next chunk would end after ``deadline`` (time.monotonic).
+    ``seed + i``), only when it can end by ``deadline`` (time.monotonic).
+
+    Before the first chunk the whole forecast is costed at the planned rate
+    (``s_per_window_step`` x ``steps`` per window, ``sde-mgd`` weighted by
+    :data:`tapecast.pipeline.budget.MGD_COST`): when it would end after the deadline nothing is
+    sampled. Before each later chunk the rest is costed at the slower of the planned and the
+    measured rate, and sampling stops when the rest would end after the deadline (the chunks
+    done are then lost: a forecast must cover every planned window).
 
     Returns
     -------
     (Samples or None, float)
-        The samples and the sampling seconds.
+        The samples (None when skipped or stopped) and the sampling seconds.
     """
+    planned = s_per_window_step * steps * (MGD_COST if sampler == "sde-mgd" else 1.0)
     parts: list[Samples] = []
     start = time.perf_counter()
     with _threads(sampling_threads()):
         for i, first in enumerate(range(0, batch.size, CHUNK)):
-            done = first
-            if done:
-                per_window = (time.perf_counter() - start) / done
-                if time.monotonic() + per_window * min(CHUNK, batch.size - done) > deadline:
-                    return None, time.perf_counter() - start
+            measured = (time.perf_counter() - start) / first if first else 0.0
+            if time.monotonic() + max(planned, measured) * (batch.size - first) > deadline:
+                return None, time.perf_counter() - start
             part = batch.select(slice(first, first + CHUNK))
             parts.append(model.sample(part, n_samples, sampler=sampler, steps=steps,
                                       seed=seed + i))
-            reporter.update(min(first + CHUNK, batch.size),
-                            f"{(first + part.size) / (time.perf_counter() - start):.2f} windows/s")
+            elapsed = max(time.perf_counter() - start, 1e-9)
+            reporter.update(first + part.size, f"{(first + part.size) / elapsed:.2f} windows/s")
     return Samples.concat(parts), time.perf_counter() - start
 
 
