@@ -111,29 +111,3 @@ def test_run_demo_when_market_has_one_session_raises_with_counts(tmp_path: Path)
         n_sessions=1, trades_per_session=3_000))
     with pytest.raises(TapecastError, match="at least 2"):
         run_demo(options)
-
-
-def test_run_demo_when_windows_too_large_shrinks_them_and_says_so(tmp_path: Path) -> None:
-    from tapecast.pipeline.inputs import build_features
-    from tapecast.sim import generate_market
-
-    tables = generate_market(SyntheticMarketConfig(n_sessions=3, trades_per_session=4_000),
-                             seed=1)
-    assert tables.trades is not None
-    opts = FeatureOptions(window_trades=200, context=8, horizon=2, min_train=20, min_test=4)
-    info = build_features(tables.trades, tables.quotes, tmp_path / "f", opts, "tiny")
-    assert info["window_trades"] < 200 and "instead" in info["notes"][0]
-    assert info["samples_per_split"]["test"] >= 4 and info["samples_per_split"]["train"] >= 20
-
-
-def test_run_demo_when_tape_is_far_too_small_raises_with_the_counts(tmp_path: Path) -> None:
-    from tapecast.pipeline.inputs import build_features
-    from tapecast.sim import generate_market
-
-    tables = generate_market(SyntheticMarketConfig(n_sessions=3, trades_per_session=1_000),
-                             seed=1)
-    assert tables.trades is not None
-    opts = FeatureOptions(window_trades=500, context=100, horizon=10)
-    with pytest.raises(TapecastError, match="too small for the demo") as info:
-        build_features(tables.trades, tables.quotes, tmp_path / "f", opts, "tiny")
-    assert "trades" in str(info.value) and "\n" not in str(info.value)

@@ -27,7 +27,7 @@ import polars as pl
 from tapecast.core.errors import TapecastError
 from tapecast.features.dataset import ForecastDataset
 from tapecast.features.featureset import FeatureSet, build_feature_set, write_feature_set
-from tapecast.features.orderflow import OrderFlowConfig, orderflow_windows
+from tapecast.features.orderflow import OrderFlowConfig, OrderFlowResult, orderflow_windows
 from tapecast.features.sessions import assign_sessions
 from tapecast.features.splits import SplitSpec, assign_splits
 from tapecast.pipeline.manifest import input_key
@@ -35,6 +35,7 @@ from tapecast.pipeline.manifest import input_key
 RTH_SHARE = 0.8
 MIN_WINDOW_TRADES = 20
 SHRINK_MARGIN = 1.15  # shrink windows a little more than size_factor says (it is approximate)
+MAX_SIZES = 4  # window sizes tried (the first and three shrinks) before giving up
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,46 @@ def _counts(windows: pl.DataFrame, trades: int) -> str:
     return f"{trades:,} trades, windows per session {shown or 'none'}"
 
 
+def _fit_windows(signed: pl.DataFrame, opts: FeatureOptions, session: str, rth: bool,
+                 source: str) -> tuple[OrderFlowResult, SplitSpec, OrderFlowConfig, list[str]]:
+    """Windows of ``opts.window_trades`` trades, shrunk (at most :data:`MAX_SIZES` sizes
+    tried) until every split has its minimum of samples.
+
+    Returns
+    -------
+    (OrderFlowResult, SplitSpec, OrderFlowConfig, list of str)
+        The windows, their split, the config that made them, and a note per shrink.
+    """
+    size = opts.window_trades
+    notes: list[str] = []
+    for _ in range(MAX_SIZES):
+        config = OrderFlowConfig(window_trades=size, session=session,  # type: ignore[arg-type]
+                                 regular_hours_only=rth)
+        result = orderflow_windows(signed, config)
+        factor = float("inf")
+        if result.windows.height:
+            spec = split_spec(result.windows, opts)
+            factor = _shrink_factor(result.windows, spec, opts)
+        if factor <= 1.0:
+            return result, spec, config, notes
+        counts = _counts(result.windows, signed.height)
+        smaller = int(size / (factor * SHRINK_MARGIN)) if np.isfinite(factor) else 0
+        if smaller < MIN_WINDOW_TRADES:
+            raise TapecastError(
+                f"{source}: too small for the demo ({counts}): {opts.min_train} training and "
+                f"{opts.min_test} test samples of {opts.context}+{opts.horizon} windows would "
+                f"need windows of {smaller} trades (< {MIN_WINDOW_TRADES}); give more "
+                "sessions or more trades")
+        notes.append(f"the tape is too small for {size}-trade windows ({counts}): using "
+                     f"{smaller}-trade windows instead")
+        size = smaller
+    raise TapecastError(
+        f"{source}: too small for the demo ({counts}): {MAX_SIZES} window sizes down to "
+        f"{config.window_trades} trades still give fewer than {opts.min_train} training or "
+        f"{opts.min_test} test samples of {opts.context}+{opts.horizon} windows; give more "
+        "sessions or more trades")
+
+
 def build_features(trades: pl.DataFrame, quotes: pl.DataFrame | None, out: Path,
                    opts: FeatureOptions, source: str) -> dict[str, Any]:
     """Sign the trades, compute the windows (shrinking them when needed), write ``out``.
@@ -150,34 +191,13 @@ def build_features(trades: pl.DataFrame, quotes: pl.DataFrame | None, out: Path,
 
     session, rth = pick_session(trades, opts.session)
     signed, signs = sign(trades, quotes)
-    size, notes = opts.window_trades, []
-    for _ in range(3):
-        config = OrderFlowConfig(window_trades=size, session=session,  # type: ignore[arg-type]
-                                 regular_hours_only=rth)
-        result = orderflow_windows(signed, config)
-        if result.windows.height == 0:
-            factor = float("inf")
-        else:
-            spec = split_spec(result.windows, opts)
-            factor = _shrink_factor(result.windows, spec, opts)
-        if factor <= 1.0:
-            break
-        smaller = int(size / (factor * SHRINK_MARGIN)) if np.isfinite(factor) else 0
-        if smaller < MIN_WINDOW_TRADES:
-            raise TapecastError(
-                f"{source}: too small for the demo ({_counts(result.windows, trades.height)}): "
-                f"{opts.min_train} training and {opts.min_test} test samples of "
-                f"{opts.context}+{opts.horizon} windows would need windows of {smaller} trades "
-                f"(< {MIN_WINDOW_TRADES}); give more sessions or more trades")
-        notes.append(f"the tape is too small for {size}-trade windows "
-                     f"({_counts(result.windows, trades.height)}): using {smaller}-trade "
-                     "windows instead")
-        size = smaller
+    result, spec, config, notes = _fit_windows(signed, opts, session, rth, source)
     windows, meta = build_feature_set(result.windows, spec, config=config.to_dict(),
                                       summary={"orderflow": result.summary, "signs": signs},
                                       source=source)
     write_feature_set(out, windows, meta)
-    return {"window_trades": size, "session": session, "regular_hours_only": rth,
+    return {"window_trades": config.window_trades, "session": session,
+            "regular_hours_only": rth,
             "samples_per_split": meta.summary["splits"]["samples_per_split"],
             "sessions": meta.summary["splits"]["sessions"], "trades": trades.height,
             "windows": windows.height, "notes": notes}
