@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tapecast.cli import app
@@ -24,9 +25,14 @@ def test_demo_when_out_is_a_foreign_folder_exits_2_and_leaves_it(tmp_path: Path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
 
 
-def test_demo_when_budget_is_not_positive_exits_2(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["demo", "--budget-minutes", "0", "--out", str(tmp_path / "d")])
-    assert result.exit_code == 2 and "--budget-minutes must be positive" in result.output
+@pytest.mark.parametrize("budget", ["0", "-1", "inf", "nan"])
+def test_demo_when_budget_is_not_positive_and_finite_exits_2_before_any_work(
+        tmp_path: Path, budget: str) -> None:
+    result = runner.invoke(app, ["demo", "--budget-minutes", budget, "--out",
+                                 str(tmp_path / "d")])
+    assert result.exit_code == 2
+    assert "--budget-minutes must be a positive finite number" in result.output
+    assert not (tmp_path / "d").exists()
 
 
 def test_demo_when_session_is_unknown_exits_2(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ split between training and forecasting+evaluation by the plan.
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -97,8 +98,9 @@ class DemoOptions:
     rules: BudgetRules = field(default_factory=BudgetRules)
 
     def __post_init__(self) -> None:
-        if not self.budget_minutes > 0:
-            raise TapecastError(f"--budget-minutes must be positive, got {self.budget_minutes}")
+        if not (math.isfinite(self.budget_minutes) and self.budget_minutes > 0):
+            raise TapecastError("--budget-minutes must be a positive finite number, got "
+                                f"{self.budget_minutes}")
         if self.n_samples < 2:
             raise TapecastError(f"n_samples must be at least 2, got {self.n_samples}")
 
