@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -61,31 +62,56 @@ def test_run_demo_when_rerun_reuses_every_step_and_rewrites_nothing(
     out, _ = first_run
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     again = run_demo(tiny_options(out))
-    assert {"features", "throughput", "train/gaussian", "train/jump-laplace", "train/shuffle",
+    assert {"features", "throughput/train", "throughput/sample", "train/gaussian",
+            "train/jump-laplace", "train/shuffle",
             "forecast/jl/sde-mgd", "forecast/garch", "report"} <= set(again.reused)
     changed = [p for p, t in stamps.items()
                if p.exists() and p.stat().st_mtime_ns != t and p.name != MANIFEST_FILE]
     assert changed == []
 
 
-@pytest.mark.slow
-def test_run_demo_when_a_sampler_option_changes_redoes_only_what_depends_on_it(
-        first_run: tuple[Path, object], monkeypatch: pytest.MonkeyPatch) -> None:
+def _scored_without_report(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Stub the evaluation (the report itself is tested above); returns the names scored."""
     import tapecast.pipeline.evaluation as evaluation
 
-    out, _ = first_run
     scored: list[list[str]] = []
+
     def fake_evaluate(run: object, forecasts: list[Forecast], *rest: object) -> dict[str, Any]:
-        scored.append([f.name for f in forecasts])  # the report itself is tested above
+        scored.append([f.name for f in forecasts])
         return {}
 
     monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
+    return scored
+
+
+@pytest.mark.slow
+def test_run_demo_when_a_sampler_option_changes_redoes_only_what_depends_on_it(
+        first_run: tuple[Path, object], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    shutil.copytree(first_run[0], out)  # the shared first run stays as it was
+    scored = _scored_without_report(monkeypatch)
     config = tiny_config(steps=20).replace(
         sample_steps={"ddpm": 3, "ddim": 2, "sde": 3, "sde-mgd": 3})
     again = run_demo(tiny_options(out, config=config), Quiet())
     assert {"features", "forecast/climatology", "forecast/garch"} <= set(again.reused)
-    assert {"throughput", "train/gaussian", "train/jump-laplace"} <= set(again.reused)
+    assert {"throughput/train", "train/gaussian", "train/jump-laplace"} <= set(again.reused)
     assert "forecast/vp/ddim" not in again.reused and again.plan.sampler_steps["ddim"] == 2
+    assert set(scored[0]) == EVERY_FORECASTER
+
+
+@pytest.mark.slow
+def test_run_demo_when_n_samples_changes_keeps_the_models_and_redraws_the_forecasts(
+        first_run: tuple[Path, object], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    shutil.copytree(first_run[0], out)
+    scored = _scored_without_report(monkeypatch)
+    again = run_demo(tiny_options(out, n_samples=6), Quiet())
+    assert {"features", "throughput/train", "train/gaussian", "train/jump-laplace",
+            "train/shuffle"} <= set(again.reused)
+    assert "throughput/sample" not in again.reused  # sampling re-measured at 6 samples
+    assert not any(r.startswith("forecast/") for r in again.reused)
     assert set(scored[0]) == EVERY_FORECASTER
 
 

@@ -87,6 +87,6 @@ def test_run_demo_when_the_budget_binds_stops_training_skips_samplers_then_resum
     assert again.plan == first.plan and _stopped_at(reporter.notes) == {}
     steps = Manifest.open(out).steps
     assert all(steps[f"train/{m}"]["info"]["steps"] == planned for m in MODELS)  # resumed
-    assert {"features", "throughput", "forecast/climatology"} <= set(again.reused)
+    assert {"features", "throughput/train", "forecast/climatology"} <= set(again.reused)
     assert not any(r.startswith("train/") for r in again.reused)
     assert "jl/sde-mgd" in scored[0] and "jl/sde-mgd" not in again.skipped

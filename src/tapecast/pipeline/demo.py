@@ -11,7 +11,8 @@ Steps (each recorded in ``DIR/demo.json`` with a hash of its inputs, see
 
 1. ``data``: the built-in synthetic market written to ``DIR/market/`` (a store), or ``data``;
 2. ``features``: order-flow windows in ``DIR/features/`` (:mod:`tapecast.pipeline.inputs`);
-3. ``plan``: throughput measured, the budget planned (:mod:`tapecast.pipeline.budget`);
+3. ``throughput/train``, ``throughput/sample``: this machine's rates, measured once (then the
+   budget is planned from stored facts on every run, :mod:`tapecast.pipeline.budget`);
 4. ``train/<model>``: the ``small`` JL-CSDI models, Gaussian-VP and Jump-Laplace (and the
    SHUFFLE control when it fits) in ``DIR/runs/<model>/``;
 5. ``forecast/<name>``: the baselines and controls (climatology = RANDOM, naive = NAIVE,
@@ -199,33 +200,45 @@ class _Run:
 
     # --- 3: plan ------------------------------------------------------------------------------
 
-    def plan(self, fs: FeatureSet) -> BudgetPlan:
-        """The plan from the throughput measured once per features and model architecture
-        (a stored step), the budget less the data and features time of the run that made them,
-        and the rules: a pure function of stored facts, so a re-run plans the same."""
-        features = self.manifest.steps["features"]
+    def measure(self, fs: FeatureSet) -> tuple[Throughput, float]:
+        """The two rates, each stored once: seconds per training step keyed by the features
+        and the architecture only, seconds per window-step also by the number of samples (so
+        changing ``--n-samples`` re-measures sampling and keeps the training plan). Returns
+        them and the probe seconds charged to the budget (those of the training probe)."""
+        features_key = self.manifest.steps["features"]["key"]
         arch = {k: v for k, v in self.config.to_dict().items() if k not in ("sample_steps",)}
-        key = input_key(features["key"], self.o.n_samples, arch)
-        info = self.reuse("throughput", key)
-        if info is None:
+        keys = {"train": input_key(features_key, arch),
+                "sample": input_key(features_key, arch, self.o.n_samples)}
+        info = {part: self.reuse(f"throughput/{part}", key) for part, key in keys.items()}
+        if info["train"] is None or info["sample"] is None:
             self.r.stage("measuring throughput", None)
             started = time.monotonic()
-            throughput = runs.probe_throughput(fs, self.config, self.o.n_samples,
-                                               self.out / "probe")
+            measured = runs.probe_throughput(fs, self.config, self.o.n_samples,
+                                             self.out / "probe")
+            wall = round(time.monotonic() - started, 2)
             self.r.done()
-            info = {**asdict(throughput), "wall_s": round(time.monotonic() - started, 2)}
-            self.manifest.mark("throughput", key, info)
-        throughput = Throughput(info["train_s_per_step"], info["sample_s_per_window_step"])
+            for part, rate in (("train", measured.train_s_per_step),
+                               ("sample", measured.sample_s_per_window_step)):
+                if info[part] is None:
+                    info[part] = {"s": rate, "wall_s": wall}
+                    self.manifest.mark(f"throughput/{part}", keys[part], info[part])
+        train, sample = dict(info["train"] or {}), dict(info["sample"] or {})
+        return Throughput(train["s"], sample["s"]), float(train.get("wall_s", 0.0))
+
+    def plan(self, fs: FeatureSet) -> BudgetPlan:
+        """The plan from the stored rates (:meth:`measure`), the budget less the data and
+        features time of the run that made them and the training probe, and the rules: a pure
+        function of stored facts, so a re-run plans the same."""
+        throughput, probe_s = self.measure(fs)
         rules = BudgetRules(**{**asdict(self.o.rules), "sampler_steps": {
             s: self.config.steps_for(s) for s in SAMPLERS}})
         if self.config.train.max_steps is not None:
             rules = BudgetRules(**{**asdict(rules), "max_train_steps":
                                    self.config.train.max_steps})
-        spent = float(features["info"].get("wall_s", 0.0)) + float(info.get("wall_s", 0.0))
+        spent = float(self.manifest.steps["features"]["info"].get("wall_s", 0.0)) + probe_s
         left = 60.0 * self.o.budget_minutes - spent  # less data, features and the probe
-        plan = plan_budget(max(left, 1.0), throughput, len(fs.dataset("test")), rules)
         self.throughput = throughput
-        return plan
+        return plan_budget(max(left, 1.0), throughput, len(fs.dataset("test")), rules)
 
     # --- 4: training --------------------------------------------------------------------------
 

@@ -1,11 +1,12 @@
 """The demo folder's manifest: which steps finished, keyed by a hash of their inputs.
 
-``DIR/demo.json`` holds one entry per finished step (``data``, ``features``, ``plan``,
-``train/<model>``, ``forecast/<name>``, ``report``): the SHA-256 of the step's inputs and
-options, and what the step reported. A re-run skips a step whose entry has the same key and
-whose outputs exist; any change of input or option changes the key and the step runs again.
-The file is rewritten atomically after every step, so Ctrl-C between two steps (or inside one)
-leaves a manifest that names only finished work.
+``DIR/demo.json`` holds one entry per finished step (``data``, ``features``,
+``throughput/train``, ``throughput/sample``, ``train/<model>``, ``forecast/<name>``,
+``report``): the SHA-256 of the step's inputs and options, and what the step reported. A re-run
+skips a step whose entry has the same key and whose outputs exist; any change of input or
+option changes the key and the step runs again. The file is rewritten atomically after every
+step, so Ctrl-C between two steps (or inside one) leaves a manifest that names only finished
+work.
 """
 
 from __future__ import annotations
