@@ -41,14 +41,15 @@ class _TickingClock:
         return self.now
 
 
-def _run(out: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Quiet]:
+def _run(out: Path, monkeypatch: pytest.MonkeyPatch, train_s_per_step: float = 0.5,
+         **changes: Any) -> tuple[Any, Quiet]:
     clock = _TickingClock()
     monkeypatch.setattr(demo_module, "time", clock)
     monkeypatch.setattr(runs, "time", clock)
     monkeypatch.setattr(runs, "probe_throughput",
-                        lambda *args, **kwargs: Throughput(0.5, 0.01))
+                        lambda *args, **kwargs: Throughput(train_s_per_step, 0.01))
     reporter = Quiet()
-    return run_demo(tiny_options(out, budget_minutes=1.0), reporter), reporter
+    return run_demo(tiny_options(out, budget_minutes=1.0, **changes), reporter), reporter
 
 
 def _stopped_at(notes: list[str]) -> dict[str, int]:
@@ -90,3 +91,10 @@ def test_run_demo_when_the_budget_binds_stops_training_skips_samplers_then_resum
     assert {"features", "throughput/train", "forecast/climatology"} <= set(again.reused)
     assert not any(r.startswith("train/") for r in again.reused)
     assert "jl/sde-mgd" in scored[0] and "jl/sde-mgd" not in again.skipped
+
+    # another --n-samples re-measures sampling only: a probe that would now report slower
+    # training (fewer planned steps) must not change the plan's training or the models
+    third, _ = _run(out, monkeypatch, train_s_per_step=5.0, n_samples=6)
+    assert third.plan.train_steps == planned and third.plan.models == MODELS
+    assert {f"train/{m}" for m in MODELS} | {"throughput/train"} <= set(third.reused)
+    assert "throughput/sample" not in third.reused
