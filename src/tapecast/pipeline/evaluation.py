@@ -36,33 +36,45 @@ def best_model(metrics: Mapping[str, Any]) -> str | None:
     return present[0] if present else None
 
 
+def report_key(keys: Sequence[str], skipped: Mapping[str, str], names: Sequence[str],
+               demo: Mapping[str, Any]) -> str:
+    """The report step's key: the forecasts (their keys and names), what was skipped, and the
+    demo provenance (budget, plan, throughput, features) except ``reused_steps`` and
+    ``notes``, which describe the run that wrote the report (a re-run reuses more steps and
+    repeats fewer notes; what the notes say of the plan and the features is in the key)."""
+    context = {k: v for k, v in demo.items() if k not in ("reused_steps", "notes")}
+    return input_key(sorted(keys), dict(skipped), list(names), context)
+
+
 def evaluate(run: _Run, forecasts: Sequence[Forecast], skipped: Mapping[str, str],
              keys: Sequence[str], plan: BudgetPlan) -> dict[str, Any]:
-    """Score ``forecasts`` and write the report files (reused when nothing changed)."""
+    """Score ``forecasts`` and write the report files (reused when nothing changed, see
+    :func:`report_key`)."""
     from tapecast.evaluate.metrics import build_metrics
     from tapecast.evaluate.report import write_overview, write_report
 
     out = run.out
     if not any(f.name == REFERENCE for f in forecasts):
         raise TapecastError("the demo needs the climatology forecast as its reference")
-    key = input_key(sorted(keys), dict(skipped), [f.name for f in forecasts])
-    files = [out / n for n in ("metrics.json", "report.html", "report.png")]
-    if run.reuse("report", key) is not None and all(p.is_file() for p in files):
-        loaded: dict[str, Any] = json.loads(files[0].read_text(encoding="utf-8"))
-        return loaded
-    run.r.stage("evaluating", None)
     features = run.manifest.steps.get("features", {}).get("info", {})
     demo = {"budget_minutes": run.o.budget_minutes, "plan": plan.to_dict(),
             "throughput": asdict(run.throughput),
             "features": features, "notes": list(run.notes), "reused_steps": list(run.reused),
             "skipped": dict(skipped)}
+    key = report_key(keys, skipped, [f.name for f in forecasts], demo)
+    files = [out / n for n in ("metrics.json", "report.html", "report.png")]
+    if run.reuse("report", key) is not None and all(p.is_file() for p in files):
+        loaded: dict[str, Any] = json.loads(files[0].read_text(encoding="utf-8"))
+        return loaded
+    run.r.stage("evaluating", None)
     metrics = build_metrics(list(forecasts), {"demo": demo}, reference=REFERENCE,
                             unavailable=skipped)
     write_report(metrics, forecasts, out)
     best = best_model(metrics) or REFERENCE
-    source = features.get("window_trades")
-    title = (f"tapecast demo: best model {best} on {metrics['forecasters'][best]['n_windows']} "
-             f"test windows" + (f" of {source} trades" if source else "")
+    window_trades = features.get("window_trades")
+    title = (f"tapecast demo: best on this test set {best}, "
+             f"{metrics['forecasters'][best]['n_windows']} test windows"
+             + (f" of {window_trades} trades" if window_trades else "")
              + f" (vs {REFERENCE})")
     write_overview(metrics, forecasts, out / "report.png", best, title)
     run.manifest.mark("report", key, {"best": best})
