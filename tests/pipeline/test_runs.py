@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,14 @@ from tapecast.core.forecast import Samples
 from tapecast.features.batch import ForecastBatch
 from tapecast.pipeline import runs
 from tapecast.pipeline.progress import Quiet
-from tapecast.pipeline.runs import CHUNK, BudgetStop, _train_callback, sample_until
+from tapecast.pipeline.runs import (
+    CHUNK,
+    KEY_FILE,
+    BudgetStop,
+    _train_callback,
+    sample_until,
+    train_model,
+)
 from tapecast.train import TrainEvent
 from tests.models.batches import batch_from_series, synthetic_windows
 
@@ -114,3 +122,26 @@ def test_train_callback_when_on_time_or_at_the_last_step_does_not_stop() -> None
     callback(TrainEvent("step", 3, 0, 0.5, 1e-3))
     late, _ = _train_callback(Quiet(), total=10, stop_at=time.monotonic() - 1.0)
     late(TrainEvent("step", 10, 0, 0.5, 1e-3))  # the last step: nothing left to save
+
+
+@pytest.mark.slow
+def test_train_model_when_a_resumed_run_has_no_step_left_reports_the_steps_trained(
+        tmp_path: Path) -> None:
+    from tapecast.features.featureset import FeatureSet
+    from tapecast.pipeline.inputs import FeatureOptions, build_features
+    from tapecast.sim import SyntheticMarketConfig, generate_market
+    from tests.models.test_jl_csdi import tiny_config
+
+    tables = generate_market(SyntheticMarketConfig(n_sessions=3, trades_per_session=3_000),
+                             seed=2)
+    assert tables.trades is not None
+    build_features(tables.trades, tables.quotes, tmp_path / "f",
+                   FeatureOptions(window_trades=20, context=8, horizon=2, min_train=20,
+                                  min_test=4), "tiny")
+    fs = FeatureSet.open(tmp_path / "f")
+    kwargs: dict[str, Any] = {"shuffle": False, "planned_s": 3600.0, "reporter": Quiet()}
+    first = train_model(fs, tiny_config(steps=3), tmp_path / "run", "k", **kwargs)
+    # killed after the last step but before the manifest recorded it: the re-run resumes
+    again = train_model(fs, tiny_config(steps=3), tmp_path / "run", "k", **kwargs)
+    assert first["steps"] == again["steps"] == 3 and not again["stopped_by_budget"]
+    assert (tmp_path / "run" / KEY_FILE).read_text().strip() == "k"

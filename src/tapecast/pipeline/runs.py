@@ -21,6 +21,7 @@ import torch
 
 from tapecast.core.errors import TapecastError
 from tapecast.core.forecast import Forecast, Samples
+from tapecast.core.io import atomic_write_text
 from tapecast.features.batch import ForecastBatch
 from tapecast.features.featureset import FeatureSet
 from tapecast.models.jl_csdi import JLCSDI
@@ -125,7 +126,7 @@ def train_model(fs: FeatureSet, config: JLCSDIConfig, run: Path, key: str, *,
     if not resume and run.exists():
         shutil.rmtree(run)
     run.mkdir(parents=True, exist_ok=True)
-    key_path.write_text(key + "\n", encoding="utf-8")
+    atomic_write_text(key_path, key + "\n")
     total = config.train.max_steps or 0
     callback, seen = _train_callback(reporter, total,
                                      time.monotonic() + OVERRUN * planned_s + 5.0)
@@ -133,13 +134,14 @@ def train_model(fs: FeatureSet, config: JLCSDIConfig, run: Path, key: str, *,
     model = JLCSDI(config)
     start, stopped = time.perf_counter(), False
     try:
-        model.fit(fs.dataset("train"), val, run, resume=resume, normalizer=fs.fit_normalizer(),
-                  callbacks=[callback], progress=False,
-                  shuffle_pairs_seed=0 if shuffle else None)
+        result = model.fit(fs.dataset("train"), val, run, resume=resume,
+                           normalizer=fs.fit_normalizer(), callbacks=[callback], progress=False,
+                           shuffle_pairs_seed=0 if shuffle else None)
+        steps = result.step  # also right when a resumed run had no step left to take
     except BudgetStop:
-        stopped = True
+        stopped, steps = True, seen[0]
         _keep_best(model, run)
-    return {"steps": seen[0], "planned_steps": total, "stopped_by_budget": stopped,
+    return {"steps": steps, "planned_steps": total, "stopped_by_budget": stopped,
             "wall_s": round(time.perf_counter() - start, 2), "params": model.n_parameters}
 
 
