@@ -137,3 +137,33 @@ def test_run_demo_when_market_has_one_session_raises_with_counts(tmp_path: Path)
         n_sessions=1, trades_per_session=3_000))
     with pytest.raises(TapecastError, match="at least 2"):
         run_demo(options)
+
+
+class _LateClock:
+    """``time.monotonic`` at 0 on its first call (the run's start), far past any deadline
+    after."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def monotonic(self) -> float:
+        self.calls += 1
+        return 0.0 if self.calls == 1 else 1e6
+
+    def perf_counter(self) -> float:
+        return 0.0
+
+
+@pytest.mark.slow
+def test_run_demo_when_time_is_short_still_reuses_a_cached_garch_forecast(
+        first_run: tuple[Path, object], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    import tapecast.pipeline.demo as demo_module
+
+    out = tmp_path / "demo"
+    shutil.copytree(first_run[0], out)
+    monkeypatch.setattr(demo_module, "time", _LateClock())
+    scored = _scored_without_report(monkeypatch)
+    again = run_demo(tiny_options(out), Quiet())
+    assert "forecast/garch" in again.reused and "garch" not in again.skipped
+    assert set(scored[0]) == EVERY_FORECASTER
