@@ -17,6 +17,7 @@ from tapecast.pipeline.runs import (
     BudgetStop,
     _train_callback,
     sample_until,
+    sampling_threads,
     train_model,
 )
 from tapecast.train import TrainEvent
@@ -145,3 +146,11 @@ def test_train_model_when_a_resumed_run_has_no_step_left_reports_the_steps_train
     again = train_model(fs, tiny_config(steps=3), tmp_path / "run", "k", **kwargs)
     assert first["steps"] == again["steps"] == 3 and not again["stopped_by_budget"]
     assert (tmp_path / "run" / KEY_FILE).read_text().strip() == "k"
+
+
+@pytest.mark.parametrize("load,cores,expected", [
+    (0.0, 2, 2), (0.9, 2, 2), (1.0, 2, 1), (3.4, 2, 1), (0.0, 16, 4), (13.2, 16, 3),
+    (0.0, 1, 1)])
+def test_sampling_threads_when_other_jobs_load_the_cores_leaves_them_theirs(
+        load: float, cores: int, expected: int) -> None:
+    assert sampling_threads(load, cores) == expected

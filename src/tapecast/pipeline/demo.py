@@ -140,6 +140,7 @@ class _Run:
     def __init__(self, options: DemoOptions, reporter: Reporter) -> None:
         self.o, self.r = options, reporter
         self.out = options.out
+        self.threads = runs.sampling_threads()  # before any work: our own load must not count
         self.start = time.monotonic()
         self.deadline = self.start + 60.0 * options.budget_minutes
         self.manifest = Manifest.open(self.out)
@@ -219,7 +220,7 @@ class _Run:
             self.r.stage("measuring throughput", None)
             started = time.monotonic()
             measured = runs.probe_throughput(fs, self.config, self.o.n_samples,
-                                             self.out / "probe")
+                                             self.out / "probe", self.threads)
             wall = round(time.monotonic() - started, 2)
             self.r.done()
             for part, rate in (("train", measured.train_s_per_step),
@@ -353,7 +354,8 @@ class _Run:
         samples, wall = runs.sample_until(model, test, self.o.n_samples, sampler=real,
                                           steps=steps, seed=self.o.seed, deadline=stop,
                                           s_per_window_step=self.throughput
-                                          .sample_s_per_window_step, reporter=self.r)
+                                          .sample_s_per_window_step, reporter=self.r,
+                                          threads=self.threads)
         self.r.done()
         if samples is None:
             return None

@@ -9,6 +9,7 @@ chunk that would end past the deadline.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
@@ -42,12 +43,19 @@ class BudgetStop(KeyboardInterrupt):
     exactly as on Ctrl-C)."""
 
 
-def sampling_threads() -> int:
-    """torch threads for sampling: 1 on a busy machine (two OpenMP threads then wait for each
-    other, docs/jl-csdi.md), else every core."""
-    cores = os.cpu_count() or 1
-    busy = os.getloadavg()[0] >= 1.0 if hasattr(os, "getloadavg") else False
-    return 1 if busy or cores == 1 else min(cores, 4)
+MAX_SAMPLING_THREADS = 4
+
+
+def sampling_threads(load: float | None = None, cores: int | None = None) -> int:
+    """torch threads for sampling: the cores that other processes leave free (``cores`` less
+    the whole part of the 1-minute load average ``load``; both read now when not given), at
+    least 1 and at most :data:`MAX_SAMPLING_THREADS`. On a busy machine two OpenMP threads wait
+    for each other (docs/jl-csdi.md), so a 2-core machine with another job on it gets 1. The
+    demo decides once, before any work of its own, so that its own load does not count."""
+    cores = cores if cores is not None else (os.cpu_count() or 1)
+    if load is None:
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(1, min(MAX_SAMPLING_THREADS, cores - math.floor(load)))
 
 
 def _step_timer(times: list[float]) -> Callable[[TrainEvent], None]:
@@ -58,7 +66,7 @@ def _step_timer(times: list[float]) -> Callable[[TrainEvent], None]:
 
 
 def probe_throughput(fs: FeatureSet, config: JLCSDIConfig, n_samples: int,
-                     scratch: Path) -> Throughput:
+                     scratch: Path, threads: int | None = None) -> Throughput:
     """Seconds per training step and per window-step of sampling, measured here and now.
 
     Trains a throwaway Jump-Laplace model for :data:`PROBE_TRAIN_STEPS` steps (the first step,
@@ -77,7 +85,7 @@ def probe_throughput(fs: FeatureSet, config: JLCSDIConfig, n_samples: int,
     per_step = (times[-1] - times[0]) / max(len(times) - 1, 1)
     test = fs.dataset("test")
     batch = test.batch(np.arange(min(PROBE_WINDOWS, len(test))))
-    with _threads(sampling_threads()):
+    with _threads(threads or sampling_threads()):
         model.sample(batch, n_samples, sampler="sde", steps=1, seed=0)
         start = time.perf_counter()
         model.sample(batch, n_samples, sampler="sde", steps=PROBE_SAMPLE_STEPS, seed=0)
@@ -157,7 +165,8 @@ def _keep_best(model: JLCSDI, run: Path) -> None:
 
 def sample_until(model: JLCSDI, batch: ForecastBatch, n_samples: int, *, sampler: str,
                  steps: int, seed: int, deadline: float, s_per_window_step: float,
-                 reporter: Reporter) -> tuple[Samples | None, float]:
+                 reporter: Reporter, threads: int | None = None
+                 ) -> tuple[Samples | None, float]:
     """``model.sample`` over ``batch`` in chunks of :data:`CHUNK` (chunk ``i`` seeded
     ``seed + i``), only when it can end by ``deadline`` (time.monotonic).
 
@@ -176,7 +185,7 @@ def sample_until(model: JLCSDI, batch: ForecastBatch, n_samples: int, *, sampler
     planned = s_per_window_step * steps * (MGD_COST if sampler == "sde-mgd" else 1.0)
     parts: list[Samples] = []
     start = time.perf_counter()
-    with _threads(sampling_threads()):
+    with _threads(threads or sampling_threads()):
         for i, first in enumerate(range(0, batch.size, CHUNK)):
             measured = (time.perf_counter() - start) / first if first else 0.0
             if time.monotonic() + max(planned, measured) * (batch.size - first) > deadline:
