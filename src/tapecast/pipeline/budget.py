@@ -146,7 +146,9 @@ class BudgetRules:
     min_windows : int
         Fewest test origins forecast when origins must be subsampled.
     reserve_share : float
-        Share of the forecasting part kept for the baselines and the evaluation.
+        Share of the forecasting part not planned for sampling: the baselines and the
+        evaluation (at run time the baselines go first and the samplers must end this share
+        before the deadline, so it is left to the evaluation).
     sampler_steps : dict of str -> int
         Default reverse steps per sampler.
     """
@@ -281,7 +283,7 @@ def plan_forecast(forecast_s: float, s_per_window_step: float, n_test: int,
     cost = len(windows) * _cost_per_window(steps) * s_per_window_step
     notes.append(f"forecasting: {len(windows)} test windows, ~{cost:.0f} s of sampling at "
                  f"{s_per_window_step:.3f} s per window-step (of {forecast_s:.0f} s, "
-                 f"{rules.reserve_share:.0%} kept for baselines and evaluation)")
+                 f"{rules.reserve_share:.0%} left for the baselines and the evaluation)")
     return steps, windows, skipped, notes
 
 

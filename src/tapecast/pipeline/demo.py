@@ -298,7 +298,8 @@ class _Run:
         made: list[Forecast] = []
         keys: list[str] = []
         skipped = dict(plan.skipped)
-        # the planner's reserve is kept for the evaluation (the cheap baselines run first)
+        # the baselines run first, out of the sampling part; the samplers must end before the
+        # planner's reserve (baselines + evaluation in the plan), left to the evaluation
         stop = self.deadline - max(EVAL_RESERVE_S, self.o.rules.reserve_share * plan.forecast_s)
         for name in BASELINES:
             made.append(self.forecast_step(name, input_key(name, *common), keys,

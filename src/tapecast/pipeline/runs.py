@@ -3,8 +3,9 @@
 All three go through the public JL-CSDI API (:class:`tapecast.models.jl_csdi.JLCSDI`):
 ``fit`` with a callback (progress, and a :class:`BudgetStop` when a model overruns its share of
 the budget: the training loop then writes its resumable ``last`` checkpoint and the demo keeps
-the best EMA weights so far), and ``sample`` over chunks of test origins, stopping before a
-chunk that would end past the deadline.
+the best EMA weights so far), and ``sample`` over chunks of test origins, started only when
+the whole forecast, at the planned rate, ends before the deadline and stopped as soon as the
+rest would not.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from tapecast.train import TrainEvent
 PROBE_TRAIN_STEPS = 4
 PROBE_WINDOWS, PROBE_SAMPLE_STEPS = 2, 4
 CHUNK = 4  # test origins sampled together (as `tapecast forecast` does)
-OVERRUN = 1.1  # a model may train this many times its share of the time before it is stopped
+OVERRUN, OVERRUN_GRACE_S = 1.1, 5.0  # a model is stopped past 1.1x its share of the time + 5 s
 KEY_FILE = "demo_key.txt"
 
 
@@ -137,7 +138,7 @@ def train_model(fs: FeatureSet, config: JLCSDIConfig, run: Path, key: str, *,
     atomic_write_text(key_path, key + "\n")
     total = config.train.max_steps or 0
     callback, seen = _train_callback(reporter, total,
-                                     time.monotonic() + OVERRUN * planned_s + 5.0)
+                                     time.monotonic() + OVERRUN * planned_s + OVERRUN_GRACE_S)
     val = fs.dataset("val") if "val" in fs.split_spec.splits else None
     model = JLCSDI(config)
     start, stopped = time.perf_counter(), False
