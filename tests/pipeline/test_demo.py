@@ -132,11 +132,12 @@ def test_prepare_out_when_folder_is_not_a_demo_folder_raises(tmp_path: Path) -> 
         prepare_out(tmp_path, fresh=False)
 
 
-def test_run_demo_when_market_has_one_session_raises_with_counts(tmp_path: Path) -> None:
+def test_run_demo_when_market_has_one_session_raises_with_the_counts(tmp_path: Path) -> None:
     options = tiny_options(tmp_path / "d", market=SyntheticMarketConfig(
         n_sessions=1, trades_per_session=3_000))
-    with pytest.raises(TapecastError, match="at least 2"):
+    with pytest.raises(TapecastError, match="at least 2") as info:
         run_demo(options)
+    assert "trades, windows per session" in str(info.value) and "\n" not in str(info.value)
 
 
 class _LateClock:

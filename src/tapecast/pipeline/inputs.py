@@ -109,12 +109,14 @@ def pick_session(trades: pl.DataFrame, choice: str) -> tuple[str, bool]:
     return ("us-equity-rth", True) if share >= RTH_SHARE else ("calendar", False)
 
 
-def split_spec(windows: pl.DataFrame, opts: FeatureOptions) -> SplitSpec:
-    """``last`` split: 1 val + 1 test session from 3 sessions on, 1 test session with 2."""
+def split_spec(windows: pl.DataFrame, opts: FeatureOptions, n_trades: int) -> SplitSpec:
+    """``last`` split: 1 val + 1 test session from 3 sessions on, 1 test session with 2
+    (a one-line error with the counts of ``n_trades`` trades and the windows below 2)."""
     sessions = windows.select(pl.col("session_date").n_unique()).item()
     if sessions < 2:
-        raise TapecastError(f"the tape has windows in {sessions} session(s); the demo needs at "
-                            "least 2 (train and test) and works best with 5 or more")
+        raise TapecastError(f"the tape has windows in {sessions} session(s) "
+                            f"({_counts(windows, n_trades)}); the demo needs at least 2 "
+                            "(train and test) and works best with 5 or more")
     return SplitSpec(kind="last", val_sessions=1 if sessions >= 3 else 0, test_sessions=1,
                      context=opts.context, horizon=opts.horizon)
 
@@ -156,7 +158,7 @@ def _fit_windows(signed: pl.DataFrame, opts: FeatureOptions, session: str, rth: 
         result = orderflow_windows(signed, config)
         factor = float("inf")
         if result.windows.height:
-            spec = split_spec(result.windows, opts)
+            spec = split_spec(result.windows, opts, signed.height)
             factor = _shrink_factor(result.windows, spec, opts)
         if factor <= 1.0:
             return result, spec, config, notes
