@@ -47,3 +47,8 @@ def test_demo_when_data_is_too_small_exits_2_with_the_counts(tmp_path: Path) -> 
     result = runner.invoke(app, ["demo", "--data", str(store), "--out", str(tmp_path / "d")])
     assert result.exit_code == 2
     assert "too small for the demo" in result.output and "trades" in result.output
+
+
+def test_demo_when_n_samples_is_below_two_exits_2_naming_the_flag(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", "--n-samples", "1", "--out", str(tmp_path / "d")])
+    assert result.exit_code == 2 and "--n-samples must be at least 2" in result.output

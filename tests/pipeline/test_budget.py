@@ -110,3 +110,8 @@ def test_throughput_when_rate_is_not_positive_raises() -> None:
 def test_even_windows_when_fewer_asked_spreads_them_over_the_range() -> None:
     assert even_windows(10, 3) == (0, 4, 9) or even_windows(10, 3) == (0, 5, 9)
     assert even_windows(5, 10) == (0, 1, 2, 3, 4)
+
+
+def test_budget_rules_when_a_count_is_below_one_names_the_field() -> None:
+    with pytest.raises(TapecastError, match=r"BudgetRules\.min_windows must be at least 1"):
+        BudgetRules(min_windows=0)

@@ -45,3 +45,8 @@ def test_build_features_when_every_shrink_still_falls_short_raises_and_writes_no
         build_features(trades, quotes, tmp_path / "f", opts, "tiny")
     assert f"{trades.height:,} trades" in str(info.value) and "\n" not in str(info.value)
     assert not (tmp_path / "f").exists()
+
+
+def test_feature_options_when_a_count_is_below_one_names_the_field() -> None:
+    with pytest.raises(TapecastError, match=r"FeatureOptions\.horizon must be at least 1"):
+        FeatureOptions(horizon=0)

@@ -166,8 +166,10 @@ class BudgetRules:
         if not 0 < self.train_share < 1 or not 0 <= self.reserve_share < 1:
             raise TapecastError("BudgetRules: train_share must be in (0, 1) and reserve_share "
                                 f"in [0, 1), got {self.train_share}, {self.reserve_share}")
-        if min(self.max_train_steps, self.min_train_steps, self.min_windows) < 1:
-            raise TapecastError("BudgetRules: step and window counts must be at least 1")
+        for name in ("max_train_steps", "min_train_steps", "min_windows"):
+            if getattr(self, name) < 1:
+                raise TapecastError(f"BudgetRules.{name} must be at least 1, got "
+                                    f"{getattr(self, name)}")
 
 
 MODEL_TITLES = {"gaussian": "Gaussian", "jump-laplace": "Jump-Laplace",

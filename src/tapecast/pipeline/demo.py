@@ -103,7 +103,7 @@ class DemoOptions:
             raise TapecastError("--budget-minutes must be a positive finite number, got "
                                 f"{self.budget_minutes}")
         if self.n_samples < 2:
-            raise TapecastError(f"n_samples must be at least 2, got {self.n_samples}")
+            raise TapecastError(f"--n-samples must be at least 2, got {self.n_samples}")
 
 
 @dataclass

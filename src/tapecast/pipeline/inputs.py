@@ -66,10 +66,10 @@ class FeatureOptions:
         if self.session not in ("auto", "us-equity-rth", "cme-globex", "calendar"):
             raise TapecastError(f"session must be auto, us-equity-rth, cme-globex or calendar, "
                                 f"got {self.session!r}")
-        if min(self.window_trades, self.context, self.horizon, self.min_train,
-               self.min_test) < 1:
-            raise TapecastError("window_trades, context, horizon, min_train and min_test must "
-                                "be at least 1")
+        for name in ("window_trades", "context", "horizon", "min_train", "min_test"):
+            if getattr(self, name) < 1:
+                raise TapecastError(f"FeatureOptions.{name} must be at least 1, got "
+                                    f"{getattr(self, name)}")
 
 
 def source_key(path: Path) -> str:
