@@ -50,3 +50,20 @@ def test_build_features_when_every_shrink_still_falls_short_raises_and_writes_no
 def test_feature_options_when_a_count_is_below_one_names_the_field() -> None:
     with pytest.raises(TapecastError, match=r"FeatureOptions\.horizon must be at least 1"):
         FeatureOptions(horizon=0)
+
+
+def test_source_key_when_a_data_file_changes_size_or_mtime_changes(tmp_path: Path) -> None:
+    import os
+
+    from tapecast.pipeline.inputs import source_key
+
+    data = tmp_path / "trades.csv"
+    data.write_text("ts,price,size\n")
+    first = source_key(tmp_path)
+    assert source_key(tmp_path) == first
+    stat = data.stat()
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    touched = source_key(tmp_path)
+    data.write_text("ts,price,size\n1,2,3\n")
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # same mtime, new size
+    assert len({first, touched, source_key(tmp_path)}) == 3
