@@ -32,7 +32,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -52,6 +52,9 @@ from tapecast.pipeline.budget import (
 )
 from tapecast.pipeline.manifest import MANIFEST_FILE, Manifest, input_key
 from tapecast.pipeline.progress import Quiet, Reporter
+
+if TYPE_CHECKING:
+    from tapecast.sim import SyntheticMarketConfig
 
 BASELINES = ("climatology", "naive", "bootstrap", "hist-vol")
 OPTIONAL_BASELINES = {"garch": 0.08}  # name -> share of the forecasting time it must have left
@@ -95,7 +98,7 @@ class DemoOptions:
     n_samples: int = 32
     features: inputs.FeatureOptions = field(default_factory=inputs.FeatureOptions)
     config: JLCSDIConfig | str = "small"
-    market: Any = None
+    market: SyntheticMarketConfig | None = None
     rules: BudgetRules = field(default_factory=BudgetRules)
 
     def __post_init__(self) -> None:
@@ -119,7 +122,7 @@ class DemoResult:
     wall_s: float = 0.0
 
 
-def market_config(budget_minutes: float) -> Any:
+def market_config(budget_minutes: float) -> SyntheticMarketConfig:
     """The built-in market for a budget: 5 sessions of ~250k trades at 10 minutes and more
     (about 30 test origins of 500-trade windows), down to half that for shorter budgets (still
     at least 12 test origins of 500 trades: the windows keep their default size)."""
@@ -149,6 +152,10 @@ class _Run:
         base = options.config
         self.config = jlcsdi_config(base) if isinstance(base, str) else base
         self.config = self.config.with_sizes(options.features.context, options.features.horizon)
+        self.market: SyntheticMarketConfig | None = None  # the built-in market (without data)
+        if options.data is None:
+            self.market = (options.market if options.market is not None
+                           else market_config(options.budget_minutes))
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -168,8 +175,7 @@ class _Run:
                 raise TapecastError(f"--data {self.o.data}: expected an existing store, file or "
                                     "folder")
             return inputs.source_key(self.o.data)
-        self.market = self.o.market if self.o.market is not None else market_config(
-            self.o.budget_minutes)
+        assert self.market is not None
         return input_key("market", asdict(self.market), self.o.seed)
 
     def features(self) -> FeatureSet:
@@ -196,6 +202,7 @@ class _Run:
         if self.o.data is not None:
             return load_trades(self.o.data, None)
         store = self.out / "market"
+        assert self.market is not None
         if self.reuse("data", data_key) is None or not store.is_dir():
             self.note(f"generating the built-in market: {self.market.n_sessions} sessions x "
                       f"~{self.market.trades_per_session:,} trades (seed {self.o.seed})")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -31,6 +31,9 @@ from tapecast.features.orderflow import OrderFlowConfig, OrderFlowResult, orderf
 from tapecast.features.sessions import assign_sessions
 from tapecast.features.splits import SplitSpec, assign_splits
 from tapecast.pipeline.manifest import input_key
+
+if TYPE_CHECKING:
+    from tapecast.sim import SyntheticMarketConfig
 
 RTH_SHARE = 0.8
 MIN_WINDOW_TRADES = 20
@@ -84,7 +87,7 @@ def source_key(path: Path) -> str:
     return input_key("files", str(path.resolve()), stats)
 
 
-def write_market(out: Path, config: Any, seed: int) -> dict[str, Any]:
+def write_market(out: Path, config: SyntheticMarketConfig, seed: int) -> dict[str, Any]:
     """Generate the built-in market and write it to the store ``out`` (replacing it)."""
     import shutil
 
