@@ -35,14 +35,28 @@ def tiny_options(out: Path, **changes: object) -> DemoOptions:
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Quiet]:
+    """The demo folder of one tiny run and the reporter it reported to."""
     out = tmp_path_factory.mktemp("demo") / "demo"
-    return out, run_demo(tiny_options(out))
+    reporter = Quiet()
+    run_demo(tiny_options(out), reporter)
+    return out, reporter
+
+
+@pytest.mark.slow
+def test_run_demo_when_it_makes_the_market_and_features_reports_one_bar_over_them(
+        first_run: tuple[Path, Quiet]) -> None:
+    _, reporter = first_run
+    stage = "data and features"
+    assert reporter.stages[0] == stage and reporter.totals[stage] == 3
+    done = [c for c, _ in reporter.updates[stage]]
+    assert done == sorted(done) and done[0] == 0 and done[-1] == 3
+    assert any("generating the built-in market" in s for _, s in reporter.updates[stage])
 
 
 @pytest.mark.slow
 def test_run_demo_when_tiny_market_writes_report_files_with_every_forecaster(
-        first_run: tuple[Path, object]) -> None:
+        first_run: tuple[Path, Quiet]) -> None:
     out, _ = first_run
     for name in ("report.html", "report.png", "metrics.json", MANIFEST_FILE):
         assert (out / name).is_file() and (out / name).stat().st_size > 0
@@ -59,7 +73,7 @@ def test_run_demo_when_tiny_market_writes_report_files_with_every_forecaster(
 
 @pytest.mark.slow
 def test_run_demo_when_rerun_reuses_every_step_and_rewrites_nothing(
-        first_run: tuple[Path, object]) -> None:
+        first_run: tuple[Path, Quiet]) -> None:
     out, _ = first_run
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     again = run_demo(tiny_options(out))
@@ -87,7 +101,7 @@ def _scored_without_report(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 
 @pytest.mark.slow
 def test_run_demo_when_a_sampler_option_changes_redoes_only_what_depends_on_it(
-        first_run: tuple[Path, object], monkeypatch: pytest.MonkeyPatch,
+        first_run: tuple[Path, Quiet], monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
     out = tmp_path / "demo"
     shutil.copytree(first_run[0], out)  # the shared first run stays as it was
@@ -103,7 +117,7 @@ def test_run_demo_when_a_sampler_option_changes_redoes_only_what_depends_on_it(
 
 @pytest.mark.slow
 def test_run_demo_when_n_samples_changes_keeps_the_models_and_redraws_the_forecasts(
-        first_run: tuple[Path, object], monkeypatch: pytest.MonkeyPatch,
+        first_run: tuple[Path, Quiet], monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
     out = tmp_path / "demo"
     shutil.copytree(first_run[0], out)
@@ -158,7 +172,7 @@ class _LateClock:
 
 @pytest.mark.slow
 def test_run_demo_when_time_is_short_still_reuses_a_cached_garch_forecast(
-        first_run: tuple[Path, object], monkeypatch: pytest.MonkeyPatch,
+        first_run: tuple[Path, Quiet], monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
     import tapecast.pipeline.demo as demo_module
 

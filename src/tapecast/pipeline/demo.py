@@ -185,10 +185,13 @@ class _Run:
         info = self.reuse("features", key)
         if info is None or not (path / "features.json").is_file():
             started = time.monotonic()
-            self.r.stage("data", None)
+            # one bar over the parts: (generate and write the market,) read the tape, features
+            total = 2 if self.o.data is not None else 3
+            self.r.stage("data and features", total)
             trades, quotes, what = self.load_source(data_key)
-            self.r.stage("features", None)
+            self.r.update(total - 1, "signing trades, computing windows")
             info = inputs.build_features(trades, quotes, path, self.o.features, what)
+            self.r.update(total, "features written")
             info["wall_s"] = round(time.monotonic() - started, 2)  # data + features
             self.manifest.mark("features", key, info)
             self.r.done()
@@ -200,14 +203,17 @@ class _Run:
         from tapecast.commands.features_cmd import load_trades
 
         if self.o.data is not None:
+            self.r.update(0, "reading the tape")
             return load_trades(self.o.data, None)
         store = self.out / "market"
         assert self.market is not None
         if self.reuse("data", data_key) is None or not store.is_dir():
             self.note(f"generating the built-in market: {self.market.n_sessions} sessions x "
                       f"~{self.market.trades_per_session:,} trades (seed {self.o.seed})")
+            self.r.update(0, "generating the built-in market")
             info = inputs.write_market(store, self.market, self.o.seed)
             self.manifest.mark("data", data_key, info)
+        self.r.update(1, "reading the market store")
         trades, quotes, _ = load_trades(store, None)
         return trades, quotes, f"the built-in market ({store})"
 

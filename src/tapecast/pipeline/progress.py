@@ -28,17 +28,24 @@ class Reporter(Protocol):
 
 
 class Quiet:
-    """A reporter that draws nothing and keeps the notes (``notes``) and stage titles."""
+    """A reporter that draws nothing and keeps the notes (``notes``), the stage titles
+    (``stages``) and each stage's totals and updates (``totals``, ``updates``: title ->
+    list of ``(completed, status)``)."""
 
     def __init__(self) -> None:
         self.notes: list[str] = []
         self.stages: list[str] = []
+        self.totals: dict[str, float | None] = {}
+        self.updates: dict[str, list[tuple[float, str]]] = {}
 
     def stage(self, title: str, total: float | None = None) -> None:
         self.stages.append(title)
+        self.totals[title] = total
+        self.updates.setdefault(title, [])
 
     def update(self, completed: float, status: str = "") -> None:
-        return None
+        if self.stages:
+            self.updates[self.stages[-1]].append((completed, status))
 
     def note(self, text: str) -> None:
         self.notes.append(text)
