@@ -13,6 +13,7 @@ Nothing here is tuned on the test sessions: every setting is a library default.
 from __future__ import annotations
 
 import argparse
+import functools
 import subprocess
 import sys
 import tempfile
@@ -98,7 +99,7 @@ def walk_forward_section(fs: FeatureSet, folds: list[int]) -> list[str]:
                 fs.dataset("test", fold=k).batch(slice(None))) for k in folds]
     lines = []
     for name in WALK_FORWARD_REAL:
-        result = walk_forward(batches, lambda n=name: get_baseline(n),
+        result = walk_forward(batches, functools.partial(get_baseline, name),
                               make_random=lambda: get_baseline("climatology"),
                               make_naive=lambda: get_baseline("naive"), seeds=(0, 1, 2),
                               n_samples=N_SAMPLES)
