@@ -15,12 +15,10 @@ Figures printed, per file (best of ``--repeats`` runs, wall clock):
 from __future__ import annotations
 
 import argparse
-import gc
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
+from timing import best_of  # benchmarks/timing.py (the script's folder is on sys.path)
 
 from tapecast.data import book_core as core
 from tapecast.data import read
@@ -33,17 +31,6 @@ FILES = {
         "nautilus/databento/orderbooks_mbo_2024-05-08T00-00-00_2024-05-08T00-00-02.dbn.zst",
     "ARL MBO (XNAS.ITCH)": "blockhouse_arl/mbo.csv",
 }
-
-
-def best_of(repeats: int, fn: Callable[[], object]) -> float:
-    """Best wall-clock seconds of ``repeats`` calls."""
-    best = float("inf")
-    for _ in range(repeats):
-        gc.collect()
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def bare_loop(cols: core.EventColumns) -> None:

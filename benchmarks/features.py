@@ -34,6 +34,7 @@ from typing import Any
 import numba
 import numpy as np
 import polars as pl
+from timing import best_of  # benchmarks/timing.py (the script's folder is on sys.path)
 
 from tapecast.data import read, sign_trades
 from tapecast.data.schemas import TRADES
@@ -43,17 +44,6 @@ from tapecast.features.orderflow import OrderFlowConfig, _group_by_instrument, o
 from tapecast.features.sessions import assign_sessions
 
 SPY = Path(__file__).resolve().parents[2] / "shared" / "data" / "lean/equity/usa/tick/spy"
-
-
-def best_of(repeats: int, fn: Callable[[], object]) -> float:
-    """Best wall-clock seconds of ``repeats`` calls."""
-    best = float("inf")
-    for _ in range(repeats):
-        gc.collect()
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def interleaved(rounds: int, runs: dict[str, Callable[[], object]]) -> dict[str, list[float]]:

@@ -16,26 +16,13 @@ its cache), for the default config with ``--sessions`` sessions:
 from __future__ import annotations
 
 import argparse
-import gc
-import time
-from collections.abc import Callable
 
 import numpy as np
+from timing import best_of  # benchmarks/timing.py (the script's folder is on sys.path)
 
 from tapecast.sim import SyntheticMarketConfig, generate_market
 from tapecast.sim.orders import metaorder_signs
 from tapecast.sim.prices import mid_path, volatility_factor
-
-
-def best_of(repeats: int, fn: Callable[[], object]) -> float:
-    """Best wall-clock seconds of ``repeats`` calls."""
-    best = float("inf")
-    for _ in range(repeats):
-        gc.collect()
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:
