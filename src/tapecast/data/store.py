@@ -47,6 +47,7 @@ import polars as pl
 from tapecast.core.errors import TapecastError
 from tapecast.core.io import atomic_dir
 from tapecast.data.schemas import SCHEMAS, TABLE_NAMES, conform, levels_schema, schema_of
+from tapecast.data.summary import summarize
 from tapecast.data.tables import Tables
 
 MANIFEST: Final = "store.json"
@@ -492,9 +493,7 @@ class Store:
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready summary from the manifest (see :func:`tapecast.data.summary.summarize`)."""
-        from tapecast.data.summary import summarize
-
-        return summarize(self)
+        return summarize(self.root, self.manifest)
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r}, tables={list(self.tables)})"

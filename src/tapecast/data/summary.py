@@ -1,25 +1,30 @@
 """What a store holds, from its manifest alone: rows per table, instrument and date; time spans;
-rows rejected; the readers' counters. ``tapecast ingest`` and ``tapecast inspect`` print it."""
+rows rejected; the readers' counters. ``tapecast ingest`` and ``tapecast inspect`` print it.
+
+A pure function of the manifest (``store.json``): :meth:`tapecast.data.store.Store.summary`
+calls it, and this module imports nothing of the store's.
+"""
 
 from __future__ import annotations
 
+import os
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
-if TYPE_CHECKING:
-    from tapecast.data.store import Partition, Store
+from tapecast.data.schemas import TABLE_NAMES
 
 # a reader counts the rows it leaves out by design under a name with one of these endings
 DROPPED_SUFFIXES = ("_dropped", "_skipped")
 
 
-def _span(parts: list[Partition]) -> dict[str, Any]:
-    return {"rows": sum(p.rows for p in parts),
-            "start": min(p.start for p in parts), "end": max(p.end for p in parts)}
+def _span(parts: list[Mapping[str, Any]]) -> dict[str, Any]:
+    return {"rows": sum(p["rows"] for p in parts),
+            "start": min(p["start"] for p in parts), "end": max(p["end"] for p in parts)}
 
 
-def summarize(store: Store) -> dict[str, Any]:
-    """JSON-ready summary of ``store`` (reads nothing but the manifest).
+def summarize(root: str | os.PathLike[str], manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON-ready summary of the store at ``root`` from its ``manifest`` (``store.json``).
 
     Returns
     -------
@@ -34,27 +39,28 @@ def summarize(store: Store) -> dict[str, Any]:
         ``"null"``.
     """
     tables: dict[str, Any] = {}
-    for table in store.tables:
-        parts = store.partitions(table)
-        by_inst: dict[str, list[Partition]] = {}
+    for table in (t for t in TABLE_NAMES if t in manifest["tables"]):
+        parts: list[Mapping[str, Any]] = manifest["tables"][table]["partitions"]
+        by_inst: dict[str, list[Mapping[str, Any]]] = {}
         for p in parts:
-            by_inst.setdefault("null" if p.instrument is None else p.instrument, []).append(p)
+            by_inst.setdefault("null" if p["instrument"] is None else p["instrument"],
+                               []).append(p)
         entry = _span(parts)
         entry["instruments"] = {
-            inst: {**_span(ps), "dates": {p.date: p.rows for p in ps}}
+            inst: {**_span(ps), "dates": {p["date"]: p["rows"] for p in ps}}
             for inst, ps in by_inst.items()
         }
         tables[table] = entry
     counters: Counter[str] = Counter()
-    for source in store.manifest["sources"]:
+    for source in manifest["sources"]:
         counters.update(source["counters"])
     return {
-        "store": str(store.root),
-        "schema_version": store.manifest["schema_version"],
+        "store": str(root),
+        "schema_version": manifest["schema_version"],
         "tables": tables,
         "rows_rejected": int(counters.pop("rows_rejected", 0)),
         "rows_dropped": sum(n for k, n in counters.items() if k.endswith(DROPPED_SUFFIXES)),
         "counters": dict(sorted(counters.items())),
         "sources": [{k: s[k] for k in ("source", "format", "rows", "counters")}
-                    for s in store.manifest["sources"]],
+                    for s in manifest["sources"]],
     }
