@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
+from statsmodels.regression import linear_model
 
 from tapecast.core.errors import TapecastError
 from tapecast.evaluate.significance import (
@@ -42,7 +43,6 @@ def test_newey_west_variance_when_lag_0_equals_biased_variance() -> None:
 
 @pytest.mark.parametrize("lag", [1, 5, 12])
 def test_newey_west_variance_when_compared_with_statsmodels_matches(lag: int) -> None:
-    linear_model = pytest.importorskip("statsmodels.regression.linear_model")
     x = _ar1(0.6, 400, seed=lag)
     # OLS on a constant with HAC standard errors: Var(mean) = σ²_LR / n (no small-sample scaling)
     fit = linear_model.OLS(x, np.ones(x.size)).fit(

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
+from statsmodels.tsa import stattools
 
 from tapecast.core.errors import TapecastError
 from tapecast.evaluate.stylized import (
@@ -81,7 +82,6 @@ def test_acf_when_compared_with_numpy_hand_computation_matches() -> None:
 
 
 def test_acf_when_compared_with_statsmodels_matches() -> None:
-    stattools = pytest.importorskip("statsmodels.tsa.stattools")
     x = np.random.default_rng(3).standard_normal(400)
     expected = stattools.acf(x, nlags=20, adjusted=False, fft=False)[1:]
     np.testing.assert_allclose(acf(x, lags=20), expected, rtol=1e-10, atol=1e-14)
