@@ -52,10 +52,10 @@ import polars as pl
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from tapecast.core.batch import ForecastBatch
 from tapecast.data.schemas import conform
 from tapecast.data.store import write_store
 from tapecast.data.tables import Tables
-from tapecast.features.batch import ForecastBatch
 from tapecast.features.featureset import FeatureSet
 from tapecast.models.jl_csdi import JLCSDI
 from tapecast.models.jl_csdi_config import jlcsdi_config
@@ -112,7 +112,7 @@ def fitted_model(fs: FeatureSet, noise: str, architecture: str, run_dir: Path) -
     config = (base.replace(denoiser=base.denoiser.replace(architecture=architecture))
               .with_train(max_steps=2, batch_size=2, eval_every=2, log_every=1))
     model = JLCSDI(config)
-    model.fit(fs.dataset("train"), None, run_dir, progress=False,
+    model.fit(fs.dataset("train"), None, run_dir=run_dir, progress=False,
               normalizer=fs.fit_normalizer())
     return model
 

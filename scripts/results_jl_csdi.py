@@ -38,9 +38,9 @@ from results_orderflow_baselines import (
     fold_forecasts,
 )
 
+from tapecast.core.batch import ForecastBatch
 from tapecast.core.forecast import Forecast
 from tapecast.evaluate.metrics import build_metrics
-from tapecast.features.batch import ForecastBatch
 from tapecast.features.featureset import FeatureSet
 from tapecast.models.jl_csdi import JLCSDI
 from tapecast.models.jl_csdi_config import jlcsdi_config
@@ -85,7 +85,7 @@ def train_model(fs: FeatureSet, fold: int, noise: str, run: Path, max_steps: int
         config = config.with_train(max_steps=max_steps)
     model = JLCSDI(config)
     start = time.perf_counter()
-    model.fit(fs.dataset("train", fold=fold), None, run, resume=True,
+    model.fit(fs.dataset("train", fold=fold), None, run_dir=run, resume=True,
               normalizer=fs.fit_normalizer(fold=fold), progress=False,
               shuffle_pairs_seed=shuffle_seed)
     return model, time.perf_counter() - start

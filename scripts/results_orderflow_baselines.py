@@ -26,7 +26,7 @@ from tapecast.core.forecast import Forecast
 from tapecast.evaluate.metrics import build_metrics
 from tapecast.evaluate.walkforward import verdict, walk_forward
 from tapecast.features.featureset import FeatureSet
-from tapecast.models.base import get_baseline
+from tapecast.models import get_baseline
 
 SPY = Path("../shared/data/lean/equity/usa/tick/spy")
 BASELINES = ("climatology", "hist-vol", "bootstrap", "var", "garch", "naive", "chronos")

@@ -3,16 +3,17 @@ credible there and not on white noise."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Self
 
 import numpy as np
 import pytest
 
+from tapecast.core.batch import ForecastBatch
 from tapecast.core.errors import TapecastError
 from tapecast.core.forecast import Samples
 from tapecast.evaluate import walkforward as wf
-from tapecast.features.batch import ForecastBatch
 
 C, H, SESSION_LEN, STRIDE = 20, 5, 600, 5
 
@@ -40,9 +41,11 @@ def _batch(x: np.ndarray, sessions: list[int]) -> ForecastBatch:
             ts.append(day + (start + np.arange(C + H)) * np.timedelta64(1, "m"))
     b = len(ctx)
     return ForecastBatch(("x",), np.asarray(ctx)[:, None, :], np.asarray(tgt)[:, None, :],
-                         np.ones((b, C + H), np.int64), np.ones((b, C + H), np.int64),
                          np.asarray(ids, np.int64), np.asarray(ts),
-                         np.full(b, "SYN"), np.full(b, "mid"))
+                         np.full(b, "SYN"), np.full(b, "mid"),
+                         {"n_trades": np.ones((b, C + H), np.int64),
+                          "n_signed": np.ones((b, C + H), np.int64),
+                          "session": np.full(b, 0)})
 
 
 def _folds(x: np.ndarray) -> list[wf.Fold]:
@@ -162,10 +165,11 @@ def test_result_to_dict_when_serialized_has_no_nan_and_records_thresholds() -> N
 
 def test_shuffle_pairs_when_applied_keeps_contexts_and_ids_permutes_whole_targets() -> None:
     batch = _batch(_series(0.5, 1, 3), [0])
-    n_trades = batch.n_trades.copy()
+    n_trades = batch.extra("n_trades").copy()
     n_trades[:, C:] = np.arange(batch.size)[:, None]  # tag each target row's trade counts
-    batch = ForecastBatch(batch.channels, batch.context, batch.target, n_trades, batch.n_signed,
-                          batch.window_ids, batch.timestamps, batch.instruments, batch.regimes)
+    origin_tag = np.arange(batch.size)  # a per-origin extra stays with its context
+    batch = dataclasses.replace(batch, extras={**batch.extras, "n_trades": n_trades,
+                                               "session": origin_tag})
     shuffled = wf.shuffle_pairs(batch, np.random.default_rng(0))
     np.testing.assert_array_equal(shuffled.context, batch.context)
     np.testing.assert_array_equal(shuffled.window_ids, batch.window_ids)
@@ -175,7 +179,9 @@ def test_shuffle_pairs_when_applied_keeps_contexts_and_ids_permutes_whole_target
     source = [int(np.flatnonzero((batch.target == row).all(axis=(1, 2)))[0])
               for row in shuffled.target]
     assert sorted(source) == list(range(batch.size))
-    np.testing.assert_array_equal(shuffled.n_trades[:, C], source)
+    np.testing.assert_array_equal(shuffled.extra("n_trades")[:, C], source)
+    np.testing.assert_array_equal(shuffled.extra("n_trades")[:, :C], batch.extra("n_trades")[:, :C])
+    np.testing.assert_array_equal(shuffled.extra("session"), origin_tag)
 
 
 def test_verdict_when_forecaster_ignores_training_says_shuffle_cannot_be_passed() -> None:

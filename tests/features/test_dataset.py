@@ -111,7 +111,7 @@ def test_batch_when_sample_taken_then_raw_values_match_windows(windows: pl.DataF
     raw = rows.select(CHANNELS).to_numpy().T  # (K, L)
     np.testing.assert_array_equal(b.context[0], raw[:, :C])
     np.testing.assert_array_equal(b.target[0], raw[:, C:])
-    np.testing.assert_array_equal(b.n_signed[0], rows["n_signed"].to_numpy())
+    np.testing.assert_array_equal(b.extra("n_signed")[0], rows["n_signed"].to_numpy())
     assert b.timestamps.dtype == np.dtype("datetime64[ns]") and b.instruments[0] == inst
 
 
@@ -130,7 +130,7 @@ def test_card_inputs_when_batch_then_shapes_masks_and_normalized_values(
     np.testing.assert_array_equal(inputs["timepoints"][2], np.arange(L))
     np.testing.assert_array_equal(inputs["feature_id"][3], np.arange(K))
     raw = np.concatenate([b.context, b.target], axis=2).transpose(0, 2, 1)  # (B, L, K)
-    z = norm.transform(raw, b.n_signed, b.n_trades)
+    z = norm.transform(raw, b.extra("n_signed"), b.extra("n_trades"))
     np.testing.assert_allclose(inputs["observed_data"], np.nan_to_num(z), rtol=1e-6)
     np.testing.assert_array_equal(inputs["observed_mask"], np.isfinite(z))
     assert (inputs["gt_mask"][:, C:] == 0).all()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from tapecast.features.batch import ForecastBatch
+from tapecast.core.batch import ForecastBatch
 
 CHANNELS = ("imb_a0", "imb_a025", "imb_a05", "imb_a075", "imb_a1",
             "log_ret", "log_realized_var", "log_tot_vol")
@@ -38,19 +38,14 @@ def batch_from_series(series: NDArray[np.float64], context: int, horizon: int, *
     ids = (first_id + idx).astype(np.int64)
     regimes = np.array(["low", "mid", "high"])[np.arange(b) % 3]
     return ForecastBatch(channels or CHANNELS[:k], seq[:, :, :context], seq[:, :, context:],
-                         np.full((b, length), 40, np.int64), np.full((b, length), 38, np.int64),
                          ids, T0 + ids * np.timedelta64(1, "s"), np.full(b, instrument),
-                         regimes)
+                         regimes, {"n_trades": np.full((b, length), 40, np.int64),
+                                   "n_signed": np.full((b, length), 38, np.int64)})
 
 
 def concat(*batches: ForecastBatch) -> ForecastBatch:
     """Origins of several batches together (same channels and lengths)."""
-    def cat(name: str) -> NDArray[np.generic]:
-        return np.concatenate([getattr(x, name) for x in batches])
-
-    return ForecastBatch(batches[0].channels, *(cat(n) for n in (  # type: ignore[arg-type]
-        "context", "target", "n_trades", "n_signed", "window_ids", "timestamps", "instruments",
-        "regimes")))
+    return ForecastBatch.concat(list(batches))
 
 
 def sessions_batch(sessions: list[NDArray[np.float64]], context: int, horizon: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -9,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tapecast.core.batch import ForecastBatch
 from tapecast.core.errors import TapecastError
-from tapecast.features.batch import ForecastBatch
 from tapecast.models import Forecaster, TrainingWindows, baseline_names, get_baseline
 from tapecast.models.base import Baseline
 from tests.models.batches import batch_from_series, concat, synthetic_windows
@@ -131,10 +132,7 @@ def test_sample_when_not_fitted_raises(name: str, make, test_batch) -> None:
 def test_sample_when_channels_differ_from_fit_raises(name: str, make, train,
                                                      test_batch) -> None:
     forecaster = make(name).fit(train)
-    renamed = ForecastBatch(tuple(reversed(test_batch.channels)), test_batch.context,
-                            test_batch.target, test_batch.n_trades, test_batch.n_signed,
-                            test_batch.window_ids, test_batch.timestamps,
-                            test_batch.instruments, test_batch.regimes)
+    renamed = dataclasses.replace(test_batch, channels=tuple(reversed(test_batch.channels)))
     with pytest.raises(TapecastError, match="fitted on channels"):
         forecaster.sample(renamed, 4)
 
@@ -153,8 +151,7 @@ def _with_gaps(batch: ForecastBatch) -> ForecastBatch:
     ctx[0, :5, -3:] = np.nan  # imbalances of the last windows undefined
     ctx[1, 0, :] = np.nan  # a whole context without imbalance
     ctx[1, 6, 10] = np.inf
-    return ForecastBatch(batch.channels, ctx, batch.target, batch.n_trades, batch.n_signed,
-                         batch.window_ids, batch.timestamps, batch.instruments, batch.regimes)
+    return dataclasses.replace(batch, context=ctx)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tapecast.core.batch import ForecastBatch
 from tapecast.core.errors import TapecastError
-from tapecast.features.batch import ForecastBatch
 from tapecast.models import get_baseline
 from tapecast.models.baselines.chronos import ChronosBolt, ModelUnavailableError, quantile_samples
 from tests.models.batches import batch_from_series, synthetic_windows

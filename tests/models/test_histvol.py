@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+from tapecast.core.batch import ForecastBatch
 from tapecast.core.errors import TapecastError
-from tapecast.features.batch import ForecastBatch
 from tapecast.models import get_baseline
 from tests.models.batches import batch_from_series, synthetic_windows
 
@@ -36,8 +38,7 @@ def test_histvol_when_context_has_nan_uses_defined_values(batches) -> None:
     train, test = batches
     ctx = test.context.copy()
     ctx[:, 7, ::2] = np.nan
-    gappy = ForecastBatch(test.channels, ctx, test.target, test.n_trades, test.n_signed,
-                          test.window_ids, test.timestamps, test.instruments, test.regimes)
+    gappy = dataclasses.replace(test, context=ctx)
     values = get_baseline("hist-vol").fit(train).sample(gappy, S, seed=0).values[:, :, 7]
     expected = test.context[:, 7, 1::2]
     assert np.allclose(values.std(axis=(1, 2)), expected.std(axis=1, ddof=1), rtol=0.02)

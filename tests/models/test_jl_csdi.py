@@ -57,7 +57,7 @@ def fitted(features: FeatureSet, tmp_path_factory: pytest.TempPathFactory) -> di
     for noise in ("gaussian", "jump-laplace"):
         model = JLCSDI(tiny_config(noise))
         run = tmp_path_factory.mktemp(f"run-{noise}")
-        model.fit(features.dataset("train"), features.dataset("val"), run, progress=False,
+        model.fit(features.dataset("train"), features.dataset("val"), run_dir=run, progress=False,
                   normalizer=features.fit_normalizer())
         models[noise] = model
     return models
@@ -138,8 +138,8 @@ def test_diffusion_loss_when_no_target_observed_is_zero() -> None:
 def test_fit_when_bf16_autocast_trains_with_a_finite_loss(features: FeatureSet,
                                                           tmp_path: Path) -> None:
     model = JLCSDI(tiny_config().with_train(bf16=True, max_steps=2))
-    result = model.fit(features.dataset("train"), features.dataset("val"), tmp_path,
-                       progress=False)
+    result = model.fit(features.dataset("train"), features.dataset("val"), run_dir=tmp_path,
+                       progress=False).train_result
     assert result.step == 2 and result.best_val_loss is not None
     assert np.isfinite(result.best_val_loss)
 
@@ -148,7 +148,7 @@ def test_fit_when_dataset_sizes_differ_from_config_raises(features: FeatureSet,
                                                           tmp_path: Path) -> None:
     model = JLCSDI(tiny_config().with_sizes(6, 2))
     with pytest.raises(TapecastError, match="8 context"):
-        model.fit(features.dataset("train"), None, tmp_path, progress=False)
+        model.fit(features.dataset("train"), None, run_dir=tmp_path, progress=False)
 
 
 def test_fit_when_interrupted_at_step_3_and_resumed_equals_straight_6(
@@ -156,7 +156,7 @@ def test_fit_when_interrupted_at_step_3_and_resumed_equals_straight_6(
     config = tiny_config(steps=6)
     train, val = features.dataset("train"), features.dataset("val")
     straight = JLCSDI(config)
-    straight.fit(train, val, tmp_path / "straight", progress=False)
+    straight.fit(train, val, run_dir=tmp_path / "straight", progress=False)
 
     def stop_at_3(event: TrainEvent) -> None:
         if event.kind == "step" and event.step == 3:
@@ -164,11 +164,11 @@ def test_fit_when_interrupted_at_step_3_and_resumed_equals_straight_6(
 
     first = JLCSDI(config)
     with pytest.raises(KeyboardInterrupt):
-        first.fit(train, val, tmp_path / "resumed", callbacks=[stop_at_3], progress=False)
+        first.fit(train, val, run_dir=tmp_path / "resumed", callbacks=[stop_at_3], progress=False)
     with pytest.raises(TapecastError, match="not finished"):
         JLCSDI.load(tmp_path / "resumed")
     again = JLCSDI(config)
-    result = again.fit(train, val, tmp_path / "resumed", progress=False)
+    result = again.fit(train, val, run_dir=tmp_path / "resumed", progress=False).train_result
     assert result.resumed_from == 3 and result.step == 6
     for name, tensor in _weights(straight).items():
         assert torch.equal(tensor, again.net.state_dict()[name]), name
@@ -181,10 +181,10 @@ def test_fit_when_run_folder_holds_another_model_refuses_to_resume(
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        JLCSDI(tiny_config()).fit(features.dataset("train"), None, tmp_path,
+        JLCSDI(tiny_config()).fit(features.dataset("train"), None, run_dir=tmp_path,
                                   callbacks=[stop_at_1], progress=False)
     with pytest.raises(TapecastError, match="another model"):
-        JLCSDI(tiny_config("gaussian")).fit(features.dataset("train"), None, tmp_path,
+        JLCSDI(tiny_config("gaussian")).fit(features.dataset("train"), None, run_dir=tmp_path,
                                             progress=False)
 
 
@@ -341,10 +341,11 @@ def test_context_moment_targets_when_channel_unobserved_uses_the_fallback() -> N
 def test_plugin_counts_when_horizon_counts_change_stay_the_same(features: FeatureSet) -> None:
     batch = features.dataset("test").batch(slice(0, 2))
     t_hat, _ = plugin_counts(batch, "context-mean")
-    np.testing.assert_allclose(t_hat[:, 0, 0], batch.n_signed[:, :8].mean(axis=1))
-    batch.n_signed[:, 8:] = 10_000
+    n_signed = batch.extra("n_signed")
+    np.testing.assert_allclose(t_hat[:, 0, 0], n_signed[:, :8].mean(axis=1))
+    n_signed[:, 8:] = 10_000
     assert np.array_equal(plugin_counts(batch, "context-mean")[0], t_hat)
-    assert plugin_counts(batch, "context-last")[1][0, 0, 0] == batch.n_trades[0, 7]
+    assert plugin_counts(batch, "context-last")[1][0, 0, 0] == batch.extra("n_trades")[0, 7]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -365,7 +366,7 @@ def test_esc1_when_built_runs_one_training_step_and_one_sampling_step(
     model = JLCSDI(config.replace(noise_draws=1))
     assert model.n_parameters == 48_579_057  # docs/nets.md; the card says 61.93 M
     before = _weights(model)
-    model.fit(fs.dataset("train"), None, tmp_path / "run", progress=False)
+    model.fit(fs.dataset("train"), None, run_dir=tmp_path / "run", progress=False)
     assert any(not torch.equal(before[k], v) for k, v in model.net.state_dict().items())
     samples = model.sample(fs.dataset("test").batch(slice(0, 1)), 2, steps=1)
     assert samples.values.shape == (1, 2, 8, 10) and np.isfinite(samples.values).all()
@@ -394,7 +395,7 @@ def test_fit_when_shuffle_pairs_seed_given_trains_other_weights(features: Featur
     weights = []
     for seed in (None, 0):
         model = JLCSDI(tiny_config(steps=2))
-        model.fit(features.dataset("train"), None, tmp_path / str(seed), progress=False,
+        model.fit(features.dataset("train"), None, run_dir=tmp_path / str(seed), progress=False,
                   normalizer=features.fit_normalizer(), shuffle_pairs_seed=seed)
         weights.append(_weights(model))
     assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from tapecast.features.batch import ForecastBatch
 from tapecast.models import get_baseline
 from tests.models.batches import batch_from_series, synthetic_windows
 
@@ -20,7 +21,6 @@ def test_naive_when_last_value_missing_uses_latest_defined_one() -> None:
     batch = batch_from_series(synthetic_windows(np.random.default_rng(1), 30), 20, 5, stride=20)
     ctx = batch.context.copy()
     ctx[0, 0, -3:] = np.nan
-    gappy = ForecastBatch(batch.channels, ctx, batch.target, batch.n_trades, batch.n_signed,
-                          batch.window_ids, batch.timestamps, batch.instruments, batch.regimes)
+    gappy = dataclasses.replace(batch, context=ctx)
     values = get_baseline("naive").fit(batch).sample(gappy, 2).values
     assert np.all(values[0, :, 0] == np.float32(batch.context[0, 0, -4]))

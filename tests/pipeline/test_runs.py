@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tapecast.core.batch import ForecastBatch
 from tapecast.core.forecast import Samples
-from tapecast.features.batch import ForecastBatch
 from tapecast.pipeline import runs
 from tapecast.pipeline.progress import Quiet
 from tapecast.pipeline.runs import (

@@ -18,8 +18,8 @@ from tapecast.commands.common import console, err_console, user_errors
 from tapecast.core.errors import TapecastError
 
 if TYPE_CHECKING:
+    from tapecast.core.batch import ForecastBatch
     from tapecast.core.forecast import Forecast, Samples
-    from tapecast.features.batch import ForecastBatch
     from tapecast.models.base import Baseline
 
 CHUNK = 64  # origins sampled per progress step
@@ -98,7 +98,7 @@ def baseline(
     with user_errors():
         from tapecast.core.forecast import Forecast
         from tapecast.features.featureset import FeatureSet
-        from tapecast.models.base import get_baseline
+        from tapecast.models import get_baseline
 
         if n_samples < 1:
             raise TapecastError(f"--n-samples must be at least 1, got {n_samples}")

@@ -17,8 +17,8 @@ from tapecast.core.errors import TapecastError
 from tapecast.core.io import atomic_write_text
 
 if TYPE_CHECKING:
+    from tapecast.core.batch import ForecastBatch
     from tapecast.core.forecast import Samples
-    from tapecast.features.batch import ForecastBatch
     from tapecast.features.featureset import FeatureSet
     from tapecast.models.jl_csdi import JLCSDI
     from tapecast.models.jl_csdi_config import JLCSDIConfig
@@ -99,8 +99,8 @@ def train(
             f"{0 if val_set is None else len(val_set):,} val origins, "
             f"{cfg.train.max_steps or '-'} steps", highlight=False)
         try:
-            result = forecaster.fit(train_set, val_set, out, resume=not fresh,
-                                    normalizer=fs.fit_normalizer(fold))
+            result = forecaster.fit(train_set, val_set, run_dir=out, resume=not fresh,
+                                    normalizer=fs.fit_normalizer(fold)).train_result
         except KeyboardInterrupt:
             fail(f"interrupted; {out / 'last'} holds the last completed step: run the same "
                  "command again to resume", code=130)

@@ -11,7 +11,8 @@ futures-foundation seed, ``../shared/seeds/futures-foundation-model.txt``):
 - ``RANDOM``: the climatological forecast (draws of whole training windows), context ignored.
 - ``NAIVE``: persistence (the last context value carried forward).
 
-RANDOM and NAIVE are passed in as factories: ``evaluate`` never imports ``tapecast.models``.
+Every arm is a :class:`tapecast.core.forecaster.Forecaster` made by a factory passed in (REAL
+and SHUFFLE share one): ``evaluate`` never imports ``tapecast.models``.
 Every arm runs once per seed; per-window losses are averaged over seeds before the
 Diebold-Mariano tests. :func:`verdict` applies the pass thresholds below; they are module
 constants so that moving a goalpost is a visible diff.
@@ -21,13 +22,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from tapecast.core.batch import ForecastBatch
 from tapecast.core.errors import TapecastError
 from tapecast.core.forecast import Samples
+from tapecast.core.forecaster import Forecaster
 from tapecast.evaluate import scores, significance
 from tapecast.evaluate.metrics import (
     channel_scales,
@@ -36,7 +39,6 @@ from tapecast.evaluate.metrics import (
     overlap,
     to_jsonable,
 )
-from tapecast.features.batch import ForecastBatch
 
 # Pass thresholds of the verdict (pre-registered; change them only in a commit of their own).
 MIN_RELATIVE_GAIN = 0.01
@@ -50,17 +52,6 @@ MIN_SEED_WIN_SHARE = 1.0
 """Share of seeds in which REAL's pooled mean CRPS is below each control's."""
 
 ARMS = ("REAL", "SHUFFLE", "RANDOM", "NAIVE")
-
-
-class Forecaster(Protocol):
-    """What a walk-forward needs of a forecaster (models and baselines alike)."""
-
-    @property
-    def name(self) -> str: ...
-
-    def fit(self, train: ForecastBatch, *, seed: int) -> Forecaster: ...
-
-    def sample(self, batch: ForecastBatch, n_samples: int, *, seed: int) -> Samples: ...
 
 
 Factory = Callable[[], Forecaster]
@@ -86,23 +77,25 @@ def crps_loss(samples: Samples, batch: ForecastBatch) -> NDArray[np.float64]:
 def shuffle_pairs(batch: ForecastBatch, rng: np.random.Generator) -> ForecastBatch:
     """The batch with its target rows permuted across windows: contexts keep their place.
 
-    The horizon trade counts (``n_trades``, ``n_signed``) move with their target values, so each
-    target row stays internally consistent. Window ids and time stamps stay with the positions:
-    they name the windows that follow each context, and moving them would tell a forecaster that
-    rebuilds the series from window ids (``TrainingWindows``) which target truly followed which
-    context, undoing the shuffle.
+    The horizon columns of every positional extra (for order flow the trade counts
+    ``n_trades``, ``n_signed``) move with their target values, so each target row stays
+    internally consistent; per-origin extras stay with their context. Window ids and time stamps
+    stay with the positions: they name the windows that follow each context, and moving them
+    would tell a forecaster that rebuilds the series from window ids (``TrainingWindows``) which
+    target truly followed which context, undoing the shuffle.
     """
     perm = rng.permutation(batch.size)  # (B,)
     c = batch.context_length
 
     def move_horizon(a: NDArray[Any]) -> NDArray[Any]:
         out = a.copy()
-        out[:, c:] = a[perm, c:]  # (B, C + H): horizon columns follow the target
+        out[:, c:] = a[perm, c:]  # (B, C + H, ...): horizon columns follow the target
         return out
 
-    return ForecastBatch(batch.channels, batch.context, batch.target[perm],
-                         move_horizon(batch.n_trades), move_horizon(batch.n_signed),
-                         batch.window_ids, batch.timestamps, batch.instruments, batch.regimes)
+    extras = {k: move_horizon(v) if batch.is_positional(k) else v
+              for k, v in batch.extras.items()}
+    return ForecastBatch(batch.channels, batch.context, batch.target[perm], batch.window_ids,
+                         batch.timestamps, batch.instruments, batch.regimes, extras)
 
 
 # running ----------------------------------------------------------------------------------------

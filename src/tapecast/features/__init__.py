@@ -9,7 +9,7 @@ The path, one module per step (``docs/features.md``, ``docs/features-samples.md`
 ``streaming.py`` computes the same windows one trade at a time (the causality check).
 """
 
-from tapecast.features.batch import ForecastBatch
+from tapecast.core.batch import ForecastBatch
 from tapecast.features.channels import CHANNELS, IMBALANCE_CHANNELS
 from tapecast.features.dataset import ForecastDataset
 from tapecast.features.featureset import FeatureSet, build_feature_set, write_feature_set

@@ -31,8 +31,8 @@ import numpy as np
 import polars as pl
 from numpy.typing import ArrayLike, NDArray
 
+from tapecast.core.batch import ForecastBatch
 from tapecast.core.errors import TapecastError
-from tapecast.features.batch import ForecastBatch
 from tapecast.features.channels import CHANNELS, REGIME_CHANNEL
 from tapecast.features.normalize import OrderFlowNormalizer
 from tapecast.features.splits import SPLITS
@@ -290,18 +290,18 @@ class ForecastDataset:
         Returns
         -------
         ForecastBatch
-            context (B, K, C), target (B, K, H), n_trades / n_signed / window_ids /
-            timestamps (B, C + H), instruments and regimes (B,).
+            context (B, K, C), target (B, K, H), window_ids / timestamps (B, C + H),
+            instruments and regimes (B,); extras ``n_trades`` and ``n_signed`` (B, C + H).
         """
         sel = np.atleast_1d(np.arange(len(self))[index])  # type: ignore[index]  # (B,)
         rows = self._start[sel][:, None] + np.arange(self.context + self.horizon)  # (B, L)
         values = self._x[rows].transpose(0, 2, 1)  # (B, L, K) -> (B, K, L)
         regimes = regime_labels(self._regime_value[sel], self.regime_thresholds)
         return ForecastBatch(self.channels, values[:, :, :self.context],
-                             values[:, :, self.context:], self._n_trades[rows],
-                             self._n_signed[rows], self._window[rows], self._end_ts[rows],
+                             values[:, :, self.context:], self._window[rows], self._end_ts[rows],
                              self._instrument_names[self._instrument_code[self._start[sel]]],
-                             regimes)
+                             regimes, {"n_trades": self._n_trades[rows],
+                                       "n_signed": self._n_signed[rows]})
 
     def batches(self, batch_size: int, shuffle: bool = False,
                 seed: int | None = None) -> Iterator[ForecastBatch]:
@@ -363,7 +363,7 @@ def card_inputs(batch: ForecastBatch,
     b, k, c = batch.context.shape
     length = c + batch.horizon
     raw = np.concatenate([batch.context, batch.target], axis=2)  # (B, K, L)
-    z = normalizer.transform(raw, batch.n_signed, batch.n_trades,
+    z = normalizer.transform(raw, batch.extra("n_signed"), batch.extra("n_trades"),
                              axis=1).transpose(0, 2, 1)  # (B, K, L) -> (B, L, K)
     observed = np.isfinite(z)
     in_context = (np.arange(length) < c)[None, :, None]  # (1, L, 1)

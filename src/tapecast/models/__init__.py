@@ -1,16 +1,13 @@
-"""User-facing forecasters: the :class:`Forecaster` seam, the baselines and their registry.
+"""User-facing forecasters: the baselines and their registry, and JL-CSDI.
 
-Every forecaster is fitted on a training :class:`~tapecast.features.batch.ForecastBatch` and
-returns :class:`~tapecast.core.forecast.Samples` ``(B, n_samples, K, H)`` in raw units; see
+Every forecaster implements :class:`tapecast.core.forecaster.Forecaster`: fitted on training
+origins (:class:`~tapecast.core.batch.ForecastBatch` or a dataset), it returns
+:class:`~tapecast.core.forecast.Samples` ``(B, n_samples, K, H)`` in raw units; see
 ``tapecast.models.base`` and ``docs/baselines.md``.
 """
 
-from tapecast.models.base import (
-    Forecaster,
-    TrainingWindows,
-    baseline_names,
-    get_baseline,
-    register,
-)
+from tapecast.core.forecaster import Forecaster
+from tapecast.models.base import TrainingWindows, register
+from tapecast.models.baselines import baseline_names, get_baseline
 
 __all__ = ["Forecaster", "TrainingWindows", "baseline_names", "get_baseline", "register"]

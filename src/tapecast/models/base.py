@@ -1,14 +1,15 @@
-"""The forecaster seam: the ``Forecaster`` protocol, training windows, baseline base, registry.
+"""What the baselines share: training windows, NaN handling, the ``Baseline`` base, ``register``.
 
-Every tapecast forecaster (baselines and learned models alike) is fitted on a
-:class:`~tapecast.features.batch.ForecastBatch` of training origins and samples joint forecasts
-for a batch of test origins::
+Every baseline implements the forecaster contract of :mod:`tapecast.core.forecaster`: it is
+fitted on training origins (a :class:`~tapecast.core.batch.ForecastBatch` or a dataset) and
+samples joint forecasts for a batch of test origins::
 
     forecaster = get_baseline("climatology").fit(train_batch, seed=0)
     samples = forecaster.sample(test_batch, n_samples=32, seed=1)   # values (B, S, K, H)
 
 Samples are in the batch's raw units, with window ids, time stamps, instruments and regimes
-taken from the horizon part of the batch.
+taken from the horizon part of the batch. Baselines register themselves with :func:`register`;
+:func:`tapecast.models.baselines.get_baseline` builds one by name.
 
 Training windows
 ----------------
@@ -30,36 +31,18 @@ of valid origins (and none at all when ``H = 1``). A caller holding the windows 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar, runtime_checkable
+from pathlib import Path
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
+from tapecast.core.batch import ForecastBatch, OriginSource, as_batch
 from tapecast.core.errors import TapecastError
 from tapecast.core.forecast import Samples
-from tapecast.features.batch import ForecastBatch
-
-
-@runtime_checkable
-class Forecaster(Protocol):
-    """What every tapecast forecaster offers (baselines and models alike)."""
-
-    @property
-    def name(self) -> str:
-        """Name in reports and on the CLI (``"climatology"``, ``"jl-csdi"``...)."""
-        ...
-
-    def fit(self, train: ForecastBatch, *, seed: int = 0) -> Self:
-        """Fit on the training origins; returns the fitted forecaster."""
-        ...
-
-    def sample(self, batch: ForecastBatch, n_samples: int, *, seed: int = 0) -> Samples:
-        """Draw ``n_samples`` joint forecasts per origin, values (B, n_samples, K, H), raw units."""
-        ...
-
 
 # ----------------------------------------------------------------------------------------------
 # training windows
@@ -288,15 +271,25 @@ class Baseline(ABC, Generic[ConfigT]):
         self.config: ConfigT = config if config is not None else self.config_class()  # type: ignore[assignment]
         self._channels: tuple[str, ...] | None = None
         self._stats: ChannelStats | None = None
+        self._horizon: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Name and config, for a forecast's provenance."""
         return {"name": self.name, "config": self.config.to_dict()}
 
-    def fit(self, train: ForecastBatch | TrainingWindows, *, seed: int = 0) -> Self:
-        """Fit on training origins (or on prepared :class:`TrainingWindows`)."""
+    def fit(self, train: OriginSource | TrainingWindows, val: OriginSource | None = None, *,
+            seed: int = 0, run_dir: str | Path | None = None) -> Self:
+        """Fit on training origins (or on prepared :class:`TrainingWindows`).
+
+        ``val`` and ``run_dir`` are part of the forecaster contract; a baseline neither
+        validates nor keeps checkpoints, so it ignores them.
+        """
         self._channels = None  # a failed fit leaves the forecaster unfitted
-        windows = train if isinstance(train, TrainingWindows) else TrainingWindows.from_batch(train)
+        if isinstance(train, TrainingWindows):
+            windows, self._horizon = train, None
+        else:
+            batch = as_batch(train)
+            windows, self._horizon = TrainingWindows.from_batch(batch), batch.horizon
         self._stats = ChannelStats.from_windows(windows)
         self._fit(windows, seed)
         self._channels = windows.channels
@@ -324,6 +317,23 @@ class Baseline(ABC, Generic[ConfigT]):
         return Samples(values.astype(np.float32), self._channels, batch.window_ids[:, c:],
                        batch.timestamps[:, c:], batch.instruments, batch.regimes)
 
+    def make_batch(self, context: ArrayLike, *, horizon: int | None = None,
+                   timestamps: ArrayLike | None = None, instruments: ArrayLike | str | None = None,
+                   extras: Mapping[str, ArrayLike] | None = None) -> ForecastBatch:
+        """A batch from raw context (B, K, C) or (K, C) in the fitted channels' order.
+
+        ``horizon`` defaults to the training batch's; the rest goes to
+        :meth:`ForecastBatch.from_context`. Baselines read the context values only.
+        """
+        if self._channels is None:
+            raise TapecastError(f"baseline '{self.name}' must be fitted before make_batch")
+        steps = horizon if horizon is not None else self._horizon
+        if steps is None:
+            raise TapecastError(f"baseline '{self.name}' was fitted on training windows, not "
+                                "origins: pass horizon= to make_batch")
+        return ForecastBatch.from_context(self._channels, context, steps, timestamps=timestamps,
+                                          instruments=instruments, extras=extras)
+
     @abstractmethod
     def _fit(self, windows: TrainingWindows, seed: int) -> None:
         """Fit the baseline's own state."""
@@ -335,45 +345,15 @@ class Baseline(ABC, Generic[ConfigT]):
 
 
 # ----------------------------------------------------------------------------------------------
-# registry keyed by the CLI names
+# registry keyed by the CLI names (looked up by tapecast.models.baselines.get_baseline)
 
-_BASELINES: dict[str, type[Baseline[Any]]] = {}
+BASELINES: dict[str, type[Baseline[Any]]] = {}
 BaselineT = TypeVar("BaselineT", bound=type[Baseline[Any]])
 
 
 def register(cls: BaselineT) -> BaselineT:
-    """Class decorator: make a baseline available to :func:`get_baseline` under ``cls.name``."""
-    if cls.name in _BASELINES and _BASELINES[cls.name] is not cls:
+    """Class decorator: make a baseline available to ``get_baseline`` under ``cls.name``."""
+    if cls.name in BASELINES and BASELINES[cls.name] is not cls:
         raise TapecastError(f"a baseline named '{cls.name}' is already registered")
-    _BASELINES[cls.name] = cls
+    BASELINES[cls.name] = cls
     return cls
-
-
-def baseline_names() -> tuple[str, ...]:
-    """The registered baseline names (the CLI's ``tapecast baseline NAME``)."""
-    importlib.import_module("tapecast.models.baselines")  # importing it registers every baseline
-    return tuple(sorted(_BASELINES))
-
-
-def get_baseline(name: str, **options: Any) -> Baseline[Any]:
-    """An unfitted baseline ``name`` built with config ``options``.
-
-    Raises
-    ------
-    TapecastError
-        For an unknown name or option, or an option value its config rejects.
-    """
-    names = baseline_names()
-    if name not in _BASELINES:
-        raise TapecastError(f"unknown baseline '{name}'; choose one of {list(names)}")
-    cls = _BASELINES[name]
-    fields = {f.name for f in dataclasses.fields(cls.config_class)}
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise TapecastError(f"baseline '{name}' has no option(s) {unknown}; "
-                            f"its options are {sorted(fields)}")
-    try:
-        config = cls.config_class(**options)
-    except (TypeError, ValueError) as exc:  # e.g. a string where a number belongs
-        raise TapecastError(f"baseline '{name}': invalid option value ({exc})") from None
-    return cls(config)

@@ -7,7 +7,7 @@ arXiv 2503.06558) or Gaussian variance-preserving noise (Ho et al. 2020), and th
 correction of Lempereur et al. (2026, arXiv 2602.17211) at sampling time::
 
     model = JLCSDI(jlcsdi_config("small"))
-    model.fit(fs.dataset("train"), fs.dataset("val"), "runs/small",
+    model.fit(fs.dataset("train"), fs.dataset("val"), run_dir="runs/small",
               normalizer=fs.fit_normalizer())
     samples = model.sample(fs.dataset("test").batch(slice(0, 8)), 32, sampler="sde-mgd")
     model.save("runs/small"); JLCSDI.load("runs/small")
@@ -31,17 +31,19 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Self, cast
 
 import numpy as np
 import torch
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from tapecast.core.batch import ForecastBatch, OriginSource, as_batch
 from tapecast.core.errors import TapecastError
 from tapecast.core.forecast import Samples
 from tapecast.core.io import atomic_path, atomic_write_text
@@ -53,7 +55,6 @@ from tapecast.diffusion import (
     Sampler,
     get_sampler,
 )
-from tapecast.features.batch import ForecastBatch
 from tapecast.features.channels import IMBALANCE_CHANNELS
 from tapecast.features.dataset import ForecastDataset
 from tapecast.features.normalize import OrderFlowNormalizer
@@ -61,6 +62,7 @@ from tapecast.models.jl_csdi_config import JLCSDIConfig, jlcsdi_config
 from tapecast.models.jl_csdi_io import (
     DataStats,
     NormalizedOrigins,
+    batch_windows,
     context_moment_targets,
     covered_windows,
     finite_or_none,
@@ -137,6 +139,7 @@ class JLCSDI:
         self.normalizer: OrderFlowNormalizer | None = None
         self.stats: DataStats | None = None
         self.training: dict[str, Any] = {}
+        self._train_result: TrainResult | None = None
 
     def __repr__(self) -> str:
         return (f"JLCSDI({self.config.name!r}, noise={self.config.noise!r}, "
@@ -149,6 +152,14 @@ class JLCSDI:
         return count_parameters(self.net)
 
     @property
+    def train_result(self) -> TrainResult:
+        """What the training loop of the last :meth:`fit` reported (steps, losses, wall time)."""
+        if self._train_result is None:
+            raise TapecastError("this JL-CSDI model was not trained in this process (fit() "
+                                "sets train_result; a loaded model has .training)")
+        return self._train_result
+
+    @property
     def fitted(self) -> bool:
         """Whether the normalizer and data statistics are set (fitted or loaded)."""
         return self.normalizer is not None and self.stats is not None
@@ -156,24 +167,29 @@ class JLCSDI:
     # ------------------------------------------------------------------------------------------
     # training
 
-    def fit(self, train: ForecastDataset, val: ForecastDataset | None, run_dir: str | Path, *,
-            resume: bool = True, normalizer: OrderFlowNormalizer | None = None,
-            callbacks: Sequence[Any] = (), progress: bool = True,
-            shuffle_pairs_seed: int | None = None) -> TrainResult:
-        """Train on ``train`` (validating on ``val``) in ``run_dir``; then save the model there.
+    def fit(self, train: OriginSource, val: OriginSource | None = None, *,
+            seed: int | None = None, run_dir: str | Path | None = None, resume: bool = True,
+            normalizer: OrderFlowNormalizer | None = None, callbacks: Sequence[Any] = (),
+            progress: bool = True, shuffle_pairs_seed: int | None = None) -> Self:
+        """Train on ``train`` (validating on ``val``); with ``run_dir``, save the model there.
 
         Parameters
         ----------
-        train, val : ForecastDataset
+        train, val : OriginSource
             Training origins (usually stride 1) and validation origins (or None: ``best`` is
-            then the final EMA).
-        run_dir : path
+            then the final EMA): a :class:`~tapecast.features.dataset.ForecastDataset` (batches
+            built on demand) or a :class:`~tapecast.core.batch.ForecastBatch`.
+        seed : int, optional
+            Training seed (weight initialisation, data order, noise draws); default the
+            config's ``train.seed``.
+        run_dir : path, optional
             Run folder: the training loop's ``best/``, ``last/``, logs, and this model's files.
+            None trains in a temporary folder that is removed afterwards (nothing to resume).
         resume : bool
             Continue from ``run_dir/last`` when it exists (exactly, see :mod:`tapecast.train`).
         normalizer : OrderFlowNormalizer, optional
             Fitted on the training windows (e.g. ``FeatureSet.fit_normalizer()``); by default
-            fitted here on the windows of the training samples.
+            fitted here on the windows the training origins cover.
         callbacks : sequence of callables
             Passed to :func:`tapecast.train.fit` (a callback raising KeyboardInterrupt stops
             the run like Ctrl-C, leaving a resumable checkpoint).
@@ -186,30 +202,52 @@ class JLCSDI:
 
         Returns
         -------
-        TrainResult
+        JLCSDI
+            This model, fitted; the loop's :class:`~tapecast.train.TrainResult` is
+            :attr:`train_result`.
 
         Raises
         ------
         TapecastError
-            On datasets whose context, horizon or channels differ from the config, or a run
+            On origins whose context, horizon or channels differ from the config, or a run
             folder holding another model.
         KeyboardInterrupt
             After ``run_dir/last`` was written (call ``fit`` again to resume).
         """
-        run = Path(run_dir)
-        for data in (train, val):
+        if seed is not None and seed != self.config.train.seed:
+            self._reseed(seed)
+        if run_dir is None:
+            with tempfile.TemporaryDirectory(prefix="tapecast-jl-csdi-") as tmp:
+                return self._fit(train, val, Path(tmp), False, normalizer, callbacks,
+                                 progress, shuffle_pairs_seed, keep=False)
+        return self._fit(train, val, Path(run_dir), resume, normalizer, callbacks, progress,
+                         shuffle_pairs_seed, keep=True)
+
+    def _reseed(self, seed: int) -> None:
+        """Use training seed ``seed``: the config records it and the denoiser is re-initialised."""
+        self.config = self.config.with_train(seed=seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.net = build_denoiser(self.config.denoiser)
+
+    def _fit(self, train: OriginSource, val: OriginSource | None, run: Path, resume: bool,
+             normalizer: OrderFlowNormalizer | None, callbacks: Sequence[Any], progress: bool,
+             shuffle_pairs_seed: int | None, *, keep: bool) -> Self:
+        for data, split in ((train, "train"), (val, "val")):
             if data is not None:
-                self._check_dataset(data)
-        windows = covered_windows(train)
-        normalizer = normalizer or OrderFlowNormalizer.fit(windows, train.channels)
-        if tuple(normalizer.channels) != tuple(train.channels):
+                self._check_origins(data, split)
+        windows = (covered_windows(train) if isinstance(train, ForecastDataset)
+                   else batch_windows(as_batch(train)))
+        channels = tuple(self._probe(train).channels)
+        normalizer = normalizer or OrderFlowNormalizer.fit(windows, channels)
+        if tuple(normalizer.channels) != channels:
             raise TapecastError(f"normalizer channels {list(normalizer.channels)} differ from "
-                                f"the data's {list(train.channels)}")
+                                f"the data's {list(channels)}")
         self.normalizer = normalizer
         self.stats = DataStats.fit(windows, normalizer, self.config.standardize)
         if resume:
             self._check_run_folder(run)
-        if _is_main():  # an interrupted run keeps what it needs to be resumed and inspected
+        if keep and _is_main():  # an interrupted run keeps what it needs to be resumed
             run.mkdir(parents=True, exist_ok=True)
             normalizer.save(run / NORMALIZATION_FILE)
             self.stats.save(run / STATS_FILE)
@@ -220,26 +258,33 @@ class JLCSDI:
         val_data = None if val is None else NormalizedOrigins(val, normalizer, self.stats.scale)
         result = train_fit(self.net, self._loss, train_data, val_data, self.config.train,
                            run_dir=run, resume=resume, callbacks=callbacks, progress=progress)
+        self._train_result = result
         self.training = {"steps": result.step, "best_step": result.best_step,
                          "best_val_loss": finite_or_none(result.best_val_loss),
                          "wall_s": round(result.wall_s, 3), "train_origins": len(train),
                          "val_origins": None if val is None else len(val)}
-        if _is_main():
+        if keep and _is_main():
             self.save(run)
-        return result
+        return self
 
     def _loss(self, net: nn.Module, batch: Any, generator: torch.Generator) -> torch.Tensor:
         denoiser = cast(CSDIDenoiser | CachedCSDIDenoiser, net)
         return diffusion_loss(denoiser, self.noise, self.config.noise_draws, batch, generator)
 
-    def _check_dataset(self, data: ForecastDataset) -> None:
+    @staticmethod
+    def _probe(data: OriginSource) -> ForecastBatch:
+        """The first origin of ``data`` (shapes and channels without building them all)."""
+        return data.batch(np.arange(min(1, len(data))))
+
+    def _check_origins(self, data: OriginSource, split: str) -> None:
+        probe = self._probe(data)
         c, h = self.config.context, self.config.horizon
-        if (data.context, data.horizon) != (c, h):
-            raise TapecastError(f"the '{data.split}' samples have {data.context} context and "
-                                f"{data.horizon} horizon windows; this model reads {c} and "
+        if (probe.context_length, probe.horizon) != (c, h):
+            raise TapecastError(f"the {split} origins have {probe.context_length} context and "
+                                f"{probe.horizon} horizon windows; this model reads {c} and "
                                 f"forecasts {h} (JLCSDIConfig.with_sizes)")
-        if len(data.channels) != self.config.denoiser.n_features:
-            raise TapecastError(f"the data has {len(data.channels)} channels; the denoiser "
+        if len(probe.channels) != self.config.denoiser.n_features:
+            raise TapecastError(f"the data has {len(probe.channels)} channels; the denoiser "
                                 f"expects {self.config.denoiser.n_features}")
 
     def _check_run_folder(self, run: Path) -> None:
@@ -303,6 +348,45 @@ class JLCSDI:
         c = batch.context_length
         return Samples(self._to_raw(z, batch), batch.channels, batch.window_ids[:, c:],
                        batch.timestamps[:, c:], batch.instruments, batch.regimes)
+
+    def make_batch(self, context: ArrayLike, *, horizon: int | None = None,
+                   timestamps: ArrayLike | None = None, instruments: ArrayLike | str | None = None,
+                   extras: Mapping[str, ArrayLike] | None = None) -> ForecastBatch:
+        """A batch to forecast from the last C order-flow windows a user holds.
+
+        Parameters
+        ----------
+        context : array_like, float, shape (B, K, C) or (K, C)
+            Raw channel values in the model's channel order, oldest first.
+        horizon : int, optional
+            Must equal the config's H when given.
+        timestamps, instruments : optional
+            As :meth:`ForecastBatch.from_context`.
+        extras : mapping
+            ``n_trades`` and ``n_signed`` of the context windows, shape (B, C) or (C,): the
+            counts that undo the T-scaling (:func:`~tapecast.models.jl_csdi_io.plugin_counts`).
+
+        Returns
+        -------
+        ForecastBatch
+            target NaN, counts 0 over the horizon.
+        """
+        normalizer, _ = self._require_fitted()
+        if horizon is not None and horizon != self.config.horizon:
+            raise TapecastError(f"this model forecasts {self.config.horizon} windows, not "
+                                f"{horizon}")
+        missing = [n for n in ("n_trades", "n_signed") if n not in (extras or {})]
+        if missing:
+            raise TapecastError(f"JL-CSDI needs the context windows' {' and '.join(missing)} "
+                                "beside their values (extras=...)")
+        batch = ForecastBatch.from_context(normalizer.channels, context, self.config.horizon,
+                                           timestamps=timestamps, instruments=instruments,
+                                           extras={k: np.asarray(v, dtype=np.int64)
+                                                   for k, v in (extras or {}).items()})
+        if batch.context_length != self.config.context:
+            raise TapecastError(f"this model reads {self.config.context} context windows, got "
+                                f"{batch.context_length}")
+        return batch
 
     def _reverse(self, proc: Sampler, cache: Any, shape: tuple[int, int, int],
                  seed: int) -> torch.Tensor:

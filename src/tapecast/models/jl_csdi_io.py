@@ -10,8 +10,10 @@ where ``T̂``, ``n̂`` are the forecast-time plug-in counts (:func:`plugin_count
 
 This module holds
 
-* :class:`NormalizedOrigins` — the training-loop dataset over a
-  :class:`~tapecast.features.dataset.ForecastDataset` (batches built on demand);
+* :class:`NormalizedOrigins` — the training-loop dataset over any source of origins (a
+  :class:`~tapecast.features.dataset.ForecastDataset` builds batches on demand);
+* :func:`covered_windows`, :func:`batch_windows` — the distinct training windows with their
+  counts (what the normalizer and :class:`DataStats` are fitted on);
 * :class:`DataStats` — per-channel scale and the unconditional moments of the training windows
   (``data_stats.json`` of a saved model);
 * :func:`context_moment_targets` — conditional MGD targets from one window's context;
@@ -32,10 +34,10 @@ import polars as pl
 import torch
 from numpy.typing import NDArray
 
+from tapecast.core.batch import ForecastBatch, OriginSource
 from tapecast.core.errors import TapecastError
 from tapecast.core.io import atomic_write_text
 from tapecast.diffusion import MomentTargets
-from tapecast.features.batch import ForecastBatch
 from tapecast.features.dataset import ForecastDataset, card_inputs
 from tapecast.features.normalize import OrderFlowNormalizer
 
@@ -70,7 +72,7 @@ def model_inputs(batch: ForecastBatch, normalizer: OrderFlowNormalizer,
 
 
 class NormalizedOrigins:
-    """The :class:`tapecast.train.Dataset` of a forecast dataset's origins in model space.
+    """The :class:`tapecast.train.Dataset` of forecast origins in model space.
 
     Batches are built on demand (``ForecastDataset.batch`` then :func:`model_inputs`), so memory
     stays at the size of the windows table whatever the number of (overlapping) origins.
@@ -81,7 +83,7 @@ class NormalizedOrigins:
     which context precedes which target.
     """
 
-    def __init__(self, data: ForecastDataset, normalizer: OrderFlowNormalizer,
+    def __init__(self, data: OriginSource, normalizer: OrderFlowNormalizer,
                  scale: F64, pair_permutation: NDArray[np.int64] | None = None) -> None:
         self.data, self.normalizer, self.scale = data, normalizer, scale
         if pair_permutation is not None and sorted(pair_permutation) != list(range(len(data))):
@@ -113,6 +115,27 @@ def covered_windows(data: ForecastDataset) -> pl.DataFrame:
                                  .alias("window")).explode("window").select("instrument",
                                                                             "window").unique()
     return data.windows.join(spans, on=["instrument", "window"], how="semi")
+
+
+def batch_windows(batch: ForecastBatch) -> pl.DataFrame:
+    """The distinct windows of ``batch`` as a windows table, each ``(instrument, window)`` once.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``instrument``, ``window``, the channels (float64, NaN where undefined), ``n_signed``
+        and ``n_trades``; the first occurrence of each window, in batch order.
+    """
+    b, length = batch.size, batch.context_length + batch.horizon
+    values = np.concatenate([batch.context, batch.target], axis=2)  # (B, K, L)
+    flat = values.transpose(0, 2, 1).reshape(b * length, len(batch.channels))  # (B·L, K)
+    frame = pl.DataFrame({
+        "instrument": np.repeat(np.asarray(batch.instruments).astype(str), length),
+        "window": np.asarray(batch.window_ids, dtype=np.int64).reshape(-1),
+        **{c: flat[:, k] for k, c in enumerate(batch.channels)},
+        "n_signed": np.asarray(batch.extra("n_signed"), dtype=np.int64).reshape(-1),
+        "n_trades": np.asarray(batch.extra("n_trades"), dtype=np.int64).reshape(-1)})
+    return frame.unique(subset=["instrument", "window"], keep="first", maintain_order=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -303,7 +326,7 @@ def plugin_counts(batch: ForecastBatch, how: str) -> tuple[F64, F64]:
     Parameters
     ----------
     batch : ForecastBatch
-        Its ``n_signed`` / ``n_trades`` (B, C + H); only the first C columns are read.
+        Its extras ``n_signed`` / ``n_trades`` (B, C + H); only the first C columns are read.
     how : {"context-mean", "context-median", "context-last"}
 
     Returns
@@ -315,7 +338,7 @@ def plugin_counts(batch: ForecastBatch, how: str) -> tuple[F64, F64]:
     c = batch.context_length
     counts = []
     for name in ("n_signed", "n_trades"):
-        values = np.asarray(getattr(batch, name)[:, :c], dtype=np.float64)  # (B, C)
+        values = np.asarray(batch.extra(name)[:, :c], dtype=np.float64)  # (B, C)
         if how == "context-mean":
             stat = values.mean(axis=1)
         elif how == "context-median":

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from tapecast.core.batch import ForecastBatch
 from tapecast.core.errors import TapecastError
 from tapecast.core.forecast import Forecast, Samples
 from tapecast.core.io import atomic_write_text
-from tapecast.features.batch import ForecastBatch
 from tapecast.features.featureset import FeatureSet
 from tapecast.models.jl_csdi import JLCSDI
 from tapecast.models.jl_csdi_config import JLCSDIConfig
@@ -78,7 +78,7 @@ def probe_throughput(fs: FeatureSet, config: JLCSDIConfig, n_samples: int,
     model = JLCSDI(config.with_noise("jump-laplace").with_train(
         max_steps=PROBE_TRAIN_STEPS, eval_every=PROBE_TRAIN_STEPS * 100))
     try:
-        model.fit(fs.dataset("train"), None, scratch, resume=False,
+        model.fit(fs.dataset("train"), None, run_dir=scratch, resume=False,
                   normalizer=fs.fit_normalizer(), callbacks=[_step_timer(times)],
                   progress=False)
     finally:
@@ -143,9 +143,9 @@ def train_model(fs: FeatureSet, config: JLCSDIConfig, run: Path, key: str, *,
     model = JLCSDI(config)
     start, stopped = time.perf_counter(), False
     try:
-        result = model.fit(fs.dataset("train"), val, run, resume=resume,
+        result = model.fit(fs.dataset("train"), val, run_dir=run, resume=resume,
                            normalizer=fs.fit_normalizer(), callbacks=[callback], progress=False,
-                           shuffle_pairs_seed=0 if shuffle else None)
+                           shuffle_pairs_seed=0 if shuffle else None).train_result
         steps = result.step  # also right when a resumed run had no step left to take
     except BudgetStop:
         stopped, steps = True, seen[0]
@@ -202,7 +202,7 @@ def sample_until(model: JLCSDI, batch: ForecastBatch, n_samples: int, *, sampler
 def baseline_forecast(name: str, train: ForecastBatch, test: ForecastBatch, n_samples: int,
                       seed: int) -> Forecast:
     """Fit baseline ``name`` on the training origins and forecast ``test``."""
-    from tapecast.models.base import get_baseline
+    from tapecast.models import get_baseline
 
     start = time.perf_counter()
     model = get_baseline(name).fit(train, seed=seed)

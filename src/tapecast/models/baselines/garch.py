@@ -33,8 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from tapecast.core.batch import ForecastBatch
 from tapecast.core.errors import TapecastError
-from tapecast.features.batch import ForecastBatch
 from tapecast.models.base import (
     Baseline,
     BaselineConfig,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from tapecast.features.batch import ForecastBatch
+from tapecast.core.batch import ForecastBatch
 from tapecast.models.base import (
     Baseline,
     BaselineConfig,
