@@ -1,9 +1,9 @@
-"""Contract suite: every registered baseline honours the Forecaster seam the same way."""
+"""The baselines' registry and what only baselines offer (fitting on ``TrainingWindows``,
+naive's degenerate ensemble). The forecaster contract itself is
+``tests/models/test_forecaster_contract.py``."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +12,7 @@ import pytest
 
 from tapecast.core.batch import ForecastBatch
 from tapecast.core.errors import TapecastError
-from tapecast.models import Forecaster, TrainingWindows, baseline_names, get_baseline
+from tapecast.models import TrainingWindows, baseline_names, get_baseline
 from tapecast.models.base import Baseline
 from tests.models.batches import batch_from_series, concat, synthetic_windows
 from tests.models.tiny_chronos import build_tiny_bolt
@@ -68,97 +68,11 @@ def test_get_baseline_when_option_has_wrong_type_raises_tapecast_error() -> None
         get_baseline("bootstrap", block_length="five")
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_baseline_when_built_satisfies_forecaster_protocol(name: str, make) -> None:
-    forecaster = make(name)
-    assert isinstance(forecaster, Forecaster)
-    assert forecaster.name == name
-    record = json.loads(json.dumps(forecaster.to_dict()))
-    assert record["name"] == name and isinstance(record["config"], dict)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_sample_when_fitted_returns_finite_float32_of_batch_shape(name: str, make, train,
-                                                                  test_batch) -> None:
-    samples = make(name).fit(train, seed=0).sample(test_batch, 16, seed=0)
-    assert samples.values.shape == (test_batch.size, 16, 8, H)
-    assert samples.values.dtype == np.float32
-    assert np.isfinite(samples.values).all()
-    assert samples.channels == test_batch.channels
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_sample_when_same_seed_gives_identical_samples(name: str, make, train,
-                                                       test_batch) -> None:
-    forecaster = make(name).fit(train)
-    first = forecaster.sample(test_batch, 8, seed=7).values
-    again = forecaster.sample(test_batch, 8, seed=7).values
-    assert np.array_equal(first, again)
-
-
-@pytest.mark.parametrize("name", sorted(set(NAMES) - DETERMINISTIC))
-def test_sample_when_seed_differs_gives_different_samples(name: str, make, train,
-                                                          test_batch) -> None:
-    forecaster = make(name).fit(train)
-    a = forecaster.sample(test_batch, 8, seed=7).values
-    b = forecaster.sample(test_batch, 8, seed=8).values
-    assert not np.array_equal(a, b)
-
-
 def test_naive_when_seed_differs_gives_the_same_degenerate_ensemble(make, train,
                                                                     test_batch) -> None:
     forecaster = make("naive").fit(train)
     a = forecaster.sample(test_batch, 8, seed=7).values
     assert np.array_equal(a, forecaster.sample(test_batch, 8, seed=8).values)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_sample_when_batch_has_metadata_passes_horizon_part_through(name: str, make, train,
-                                                                    test_batch) -> None:
-    samples = make(name).fit(train).sample(test_batch, 4, seed=0)
-    assert np.array_equal(samples.window_ids, test_batch.window_ids[:, C:])
-    assert np.array_equal(samples.timestamps, test_batch.timestamps[:, C:])
-    assert np.array_equal(samples.instruments, test_batch.instruments)
-    assert np.array_equal(samples.regimes, test_batch.regimes)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_sample_when_not_fitted_raises(name: str, make, test_batch) -> None:
-    with pytest.raises(TapecastError, match="fitted before sampling"):
-        make(name).sample(test_batch, 4)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_sample_when_channels_differ_from_fit_raises(name: str, make, train,
-                                                     test_batch) -> None:
-    forecaster = make(name).fit(train)
-    renamed = dataclasses.replace(test_batch, channels=tuple(reversed(test_batch.channels)))
-    with pytest.raises(TapecastError, match="fitted on channels"):
-        forecaster.sample(renamed, 4)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_sample_when_n_samples_below_one_raises(name: str, make, train, test_batch) -> None:
-    with pytest.raises(TapecastError, match="n_samples"):
-        make(name).fit(train).sample(test_batch, 0)
-
-
-def _with_gaps(batch: ForecastBatch) -> ForecastBatch:
-    """Scattered NaN and inf, NaN last values, and one channel undefined over a whole context."""
-    ctx = batch.context.copy()
-    rng = np.random.default_rng(3)
-    ctx[rng.random(ctx.shape) < 0.2] = np.nan
-    ctx[0, :5, -3:] = np.nan  # imbalances of the last windows undefined
-    ctx[1, 0, :] = np.nan  # a whole context without imbalance
-    ctx[1, 6, 10] = np.inf
-    return dataclasses.replace(batch, context=ctx)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_sample_when_context_has_nan_gives_finite_samples(name: str, make, train,
-                                                          test_batch) -> None:
-    samples = make(name).fit(train).sample(_with_gaps(test_batch), 8, seed=0)
-    assert np.isfinite(samples.values).all()
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -243,7 +243,7 @@ def test_sample_when_sampler_does_not_fit_the_noise_raises_naming_the_right_ones
 def test_sample_when_unfitted_or_batch_sizes_differ_raises(fitted: dict[str, JLCSDI],
                                                            features: FeatureSet) -> None:
     batch = features.dataset("test").batch(slice(0, 1))
-    with pytest.raises(TapecastError, match="not fitted"):
+    with pytest.raises(TapecastError, match="must be fitted before sampling"):
         JLCSDI(tiny_config()).sample(batch, 2)
     with pytest.raises(TapecastError, match="n_samples"):
         fitted["gaussian"].sample(batch, 0)

@@ -441,12 +441,14 @@ class JLCSDI:
                                 f"{batch.horizon} horizon windows; this model reads "
                                 f"{self.config.context} and forecasts {self.config.horizon}")
         if tuple(batch.channels) != tuple(normalizer.channels):
-            raise TapecastError(f"batch channels {list(batch.channels)} differ from the "
-                                f"model's {list(normalizer.channels)}")
+            raise TapecastError(f"the JL-CSDI model was fitted on channels "
+                                f"{list(normalizer.channels)}, the batch has "
+                                f"{list(batch.channels)}")
 
     def _require_fitted(self) -> tuple[OrderFlowNormalizer, DataStats]:
         if self.normalizer is None or self.stats is None:
-            raise TapecastError("the JL-CSDI model is not fitted: call fit() or JLCSDI.load()")
+            raise TapecastError("the JL-CSDI model must be fitted before sampling or saving: "
+                                "call fit() or JLCSDI.load()")
         return self.normalizer, self.stats
 
     # ------------------------------------------------------------------------------------------

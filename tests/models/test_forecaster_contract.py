@@ -1,0 +1,216 @@
+"""Contract suite: every forecaster (each registered baseline and JL-CSDI) honours
+:class:`tapecast.core.forecaster.Forecaster` the same way.
+
+A new forecaster joins by adding its name to :data:`FORECASTERS` and a line to ``build``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tapecast.core.batch import ForecastBatch, OriginSource
+from tapecast.core.errors import TapecastError
+from tapecast.core.forecaster import Forecaster
+from tapecast.evaluate.walkforward import walk_forward
+from tapecast.models import baseline_names, get_baseline
+from tapecast.models.jl_csdi import JLCSDI
+from tests.models.batches import batch_from_series, concat, synthetic_windows
+from tests.models.test_jl_csdi import tiny_config
+from tests.models.tiny_chronos import build_tiny_bolt
+
+C, H = 100, 10
+FORECASTERS = (*baseline_names(), "jl-csdi")
+DETERMINISTIC = {"naive"}
+Make = Callable[[str], Any]
+
+
+@pytest.fixture(scope="module")
+def tiny_bolt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_bolt(tmp_path_factory.mktemp("tiny-bolt"))
+
+
+@pytest.fixture(scope="module")
+def make(tiny_bolt: Path) -> Make:
+    """A fresh, unfitted forecaster by name."""
+    def build(name: str) -> Any:
+        if name == "jl-csdi":
+            return JLCSDI(tiny_config(steps=2).with_sizes(C, H))
+        if name == "chronos":
+            return get_baseline(name, model=str(tiny_bolt))
+        return get_baseline(name)
+    return build
+
+
+@pytest.fixture(scope="module")
+def train() -> ForecastBatch:
+    series = synthetic_windows(np.random.default_rng(1), 400)
+    return batch_from_series(series, C, H)  # stride-1 origins, as the train split
+
+
+@pytest.fixture(scope="module")
+def test_batch() -> ForecastBatch:
+    """One SPY origin and one of an instrument absent from training (few: GARCH fits per origin)."""
+    rng = np.random.default_rng(2)
+    spy = batch_from_series(synthetic_windows(rng, 110), C, H, first_id=1000)
+    other = batch_from_series(synthetic_windows(rng, 110), C, H, instrument="QQQ")
+    return concat(spy, other)
+
+
+@pytest.fixture(scope="module")
+def fitted(make: Make, train: ForecastBatch) -> dict[str, Any]:
+    """Each forecaster fitted once (seed 0), for the tests that only sample."""
+    return {name: make(name).fit(train, seed=0) for name in FORECASTERS}
+
+
+class _Origins:
+    """A dataset-like source of origins that is not a batch (as ``ForecastDataset`` is)."""
+
+    def __init__(self, batch: ForecastBatch) -> None:
+        self._batch = batch
+
+    def __len__(self) -> int:
+        return self._batch.size
+
+    def batch(self, index: Any) -> ForecastBatch:
+        return self._batch.select(index)
+
+
+def _with_gaps(batch: ForecastBatch) -> ForecastBatch:
+    """Scattered NaN and inf, NaN last values, and one channel undefined over a whole context."""
+    ctx = batch.context.copy()
+    rng = np.random.default_rng(3)
+    ctx[rng.random(ctx.shape) < 0.2] = np.nan
+    ctx[0, :5, -3:] = np.nan  # imbalances of the last windows undefined
+    ctx[1, 0, :] = np.nan  # a whole context without imbalance
+    ctx[1, 6, 10] = np.inf
+    return dataclasses.replace(batch, context=ctx)
+
+
+@pytest.mark.parametrize("name", FORECASTERS)
+def test_forecaster_when_built_satisfies_the_protocol_and_records_itself(name: str,
+                                                                         make: Make) -> None:
+    forecaster = make(name)
+    assert isinstance(forecaster, Forecaster)
+    assert forecaster.name == name
+    record = json.loads(json.dumps(forecaster.to_dict()))
+    assert record["name"] == name and isinstance(record["config"], dict)
+
+
+@pytest.mark.parametrize("name", FORECASTERS)
+def test_fit_when_called_returns_the_forecaster_itself(name: str, make: Make,
+                                                       train: ForecastBatch) -> None:
+    forecaster = make(name)
+    assert forecaster.fit(train, None, seed=0, run_dir=None) is forecaster
+
+
+@pytest.mark.parametrize("name", FORECASTERS)
+def test_sample_when_fitted_returns_finite_float32_of_batch_shape(
+        name: str, fitted: dict[str, Any], test_batch: ForecastBatch) -> None:
+    samples = fitted[name].sample(test_batch, 16, seed=0)
+    assert samples.values.shape == (test_batch.size, 16, 8, H)
+    assert samples.values.dtype == np.float32
+    assert np.isfinite(samples.values).all()
+    assert samples.channels == test_batch.channels
+
+
+@pytest.mark.parametrize("name", FORECASTERS)
+def test_sample_when_same_seed_gives_identical_samples(name: str, fitted: dict[str, Any],
+                                                       test_batch: ForecastBatch) -> None:
+    first = fitted[name].sample(test_batch, 8, seed=7).values
+    assert np.array_equal(first, fitted[name].sample(test_batch, 8, seed=7).values)
+
+
+@pytest.mark.parametrize("name", sorted(set(FORECASTERS) - DETERMINISTIC))
+def test_sample_when_seed_differs_gives_different_samples(name: str, fitted: dict[str, Any],
+                                                          test_batch: ForecastBatch) -> None:
+    a = fitted[name].sample(test_batch, 8, seed=7).values
+    assert not np.array_equal(a, fitted[name].sample(test_batch, 8, seed=8).values)
+
+
+@pytest.mark.parametrize("name", FORECASTERS)
+def test_sample_when_batch_has_metadata_passes_horizon_part_through(
+        name: str, fitted: dict[str, Any], test_batch: ForecastBatch) -> None:
+    samples = fitted[name].sample(test_batch, 4, seed=0)
+    assert np.array_equal(samples.window_ids, test_batch.window_ids[:, C:])
+    assert np.array_equal(samples.timestamps, test_batch.timestamps[:, C:])
+    assert np.array_equal(samples.instruments, test_batch.instruments)
+    assert np.array_equal(samples.regimes, test_batch.regimes)
+
+
+@pytest.mark.parametrize("name", FORECASTERS)
+def test_sample_when_not_fitted_raises(name: str, make: Make, test_batch: ForecastBatch) -> None:
+    with pytest.raises(TapecastError, match="fitted before sampling"):
+        make(name).sample(test_batch, 4)
+
+
+@pytest.mark.parametrize("name", FORECASTERS)
+def test_sample_when_channels_differ_from_fit_raises(name: str, fitted: dict[str, Any],
+                                                     test_batch: ForecastBatch) -> None:
+    renamed = dataclasses.replace(test_batch, channels=tuple(reversed(test_batch.channels)))
+    with pytest.raises(TapecastError, match="fitted on channels"):
+        fitted[name].sample(renamed, 4)
+
+
+@pytest.mark.parametrize("name", FORECASTERS)
+def test_sample_when_n_samples_below_one_raises(name: str, fitted: dict[str, Any],
+                                                test_batch: ForecastBatch) -> None:
+    with pytest.raises(TapecastError, match="n_samples"):
+        fitted[name].sample(test_batch, 0)
+
+
+@pytest.mark.parametrize("name", FORECASTERS)
+def test_sample_when_context_has_nan_gives_finite_samples(name: str, fitted: dict[str, Any],
+                                                          test_batch: ForecastBatch) -> None:
+    samples = fitted[name].sample(_with_gaps(test_batch), 8, seed=0)
+    assert np.isfinite(samples.values).all()
+
+
+@pytest.mark.parametrize("name", FORECASTERS)
+def test_make_batch_when_given_the_raw_context_samples_as_the_full_batch(
+        name: str, fitted: dict[str, Any], test_batch: ForecastBatch) -> None:
+    """What a service holds (values and counts of the last C windows) forecasts like the
+    dataset's batch of the same origins."""
+    counts = {k: v[:, :C] for k, v in test_batch.extras.items()}  # (B, C): context only
+    built = fitted[name].make_batch(test_batch.context, extras=counts,
+                                    instruments=test_batch.instruments)
+    assert isinstance(built, ForecastBatch)
+    assert (built.size, built.context_length, built.horizon) == (test_batch.size, C, H)
+    assert np.isnan(built.target).all()
+    from_context = fitted[name].sample(built, 4, seed=3).values
+    np.testing.assert_array_equal(from_context, fitted[name].sample(test_batch, 4, seed=3).values)
+
+
+@pytest.mark.parametrize("name", FORECASTERS)
+def test_make_batch_when_context_has_other_channel_count_raises(
+        name: str, fitted: dict[str, Any], test_batch: ForecastBatch) -> None:
+    counts = {k: v[:, :C] for k, v in test_batch.extras.items()}
+    with pytest.raises(TapecastError, match="context must have shape"):
+        fitted[name].make_batch(test_batch.context[:, :3], extras=counts)
+
+
+@pytest.mark.parametrize("name", FORECASTERS)
+def test_fit_when_given_a_source_of_origins_matches_fit_on_the_batch(
+        name: str, make: Make, train: ForecastBatch, test_batch: ForecastBatch) -> None:
+    source: OriginSource = _Origins(train)
+    assert isinstance(source, OriginSource)
+    on_source = make(name).fit(source, seed=0).sample(test_batch, 4, seed=5).values
+    on_batch = make(name).fit(train, seed=0).sample(test_batch, 4, seed=5).values
+    np.testing.assert_array_equal(on_source, on_batch)
+
+
+@pytest.mark.parametrize("name", FORECASTERS)
+def test_walk_forward_when_given_the_forecaster_runs_every_arm(
+        name: str, make: Make, train: ForecastBatch, test_batch: ForecastBatch) -> None:
+    result = walk_forward([("fold", train, test_batch)], lambda: make(name),
+                          make_random=lambda: get_baseline("climatology"),
+                          make_naive=lambda: get_baseline("naive"), seeds=(0,), n_samples=4)
+    assert result.forecaster == name
+    assert {r.arm for r in result.runs} == {"REAL", "SHUFFLE", "RANDOM", "NAIVE"}
+    assert all(np.isfinite(r.mean_crps) for r in result.runs)
