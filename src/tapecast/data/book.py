@@ -27,7 +27,6 @@ never reports its later cancels or executions (``docs/book.md``, ``docs/lobster.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import chain
 from typing import Literal
 
 import numpy as np
@@ -37,6 +36,7 @@ import pyarrow as pa
 
 from tapecast.core.errors import TapecastError
 from tapecast.data import book_core as core
+from tapecast.data.book_state import ASK, BID, BookState, new_state, seed_level
 from tapecast.data.schemas import conform, levels_schema
 from tapecast.data.tables import Tables
 
@@ -134,18 +134,19 @@ def replay_book(
                                        depth_window, forgotten, uncross)
     cols = _columns(events)
     if full_state is None:
-        full_state = bool(cols.action) and (
+        full_state = len(cols.action) > 0 and (
             cols.action[0] == core.CLEAR or bool(cols.flags[0] & core.F_SNAPSHOT)
         )
     if fills_reduce is None:
         fills_reduce = events.height == 0 or events["flags"].null_count() == events.height
-    state = core.BookState()
+    state = new_state(order_capacity=min(events.height, 1 << 16))
     if seed is not None:
-        _apply_seed(state, seed)
+        state = _seeded(state, seed)
     cfg = core.LoopConfig(n_levels, full_state, fills_reduce, source, depth_window, forgotten,
                           uncross)
-    bids, asks, counters = core.run_loop(cols, state, cfg)
-    levels = _levels_frame(events, bids, asks, n_levels)
+    loop = core.run_loop(cols, state, cfg)
+    levels = _levels_frame(events, loop, n_levels)
+    counters = loop.counters
     counters["events"] = events.height
     counters.update(_crossings(levels, events))
     return BookResult(levels=levels, counters=counters)
@@ -234,19 +235,19 @@ def top_of_book(levels: pl.DataFrame) -> pl.DataFrame:
     ), "quotes")
 
 
-def _ticks(series: pl.Series) -> list[int]:
-    """Float prices -> integer ticks of 1e-9 (null -> 0) as a Python list."""
+def _ticks(series: pl.Series) -> npt.NDArray[np.int64]:
+    """Float prices -> integer ticks of 1e-9 (null -> 0)."""
     ticks = (series.cast(pl.Float64) * PRICE_SCALE).round().cast(pl.Int64).fill_null(0)
-    return ticks.to_list()
+    return ticks.to_numpy().astype(np.int64, copy=False)
 
 
 def _columns(events: pl.DataFrame) -> core.EventColumns:
     """The integer columns of ``events`` the loop reads."""
-    def ints(name: str, null: int) -> list[int]:
+    def ints(name: str, null: int) -> npt.NDArray[np.int64]:
         col = events[name]
         if isinstance(col.dtype, pl.Enum):
             col = col.to_physical()
-        return col.cast(pl.Int64).fill_null(null).to_list()
+        return col.cast(pl.Int64).fill_null(null).to_numpy().astype(np.int64, copy=False)
 
     return core.EventColumns(
         action=ints("action", core.TRADE),
@@ -258,52 +259,30 @@ def _columns(events: pl.DataFrame) -> core.EventColumns:
     )
 
 
-def _apply_seed(state: core.BookState, seed: pl.DataFrame) -> None:
-    """Put the seed's levels into ``state`` as anonymous liquidity."""
+def _seeded(state: BookState, seed: pl.DataFrame) -> BookState:
+    """``state`` with the seed's levels added as anonymous liquidity."""
     if seed.height != 1:
         raise ValueError(f"a book seed is a one-row levels frame, got {seed.height} rows")
     row = seed.row(0, named=True)
     n = sum(1 for c in seed.columns if c.startswith("ask_px_"))
     for i in range(1, n + 1):
-        for side, name in ((core.ASK, "ask"), (core.BID, "bid")):
+        for side, name in ((ASK, "ask"), (BID, "bid")):
             px, sz = row[f"{name}_px_{i}"], row[f"{name}_sz_{i}"]
             if px is not None and sz is not None and sz > 0:
-                state.seed_level(side, round(px * PRICE_SCALE), int(sz))
+                state = seed_level(state, side, round(px * PRICE_SCALE), int(sz))
+    return state
 
 
-def _side_arrays(
-    snap: core.Snapshots, n_events: int, n_levels: int
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Forward-fill one side's recorded rows into (n_levels, n_events) key and size arrays."""
-    n_rec = len(snap.rows)
-    lens = np.fromiter(map(len, snap.keys), dtype=np.int64, count=n_rec)  # (R,)
-    keys = np.zeros((n_levels, n_rec), dtype=np.int64)  # (N, R)
-    sizes = np.zeros((n_levels, n_rec), dtype=np.int64)  # (N, R); 0 = empty level
-    rec = np.repeat(np.arange(n_rec), lens)  # (sum lens,)
-    level = np.arange(rec.size) - np.repeat(np.cumsum(lens) - lens, lens)
-    keys[level, rec] = np.fromiter(chain.from_iterable(snap.keys), np.int64, count=rec.size)
-    sizes[level, rec] = np.fromiter(chain.from_iterable(snap.sizes), np.int64, count=rec.size)
-    # the recorded row holding the state after event e (rows are 1-based; 0 = initial state)
-    rows = np.asarray(snap.rows, dtype=np.int64)
-    at = np.full(n_events + 1, -1, dtype=np.int64)
-    at[rows] = np.arange(n_rec)  # a later record of the same row wins
-    pick = np.maximum.accumulate(at)[1:]  # (E,) record indices only grow with the row
-    return keys[:, pick], sizes[:, pick]
-
-
-def _levels_frame(
-    events: pl.DataFrame, bids: core.Snapshots, asks: core.Snapshots, n_levels: int
-) -> pl.DataFrame:
-    """Assemble the ``levels_schema(n_levels)`` frame from both sides' snapshots."""
-    n = events.height
-    sides = {"bid": _side_arrays(bids, n, n_levels), "ask": _side_arrays(asks, n, n_levels)}
+def _levels_frame(events: pl.DataFrame, loop: core.LoopResult, n_levels: int) -> pl.DataFrame:
+    """Assemble the ``levels_schema(n_levels)`` frame from the loop's (2, N, E) top-N arrays."""
     cols: dict[str, pa.Array] = {}
     for j in range(n_levels):
-        for name, sign in (("ask", 1), ("bid", -1)):
-            keys, sizes = sides[name]
-            empty = sizes[j] == 0  # (E,)
-            cols[f"{name}_px_{j + 1}"] = pa.array(keys[j] * (sign / PRICE_SCALE), mask=empty)
-            cols[f"{name}_sz_{j + 1}"] = pa.array(sizes[j], mask=empty)
+        for name, side in (("ask", ASK), ("bid", BID)):
+            sizes = loop.sizes[side, j]  # (E,)
+            empty = sizes == 0
+            cols[f"{name}_px_{j + 1}"] = pa.array(loop.prices[side, j] * (1 / PRICE_SCALE),
+                                                  mask=empty)
+            cols[f"{name}_sz_{j + 1}"] = pa.array(sizes, mask=empty)
     frame = pl.from_arrow(pa.table(cols))
     assert isinstance(frame, pl.DataFrame)
     frame = frame.with_columns(ts=events["ts_event"], instrument=events["instrument"])

@@ -1,41 +1,49 @@
-"""The hot loop of the L3 book replay: plain-Python dicts and sorted lists, one pass over events.
+"""The per-event loop of the L3 book replay: one compiled pass over the events on a book state.
 
-This module holds the per-event state machine behind :func:`tapecast.data.book.replay_book`.
-It works on integer columns (action and side codes, prices in integer ticks of 1e-9) so that the
-loop touches only Python ints; the public module converts Polars frames to and from these.
+This module holds the event semantics behind :func:`tapecast.data.book.replay_book`: which
+book operation each event is, and what a replay does with impossible events (raise in a
+full-state replay, count and recover mid-stream). The book itself and its operations (add,
+cancel, modify, execute, clear, top-N, content hash) live in :mod:`tapecast.data.book_state`,
+shared with the order-at-a-time :class:`~tapecast.data.book_orders.OrderBook`; the loop below is
+a numba function that calls those kernels, so it costs no Python call per event.
 
-Data structures
----------------
-``orders``   order id -> ``[side, key, size, since]`` (one small list per resting order;
-             ``since`` is the event index at which it took its current price)
-``keys[s]``  side ``s``'s (0 bid, 1 ask) price keys in ascending order, best first: a bid's key
-             is ``-price``, an ask's is ``price``, so index 0 is the touch (kept with bisect)
-``sizes[s]`` total resting size per level, aligned with ``keys[s]``
-``anon[s]``  key -> anonymous (seeded, order-id-less) size still resting at that price
-``gone[s]``  key -> the last event index after which a depth window dropped that level
+The loop reads integer columns (action and side codes, prices in integer ticks of 1e-9) and
+writes each side's top ``n`` after every event into (2, n, E) arrays; the public module converts
+Polars frames to and from these.
 
 Depth window (``LoopConfig.depth_window = N``): after every event each side keeps only its best
-N levels, the rest is forgotten, because a depth-N source (LOBSTER) never reports what happens
-beyond depth N. Forgetting is lazy: the dropped level's key is stamped in ``gone`` and an
-order is forgotten when its level was dropped at or after ``since``, so no price -> orders
-index is needed in the hot loop. A later event on a forgotten order is handled by
-:meth:`_Anomalies.forgotten` (``"drop"``: as an unknown order; ``"recall"``: the size it has
-left after the event is put back at its price, since a depth-N source only reports events on
-orders inside the top N).
-
-Keeping sizes in a list aligned with the sorted keys (rather than a price -> size dict) makes
-recording the top ``n`` two C-level slices. A side's top ``n`` is recorded only after an event
-that changed it (the level's rank is < ``n``); the caller forward-fills the other rows.
+N levels; the orders of a dropped level are marked forgotten (kept, out of every level), because
+a depth-N source (LOBSTER) never reports what happens beyond depth N. A later event on a
+forgotten order: ``"drop"`` treats it as one on an unknown order; ``"recall"`` puts the size it
+has left after the event back at its price (a depth-N source only reports events on orders
+inside the top N).
 """
 
 from __future__ import annotations
 
-import gc
-from bisect import bisect_left, bisect_right
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final, Literal
 
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
 from tapecast.core.errors import ReplayError
+from tapecast.data import book_state as bs
+from tapecast.data.book_state import (
+    ASK,
+    BID,
+    FORGOTTEN,
+    M_DEPTH,
+    O_LEVEL,
+    O_PRICE,
+    O_SIDE,
+    O_SIZE,
+    BookState,
+)
+
+__all__ = ["ASK", "BID", "COUNTER_NAMES", "EventColumns", "LoopConfig", "LoopResult",
+           "run_loop"]
 
 # action codes: the physical codes of schemas.Action (ACTIONS order)
 ADD: Final = 0
@@ -44,124 +52,46 @@ MODIFY: Final = 2
 TRADE: Final = 3
 FILL: Final = 4
 CLEAR: Final = 5
-# side codes: the physical codes of schemas.BookSide
-BID: Final = 0
-ASK: Final = 1
+# side codes: the physical codes of schemas.BookSide (BID = 0, ASK = 1 as in book_state)
 NONE: Final = 2
 
 F_LAST: Final = 0x80
 F_SNAPSHOT: Final = 0x20
 
+COUNTER_NAMES: Final = (
+    "unknown_order", "seed_absorbed", "duplicate_add", "negative_size_clamped",
+    "sideless_book_event", "snapshot_records", "clears", "window_trims", "forgotten_order",
+    "forgotten_recalled", "uncrossed",
+)
+(_UNKNOWN, _SEED_ABSORBED, _DUPLICATE_ADD, _CLAMPED, _SIDELESS, _SNAPSHOT, _CLEARS, _TRIMS,
+ _FORGOTTEN, _RECALLED, _UNCROSSED) = range(len(COUNTER_NAMES))
+
+# what stopped a full-state replay (0: nothing)
+_ERR_UNKNOWN_ORDER: Final = 1
+_ERR_LIVE_ADD: Final = 2
+_ERR_OVERSIZE: Final = 3
+
 
 @dataclass
 class EventColumns:
-    """The integer columns the loop reads (Python lists, all of length n_events).
+    """The integer columns the loop reads (int64 arrays, all of length n_events).
 
     Attributes
     ----------
-    action, side : list of int
+    action, side : ndarray, int64
         Action and side codes (see the module constants).
-    price : list of int
+    price : ndarray, int64
         Price in ticks of 1e-9 (0 where the event has no price).
-    size, order_id, flags : list of int
+    size, order_id, flags : ndarray, int64
         0 where null.
     """
 
-    action: list[int]
-    side: list[int]
-    price: list[int]
-    size: list[int]
-    order_id: list[int]
-    flags: list[int]
-
-
-@dataclass
-class BookState:
-    """The resting book between events (see the module docstring for the layout)."""
-
-    orders: dict[int, list[int]] = field(default_factory=dict)
-    keys: tuple[list[int], list[int]] = field(default_factory=lambda: ([], []))
-    sizes: tuple[list[int], list[int]] = field(default_factory=lambda: ([], []))
-    anon: tuple[dict[int, int], dict[int, int]] = field(default_factory=lambda: ({}, {}))
-    gone: tuple[dict[int, int], dict[int, int]] = field(default_factory=lambda: ({}, {}))
-
-    def seed_level(self, side: int, price: int, size: int) -> None:
-        """Add anonymous resting size ``size`` at ``price`` (ticks) on ``side``."""
-        key = price if side == ASK else -price
-        ks, vs = self.keys[side], self.sizes[side]
-        j = bisect_left(ks, key)
-        if j < len(ks) and ks[j] == key:
-            vs[j] += size
-        else:
-            ks.insert(j, key)
-            vs.insert(j, size)
-        self.anon[side][key] = self.anon[side].get(key, 0) + size
-
-    def clear(self) -> None:
-        """Empty the book (orders, levels and seeded liquidity)."""
-        self.orders.clear()
-        for s in (BID, ASK):
-            self.keys[s].clear()
-            self.sizes[s].clear()
-            self.anon[s].clear()
-            self.gone[s].clear()
-
-    def forget_beyond(self, depth: int, i: int) -> int:
-        """Drop every level beyond the best ``depth`` on each side after event ``i``.
-
-        Returns
-        -------
-        int
-            Bit mask of the sides that lost levels (1 bid, 2 ask).
-        """
-        mask = 0
-        for s in (BID, ASK):
-            ks = self.keys[s]
-            if len(ks) <= depth:
-                continue
-            gone, anon = self.gone[s], self.anon[s]
-            for k in ks[depth:]:
-                gone[k] = i
-                if anon:
-                    anon.pop(k, None)
-            del ks[depth:]
-            del self.sizes[s][depth:]
-            mask |= 1 << s
-        return mask
-
-    def forget_crossed(self, side: int, i: int) -> int:
-        """Drop the levels of the side opposite ``side`` at or through ``side``'s best price,
-        after event ``i``; returns the bit mask of the side that lost levels (0 if none)."""
-        other = 1 - side
-        ks = self.keys[other]
-        j = bisect_right(ks, -self.keys[side][0])  # other's keys <= -(side's best key) cross
-        if j == 0:
-            return 0
-        gone, anon = self.gone[other], self.anon[other]
-        for k in ks[:j]:
-            gone[k] = i
-            if anon:
-                anon.pop(k, None)
-        del ks[:j]
-        del self.sizes[other][:j]
-        return 1 << other
-
-    def is_forgotten(self, rest: list[int]) -> bool:
-        """Whether a window dropped the level of resting order ``rest`` after it got there."""
-        return self.gone[rest[0]].get(rest[1], -1) >= rest[3]
-
-
-@dataclass
-class Snapshots:
-    """The top-``n`` rows recorded for one side.
-
-    ``rows`` holds the 1-based event row after which the side changed (0 = the initial state);
-    ``keys`` and ``sizes`` that row's top levels (lists of at most ``n`` ints, best first).
-    """
-
-    rows: list[int] = field(default_factory=list)
-    keys: list[list[int]] = field(default_factory=list)
-    sizes: list[list[int]] = field(default_factory=list)
+    action: NDArray[np.int64]
+    side: NDArray[np.int64]
+    price: NDArray[np.int64]
+    size: NDArray[np.int64]
+    order_id: NDArray[np.int64]
+    flags: NDArray[np.int64]
 
 
 @dataclass
@@ -177,235 +107,177 @@ class LoopConfig:
     uncross: bool = True
 
 
-COUNTER_NAMES: Final = (
-    "unknown_order", "seed_absorbed", "duplicate_add", "negative_size_clamped",
-    "sideless_book_event", "snapshot_records", "clears", "window_trims", "forgotten_order",
-    "forgotten_recalled", "uncrossed",
-)
+@dataclass
+class LoopResult:
+    """The top-N book after every event, and what the loop counted.
 
-
-class _Anomalies:
-    """The rare paths of the loop: raise in a full-state replay, else count and recover."""
-
-    def __init__(self, cols: EventColumns, state: BookState, cfg: LoopConfig) -> None:
-        self.cols, self.state, self.cfg = cols, state, cfg
-        self.counts = dict.fromkeys(COUNTER_NAMES, 0)
-
-    def fail(self, i: int, field_name: str, expected: str, got: object) -> ReplayError:
-        return ReplayError(f"{self.cfg.source}, row {i + 1}, field '{field_name}': "
-                           f"expected {expected}, got {got!r}")
-
-    def unknown_order(self, i: int) -> None:
-        """A cancel/modify/fill names an order that is not resting."""
-        if self.cfg.full_state:
-            raise self.fail(i, "order_id", "a resting order", self.cols.order_id[i])
-        self.counts["unknown_order"] += 1
-
-    def oversize(self, i: int, have: int) -> int:
-        """A reduction bigger than the resting size; returns the size to take off."""
-        if self.cfg.full_state:
-            raise self.fail(i, "size", f"at most the resting size {have}", self.cols.size[i])
-        self.counts["negative_size_clamped"] += 1
-        return have
-
-    def live_add(self, i: int) -> None:
-        """An add names an order id that is already resting (the old order is replaced)."""
-        if self.cfg.full_state:
-            raise self.fail(i, "order_id", "an order id not already resting",
-                            self.cols.order_id[i])
-        self.counts["duplicate_add"] += 1
-
-    def seeded_size(self, i: int) -> tuple[int, int, int]:
-        """Side, key and size an unknown-order reduction takes off seeded liquidity (size 0:
-        none at that price)."""
-        s = self.cols.side[i]
-        if s == NONE:
-            return s, 0, 0
-        k = self.cols.price[i] if s == ASK else -self.cols.price[i]
-        seeded = self.state.anon[s].get(k, 0)
-        q = min(self.cols.size[i], seeded)
-        if q > 0:
-            self.counts["seed_absorbed"] += 1
-            self.state.anon[s][k] = seeded - q
-        return s, k, q
-
-    def forgotten(self, i: int, o: int, rest: list[int]) -> tuple[tuple[int, int, int], ...]:
-        """A cancel/fill of order ``o`` whose level the depth window dropped; returns the level
-        changes (see the module docstring for ``"drop"`` and ``"recall"``)."""
-        self.counts["forgotten_order"] += 1
-        del self.state.orders[o]
-        if self.cfg.forgotten == "drop":
-            s, k, q = self.seeded_size(i)
-            return ((s, k, -q),) if q else ()
-        s, k, have = rest[0], rest[1], rest[2]
-        left = have - self.cols.size[i]
-        if left <= 0:
-            return ()
-        self.counts["forgotten_recalled"] += 1
-        self.state.orders[o] = [s, k, left, i]
-        return ((s, k, left),)
-
-
-def run_loop(
-    cols: EventColumns, state: BookState, cfg: LoopConfig
-) -> tuple[Snapshots, Snapshots, dict[str, int]]:
-    """:func:`_run_loop` with the cyclic garbage collector paused.
-
-    The loop allocates only acyclic objects (small lists and tuples), yet every 700 allocations
-    the collector would rescan all resting orders and recorded rows: pausing it saves ~25%.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _run_loop(cols, state, cfg)
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _run_loop(
-    cols: EventColumns, state: BookState, cfg: LoopConfig
-) -> tuple[Snapshots, Snapshots, dict[str, int]]:
-    """Apply every event to ``state`` in order; record each side's top ``n`` when it changes.
-
-    The common paths are written inline in one loop (no per-event function calls: they would
-    cost more than the book update itself); rare paths live in :class:`_Anomalies`.
-
-    Returns
-    -------
-    bids, asks : Snapshots
-        Each side's top-n keys and sizes after every event that changed them.
+    Attributes
+    ----------
+    prices, sizes : ndarray, int64, shape (2, n_levels, n_events)
+        ``[side, level, event]``: side 0 bid, 1 ask; level 0 the best; the book after the event.
+        Prices in ticks; an empty level has size 0 (and price 0).
     counters : dict of str to int
-        Anomalies counted (not raised) and records seen; see ``COUNTER_NAMES``.
+        See ``COUNTER_NAMES``.
+    state : BookState
+        The book after the last event.
+    """
+
+    prices: NDArray[np.int64]
+    sizes: NDArray[np.int64]
+    counters: dict[str, int]
+    state: BookState
+
+
+def run_loop(cols: EventColumns, state: BookState, cfg: LoopConfig) -> LoopResult:
+    """Apply every event to ``state`` in order; record each side's top ``n`` after each.
 
     Raises
     ------
     ReplayError
         In a full-state replay, on an add of a live order id, a cancel/modify/fill of an unknown
-        order or a reduction bigger than the resting size.
+        order or a reduction bigger than the resting size (naming the source, row and field).
     """
-    n = cfg.n_levels
-    window = cfg.depth_window or 0  # 0: no window
-    uncross = bool(window) and cfg.uncross
-    if window:
-        state.forget_beyond(window, -1)
-    act, sd, px, sz, oid, fl = (cols.action, cols.side, cols.price, cols.size, cols.order_id,
-                                cols.flags)
-    orders, keys, sizes, anon = state.orders, state.keys, state.sizes, state.anon
-    rare = _Anomalies(cols, state, cfg)
-    counts = rare.counts
-    snaps = (Snapshots([0], [keys[BID][:n]], [sizes[BID][:n]]),
-             Snapshots([0], [keys[ASK][:n]], [sizes[ASK][:n]]))
-    rows_b, keys_b, sizes_b = snaps[BID].rows, snaps[BID].keys, snaps[BID].sizes
-    rows_a, keys_a, sizes_a = snaps[ASK].rows, snaps[ASK].keys, snaps[ASK].sizes
-    fills_reduce = cfg.fills_reduce
-    for i in range(len(act)):
-        a = act[i]
+    n, n_events = cfg.n_levels, len(cols.action)
+    prices = np.zeros((2, n, n_events), dtype=np.int64)  # (side, level, event)
+    sizes = np.zeros((2, n, n_events), dtype=np.int64)
+    counts = np.zeros(len(COUNTER_NAMES), dtype=np.int64)
+    state, error, row, have = _replay(
+        cols.action, cols.side, cols.price, cols.size, cols.order_id, cols.flags, state, n,
+        cfg.full_state, cfg.fills_reduce, cfg.depth_window or 0,
+        bool(cfg.depth_window) and cfg.uncross, cfg.forgotten == "recall", prices, sizes, counts)
+    if error:
+        raise _replay_error(cfg.source, cols, error, row, have)
+    counters = {name: int(c) for name, c in zip(COUNTER_NAMES, counts, strict=True)}
+    return LoopResult(prices, sizes, counters, state)
+
+
+def _replay_error(source: str, cols: EventColumns, error: int, row: int, have: int) -> ReplayError:
+    """The one-line error of a full-state replay stopped at 0-based ``row``."""
+    if error == _ERR_OVERSIZE:
+        field, expected, got = "size", f"at most the resting size {have}", cols.size[row]
+    elif error == _ERR_LIVE_ADD:
+        field, expected, got = "order_id", "an order id not already resting", cols.order_id[row]
+    else:
+        field, expected, got = "order_id", "a resting order", cols.order_id[row]
+    return ReplayError(f"{source}, row {row + 1}, field '{field}': "
+                       f"expected {expected}, got {int(got)!r}")
+
+
+@numba.njit(cache=True)
+def _take_seeded(st, side, price, size, counts):  # type: ignore[no-untyped-def]
+    """An unknown-order reduction takes what it can off the seeded size at its price."""
+    if side != BID and side != ASK:
+        return 0
+    q = bs.take_anonymous(st, side, price, size)
+    if q > 0:
+        counts[_SEED_ABSORBED] += 1
+    return q
+
+
+@numba.njit(cache=True)
+def _replay(action, side, price, size, order_id, flags, st, n, full_state,  # type: ignore[no-untyped-def]
+            fills_reduce, window, uncross, recall, out_prices, out_sizes, counts):
+    """The loop behind :func:`run_loop`; returns ``(state, error, row, resting size)``.
+
+    ``changed`` marks an event that did something to the book (the window and uncross checks
+    run after it); ``last`` is the side it changed last (the side an uncross keeps).
+    """
+    top_prices = np.zeros((2, n), dtype=np.int64)
+    top_sizes = np.zeros((2, n), dtype=np.int64)
+    if window > 0:
+        bs.forget_beyond(st, window)
+    bs.top_n(st, n, top_prices, top_sizes)
+    for i in range(action.shape[0]):
+        a = action[i]
+        changed = False
+        last = -1
         if a == TRADE or (a == FILL and not fills_reduce):
-            continue
-        # the event's level changes: (side, key, signed size change)
-        changes: tuple[tuple[int, int, int], ...]
-        if a == CANCEL or a == FILL:
-            o = oid[i]
-            rest = orders.get(o)
-            if rest is None:
-                rare.unknown_order(i)
-                s, k, q = rare.seeded_size(i)
-                if q == 0:
-                    continue
-                changes = ((s, k, -q),)
-            elif window and state.is_forgotten(rest):
-                changes = rare.forgotten(i, o, rest)
-                if not changes:
-                    continue
+            pass
+        elif a == CANCEL or a == FILL:
+            o = order_id[i]
+            slot = bs.find_order(st, o)
+            if slot < 0:
+                if full_state:
+                    return st, _ERR_UNKNOWN_ORDER, i, 0
+                counts[_UNKNOWN] += 1
+                changed = _take_seeded(st, side[i], price[i], size[i], counts) > 0
+                last = side[i]
+            elif st.orders[slot, O_LEVEL] == FORGOTTEN:
+                counts[_FORGOTTEN] += 1
+                s, p = st.orders[slot, O_SIDE], st.orders[slot, O_PRICE]
+                left = st.orders[slot, O_SIZE] - size[i]
+                bs.remove_order(st, slot)
+                if not recall:
+                    changed = _take_seeded(st, side[i], price[i], size[i], counts) > 0
+                    last = side[i]
+                elif left > 0:
+                    counts[_RECALLED] += 1
+                    st = bs.add_order(st, o, s, p, left)
+                    changed, last = True, s
             else:
-                s, k, have, _ = rest
-                q = sz[i]
-                if q >= have:
-                    if q > have:
-                        q = rare.oversize(i, have)
-                    del orders[o]
-                else:
-                    rest[2] = have - q
-                changes = ((s, k, -q),)
+                have = st.orders[slot, O_SIZE]
+                if size[i] > have:
+                    if full_state:
+                        return st, _ERR_OVERSIZE, i, have
+                    counts[_CLAMPED] += 1
+                last = st.orders[slot, O_SIDE]
+                bs.cancel_order(st, slot, size[i])
+                changed = True
         elif a == ADD:
-            s = sd[i]
-            if fl[i] & F_SNAPSHOT:
-                counts["snapshot_records"] += 1
+            s = side[i]
+            if flags[i] & F_SNAPSHOT:
+                counts[_SNAPSHOT] += 1
             if s == NONE:
-                counts["sideless_book_event"] += 1
-                continue
-            o = oid[i]
-            k = px[i] if s == ASK else -px[i]
-            old = orders.get(o)
-            changes = ((s, k, sz[i]),)
-            if old is not None:
-                rare.live_add(i)
-                if not (window and state.is_forgotten(old)):
-                    changes = ((old[0], old[1], -old[2]), (s, k, sz[i]))
-            orders[o] = [s, k, sz[i], i]
-        elif a == MODIFY:
-            o = oid[i]
-            rest = orders.get(o)
-            s = sd[i]
-            if rest is None or (window and state.is_forgotten(rest)):
-                if rest is None:
-                    rare.unknown_order(i)  # then an add, as Databento's own book does
-                else:
-                    counts["forgotten_order"] += 1
-                if s == NONE:
-                    continue
-                k = px[i] if s == ASK else -px[i]
-                orders[o] = [s, k, sz[i], i]
-                changes = ((s, k, sz[i]),)
+                counts[_SIDELESS] += 1
             else:
-                s_old, k_old, q_old, _ = rest
+                o = order_id[i]
+                old = bs.find_order(st, o)
+                if old >= 0:
+                    if full_state:
+                        return st, _ERR_LIVE_ADD, i, 0
+                    counts[_DUPLICATE_ADD] += 1
+                    bs.remove_order(st, old)
+                st = bs.add_order(st, o, s, price[i], size[i])
+                changed, last = True, s
+        elif a == MODIFY:
+            o = order_id[i]
+            slot = bs.find_order(st, o)
+            s = side[i]
+            if slot < 0 or st.orders[slot, O_LEVEL] == FORGOTTEN:
+                if slot < 0:
+                    if full_state:
+                        return st, _ERR_UNKNOWN_ORDER, i, 0
+                    counts[_UNKNOWN] += 1  # then an add, as Databento's own book does
+                else:
+                    counts[_FORGOTTEN] += 1
+                if s != NONE:
+                    if slot >= 0:
+                        bs.remove_order(st, slot)
+                    st = bs.add_order(st, o, s, price[i], size[i])
+                    changed, last = True, s
+            else:
                 if s == NONE:
-                    s = s_old
-                k = px[i] if s == ASK else -px[i]
-                if s == s_old and k == k_old:
-                    changes = ((s, k, sz[i] - q_old),)
-                else:
-                    changes = ((s_old, k_old, -q_old), (s, k, sz[i]))
-                rest[0], rest[1], rest[2], rest[3] = s, k, sz[i], i
+                    s = st.orders[slot, O_SIDE]
+                st = bs.modify_order(st, slot, s, price[i], size[i])
+                changed, last = True, s
         else:  # CLEAR
-            counts["clears"] += 1
-            state.clear()
-            changes = ()
-        dirty = 3 if a == CLEAR else 0
-        for s, k, q in changes:
-            if q == 0:
-                continue
-            ks, vs = keys[s], sizes[s]
-            j = bisect_left(ks, k)
-            if j < n:
-                dirty |= 1 << s
-            if j < len(ks) and ks[j] == k:
-                left = vs[j] + q
-                if left > 0:
-                    vs[j] = left
-                else:
-                    del ks[j]
-                    del vs[j]
-                    if anon[s]:
-                        anon[s].pop(k, None)
-            elif q > 0:
-                ks.insert(j, k)
-                vs.insert(j, q)
-        if window and (len(keys[BID]) > window or len(keys[ASK]) > window):
-            lost = state.forget_beyond(window, i)
-            counts["window_trims"] += 1
-            if window < n:
-                dirty |= lost
-        if uncross and keys[BID] and keys[ASK] and keys[ASK][0] <= -keys[BID][0] and changes:
-            counts["uncrossed"] += 1
-            dirty |= state.forget_crossed(changes[-1][0], i)
-        if dirty & 1:
-            rows_b.append(i + 1)
-            keys_b.append(keys[BID][:n])
-            sizes_b.append(sizes[BID][:n])
-        if dirty & 2:
-            rows_a.append(i + 1)
-            keys_a.append(keys[ASK][:n])
-            sizes_a.append(sizes[ASK][:n])
-    return snaps[BID], snaps[ASK], counts
+            counts[_CLEARS] += 1
+            bs.clear(st)
+            bs.top_n(st, n, top_prices, top_sizes)
+        if changed:
+            meta = st.meta
+            if window > 0 and (meta[M_DEPTH + BID] > window or meta[M_DEPTH + ASK] > window):
+                bs.forget_beyond(st, window)
+                counts[_TRIMS] += 1
+            if uncross and meta[M_DEPTH + BID] > 0 and meta[M_DEPTH + ASK] > 0:
+                best_bid = st.ladder_key[BID, meta[M_DEPTH + BID] - 1]
+                best_ask = -st.ladder_key[ASK, meta[M_DEPTH + ASK] - 1]
+                if best_ask <= best_bid:
+                    counts[_UNCROSSED] += 1
+                    bs.forget_crossed(st, last)
+            bs.top_n(st, n, top_prices, top_sizes)
+        for s in range(2):
+            for r in range(n):
+                out_prices[s, r, i] = top_prices[s, r]
+                out_sizes[s, r, i] = top_sizes[s, r]
+    return st, 0, -1, 0
