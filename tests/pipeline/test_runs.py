@@ -10,7 +10,6 @@ import pytest
 from tapecast.core.batch import ForecastBatch
 from tapecast.core.forecast import Samples
 from tapecast.pipeline import runs
-from tapecast.pipeline.progress import Quiet
 from tapecast.pipeline.runs import (
     CHUNK,
     KEY_FILE,
@@ -21,6 +20,7 @@ from tapecast.pipeline.runs import (
     train_model,
 )
 from tapecast.train import TrainEvent
+from tapecast.workflows.progress import Quiet
 from tests.models.batches import batch_from_series, synthetic_windows
 
 

@@ -12,70 +12,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    SpinnerColumn,
-    Task,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 
 from tapecast.commands.common import console, err_console, fail, user_errors
-
-
-class _BudgetLeft(ProgressColumn):
-    """The demo's budget left (negative when over)."""
-
-    def __init__(self, deadline: float) -> None:
-        super().__init__()
-        self.deadline = deadline
-
-    def render(self, task: Task) -> Text:
-        left = self.deadline - time.monotonic()
-        sign = "-" if left < 0 else ""
-        minutes, seconds = divmod(int(abs(left)), 60)
-        return Text(f"budget left {sign}{minutes}:{seconds:02d}",
-                    style="red" if left < 0 else "cyan")
-
-
-class RichReporter:
-    """A :class:`tapecast.pipeline.Reporter` drawing one Rich bar per stage on stderr."""
-
-    def __init__(self, deadline: float) -> None:
-        self.progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"), TimeRemainingColumn(), _BudgetLeft(deadline),
-            console=err_console, disable=not err_console.is_terminal)
-        self.task: Any = None
-
-    def __enter__(self) -> RichReporter:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.done()
-        self.progress.stop()
-
-    def stage(self, title: str, total: float | None = None) -> None:
-        self.done()
-        self.task = self.progress.add_task(title, total=total, status="")
-
-    def update(self, completed: float, status: str = "") -> None:
-        if self.task is not None:
-            self.progress.update(self.task, completed=completed, status=status)
-
-    def note(self, text: str) -> None:
-        self.progress.console.print(f"[dim]•[/dim] {escape(text)}", highlight=False,
-                                    soft_wrap=True)
-
-    def done(self) -> None:
-        if self.task is not None:
-            self.progress.remove_task(self.task)
-            self.task = None
+from tapecast.commands.progress import RichReporter
 
 
 def _print_outcome(result: Any, out: Path, budget_minutes: float) -> None:

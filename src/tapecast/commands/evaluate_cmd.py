@@ -11,18 +11,16 @@ import typer
 from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from tapecast.commands.common import console, err_console, user_errors
+from tapecast.commands.progress import RichReporter
 from tapecast.core.errors import TapecastError
 
 if TYPE_CHECKING:
-    from tapecast.core.batch import ForecastBatch
-    from tapecast.core.forecast import Forecast, Samples
-    from tapecast.models.base import Baseline
+    from tapecast.core.forecast import Forecast
 
-CHUNK = 64  # origins sampled per progress step
+CHUNK = 64  # origins sampled together (chunk i is seeded seed + i)
 
 
 def option_values(options: list[str] | None) -> dict[str, Any]:
@@ -44,29 +42,6 @@ def option_values(options: list[str] | None) -> dict[str, Any]:
                     continue
         out[key.strip().replace("-", "_")] = value
     return out
-
-
-def sample_in_chunks(model: Baseline[Any], batch: ForecastBatch, n_samples: int,
-                     seed: int) -> Samples:
-    """``model.sample`` over ``batch`` in chunks of :data:`CHUNK` origins, with a progress bar.
-
-    Chunk ``i`` uses seed ``seed + i``, so a run is reproducible for a given chunk size.
-    """
-
-    from tapecast.core.forecast import Samples
-
-    parts = []
-    columns = (TextColumn("sampling {task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
-               TimeRemainingColumn())
-    with Progress(*columns, console=err_console, transient=True,
-                  disable=not err_console.is_terminal) as progress:
-        task = progress.add_task("", total=batch.size, name=model.name)
-        for i, start in enumerate(range(0, batch.size, CHUNK)):
-            part = batch.select(slice(start, start + CHUNK))
-            parts.append(model.sample(part, n_samples, seed=seed + i))
-            progress.advance(task, part.size)
-
-    return Samples.concat(parts)
 
 
 def baseline(
@@ -96,9 +71,9 @@ def baseline(
     """
     start = time.perf_counter()
     with user_errors():
-        from tapecast.core.forecast import Forecast
         from tapecast.features.featureset import FeatureSet
         from tapecast.models import get_baseline
+        from tapecast.workflows import fit_and_forecast
 
         if n_samples < 1:
             raise TapecastError(f"--n-samples must be at least 1, got {n_samples}")
@@ -115,23 +90,24 @@ def baseline(
         test = fs.dataset(split, fold=fold)
         err_console.print(f"tapecast baseline {name}: fitting on {len(train):,} train origins, "
                           f"forecasting {len(test):,} {split} origins", highlight=False)
-        model.fit(train.batch(slice(None)), seed=seed)
-        batch = test.batch(slice(None))
-        samples = sample_in_chunks(model, batch, n_samples, seed)
         from tapecast.evaluate.metrics import git_commit, package_version
 
         provenance = {
-            "forecaster": model.to_dict(), "features": str(features),
-            "package_version": package_version(), "git_commit": git_commit(),
-            "features_sha256": fs.meta.windows_sha256, "split": split, "fold": fold,
-            "split_spec": fs.split_spec.to_dict(), "seed": seed, "n_samples": n_samples,
-            "wall_s": time.perf_counter() - start,
-        }
-        Forecast(label or name, samples, realized=batch.target, context=batch.context,
-                 provenance=provenance).save(out)
+            "features": str(features), "package_version": package_version(),
+            "git_commit": git_commit(), "features_sha256": fs.meta.windows_sha256,
+            "split": split, "fold": fold, "split_spec": fs.split_spec.to_dict()}
+        batch = test.batch(slice(None))
+        with RichReporter(transient=True) as reporter:
+            reporter.stage(f"sampling {name}", batch.size)
+            made = fit_and_forecast(model, train.batch(slice(None)), batch, n_samples,
+                                    name=label or name, seed=seed, chunk=CHUNK,
+                                    provenance=provenance, reporter=reporter)
+        made.provenance["wall_s"] = time.perf_counter() - start
+        made.save(out)
+        samples = made.samples
     console.print(f"wrote {escape(str(out))}: {samples.batch:,} origins x {n_samples} samples x "
                   f"{len(samples.channels)} channels x {samples.horizon} steps in "
-                  f"{provenance['wall_s']:.1f} s")
+                  f"{made.provenance['wall_s']:.1f} s")
 
 
 def _cell(value: Any, digits: int = 4) -> str:

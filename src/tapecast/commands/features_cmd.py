@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import json
 import time
-from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -15,10 +14,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from tapecast.commands.common import console, err_console, user_errors
+from tapecast.commands.sources import file_bar
 from tapecast.core.errors import TapecastError
 
 if TYPE_CHECKING:
-    import polars as pl
+    pass
 
 MAX_SESSION_ROWS = 40  # the windows-per-session table is printed up to this many rows
 
@@ -51,50 +51,6 @@ def _date_range(text: str | None, flag: str) -> tuple[date, date] | None:
                             "2013-10-07:2013-10-09") from None
 
 
-def load_trades(source: Path, instruments: list[str] | None
-                ) -> tuple[pl.DataFrame, pl.DataFrame | None, str]:
-    """Trades and quotes of a store folder, or of data files read directly.
-
-    Returns (trades sorted by instrument and time, quotes or None, a description of the source).
-    """
-    import polars as pl
-
-    from tapecast.data.store import MANIFEST, Store
-
-    if (source / MANIFEST).is_file():
-        store = Store.open(source)
-        if "trades" not in store.tables:
-            raise TapecastError(f"{source}: the store holds no trades table "
-                                f"(tables: {', '.join(store.tables) or 'none'})")
-        trades = store.read("trades", instruments)
-        quotes = store.read("quotes", instruments) if "quotes" in store.tables else None
-        what = f"store {source}"
-    else:
-        from tapecast.commands.sources import expand_sources, read_all
-        from tapecast.data.tables import concat_tables
-
-        files, _ = expand_sources([source])
-        if not files:
-            raise TapecastError(f"{source}: neither a tapecast store nor data files")
-        tables = concat_tables(read_all(files, None))
-        if tables.trades is None:
-            raise TapecastError(f"{source}: no trades in {len(files)} file(s)")
-        trades, quotes = tables.trades, tables.quotes
-        if instruments:
-            trades = trades.filter(pl.col("instrument").is_in(instruments))
-            quotes = None if quotes is None else quotes.filter(
-                pl.col("instrument").is_in(instruments))
-        what = f"{len(files)} file(s) under {source}"
-    if trades is None or trades.height == 0:
-        raise TapecastError(f"{source}: no trades"
-                            + (f" for instrument(s) {', '.join(instruments)}" if instruments
-                               else ""))
-    trades = trades.sort("instrument", "ts", maintain_order=True)
-    if quotes is not None:
-        quotes = quotes.sort("instrument", "ts", maintain_order=True) if quotes.height else None
-    return trades, quotes, what
-
-
 def _check_out(out: Path) -> None:
     """Refuse to replace a folder that is neither empty nor a features folder."""
     from tapecast.features.featureset import META_FILE
@@ -103,15 +59,6 @@ def _check_out(out: Path) -> None:
                                                and not (out / META_FILE).is_file())):
         raise TapecastError(f"--out {out}: exists and is not a features folder; "
                             "choose a new folder (an existing features folder is replaced)")
-
-
-def sign(trades: pl.DataFrame, quotes: pl.DataFrame | None) -> tuple[pl.DataFrame, dict[str, int]]:
-    """Venue side, else Lee–Ready against ``quotes``, else the tick rule; counts by source."""
-    from tapecast.data.aggressor import sign_trades
-
-    signed = sign_trades(trades, quotes)
-    counts = Counter(str(s) for s in signed["side_source"].cast(str).fill_null("unsigned"))
-    return signed, dict(counts)
 
 
 def _print_summary(report: dict[str, Any]) -> None:
@@ -187,6 +134,7 @@ def features(
         from tapecast.features.featureset import build_feature_set, write_feature_set
         from tapecast.features.orderflow import OrderFlowConfig, orderflow_windows
         from tapecast.features.splits import SplitSpec
+        from tapecast.workflows.tape import load_trades, sign
 
         config = OrderFlowConfig(
             window_trades=(500 if window_trades is None and window_volume is None
@@ -201,7 +149,8 @@ def features(
                          min_train_sessions=min_train_sessions, context=context,
                          horizon=horizon, embargo=embargo)
         _check_out(out)
-        trades, quotes, what = load_trades(source, instrument)
+        with file_bar(None) as on_file:
+            trades, quotes, what = load_trades(source, instrument, on_file=on_file)
         err_console.print(f"tapecast features: {trades.height:,} trades from {escape(what)}",
                           highlight=False)
         signed, signs = sign(trades, quotes)

@@ -10,17 +10,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from tapecast.commands.common import console, err_console, fail, user_errors
+from tapecast.commands.progress import RichReporter
 from tapecast.core.errors import TapecastError
 from tapecast.core.io import atomic_write_text
 
 if TYPE_CHECKING:
-    from tapecast.core.batch import ForecastBatch
-    from tapecast.core.forecast import Samples
     from tapecast.features.featureset import FeatureSet
-    from tapecast.models.jl_csdi import JLCSDI
     from tapecast.models.jl_csdi_config import JLCSDIConfig
 
 MODELS = ("csdi", "jl-csdi")
@@ -114,33 +111,6 @@ def train(
                   f"({per_step:.2f} s/step), best val loss {best} at step {result.best_step}")
 
 
-def sample_chunks(forecaster: JLCSDI, batch: ForecastBatch, n_samples: int, *,
-                  sampler: str, steps: int, seed: int, chunk: int) -> Samples:
-    """``forecaster.sample`` over ``batch`` in chunks of ``chunk`` origins, with a progress bar.
-
-    Chunk ``i`` uses seed ``seed + i``, so a run is reproducible for a given chunk size.
-    """
-
-    from tapecast.core.forecast import Samples
-
-    parts = []
-    columns = (TextColumn("sampling {task.fields[name]}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
-    started = time.perf_counter()
-    with Progress(*columns, console=err_console, transient=True,
-                  disable=not err_console.is_terminal) as progress:
-        task = progress.add_task("", total=batch.size, name=sampler, rate="")
-        for i, start in enumerate(range(0, batch.size, chunk)):
-            part = batch.select(slice(start, start + chunk))
-            parts.append(forecaster.sample(part, n_samples, sampler=sampler, steps=steps,
-                                           seed=seed + i))
-            done = min(start + chunk, batch.size)
-            rate = done / max(time.perf_counter() - started, 1e-9)
-            progress.update(task, completed=done, rate=f"{rate:.2f} windows/s")
-
-    return Samples.concat(parts)
-
-
 def forecast(
     run: Annotated[Path, typer.Argument(help="A trained run (model) folder.",
                                         show_default=False)],
@@ -168,9 +138,9 @@ def forecast(
     with user_errors():
         import torch
 
-        from tapecast.core.forecast import Forecast
         from tapecast.features.featureset import FeatureSet
         from tapecast.models.jl_csdi import JLCSDI
+        from tapecast.workflows import forecast_batch
 
         if n_samples < 1 or chunk < 1:
             raise TapecastError(f"--n-samples and --chunk must be at least 1, got {n_samples}, "
@@ -189,20 +159,17 @@ def forecast(
         err_console.print(f"tapecast forecast: {escape(repr(forecaster))}, {batch.size:,} "
                           f"{split} origins, {name} {n_steps} steps, {n_samples} samples",
                           highlight=False)
-        sampled_at = time.perf_counter()
-        samples = sample_chunks(forecaster, batch, n_samples, sampler=name, steps=n_steps,
-                                seed=seed, chunk=chunk)
-        sample_s = time.perf_counter() - sampled_at
-        provenance = {
-            **_provenance_base(features, fs, fold), "forecaster": forecaster.to_dict(),
-            "run": str(run), "split": split, "sampler": name, "steps": n_steps, "seed": seed,
-            "n_samples": n_samples, "chunk": chunk, "threads": torch.get_num_threads(),
-            "sample_s": sample_s,
-            "windows_per_s": batch.size / sample_s if sample_s > 0 else None,
-            "wall_s": time.perf_counter() - start,
-        }
-        Forecast(f"{forecaster.name}/{name}", samples, realized=batch.target,
-                 context=batch.context, provenance=provenance).save(out)
+        with RichReporter(transient=True) as reporter:
+            reporter.stage(f"sampling {name}", batch.size)
+            made = forecast_batch(
+                forecaster, batch, n_samples, name=f"{forecaster.name}/{name}", seed=seed,
+                chunk=chunk, reporter=reporter, sampler=name, steps=n_steps,
+                provenance={**_provenance_base(features, fs, fold), "run": str(run),
+                            "split": split, "threads": torch.get_num_threads()})
+        assert made is not None  # no stop hook
+        made.provenance["wall_s"] = time.perf_counter() - start
+        made.save(out)
+        samples, sample_s = made.samples, float(made.provenance["sample_s"])
     console.print(f"wrote {escape(str(out))}: {samples.batch:,} origins x {n_samples} samples x "
                   f"{len(samples.channels)} channels x {samples.horizon} steps; sampling "
                   f"{sample_s:.1f} s ({batch.size / max(sample_s, 1e-9):.2f} windows/s)")

@@ -3,7 +3,7 @@
 from tapecast.pipeline.budget import BudgetPlan, BudgetRules, Throughput, plan_budget
 from tapecast.pipeline.demo import DemoOptions, DemoResult, run_demo
 from tapecast.pipeline.inputs import FeatureOptions
-from tapecast.pipeline.progress import Quiet, Reporter
+from tapecast.workflows.progress import Quiet, Reporter
 
 __all__ = ["BudgetPlan", "BudgetRules", "DemoOptions", "DemoResult", "FeatureOptions", "Quiet",
            "Reporter", "Throughput", "plan_budget", "run_demo"]

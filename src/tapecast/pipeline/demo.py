@@ -51,7 +51,7 @@ from tapecast.pipeline.budget import (
     plan_budget,
 )
 from tapecast.pipeline.manifest import MANIFEST_FILE, Manifest, input_key
-from tapecast.pipeline.progress import Quiet, Reporter
+from tapecast.workflows.progress import Quiet, Reporter
 
 if TYPE_CHECKING:
     from tapecast.sim import SyntheticMarketConfig
@@ -200,7 +200,7 @@ class _Run:
         return inputs.open_features(path)
 
     def load_source(self, data_key: str) -> tuple[Any, Any, str]:
-        from tapecast.commands.features_cmd import load_trades
+        from tapecast.workflows.tape import load_trades
 
         if self.o.data is not None:
             self.r.update(0, "reading the tape")

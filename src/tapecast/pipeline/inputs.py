@@ -1,7 +1,7 @@
 """The demo's first two steps: the tape (user data or the built-in market) and its features.
 
 Data: ``--data`` is anything ``tapecast features`` reads (a store folder, files, folders),
-loaded with :func:`tapecast.commands.features_cmd.load_trades`; without it the built-in
+loaded with :func:`tapecast.workflows.tape.load_trades`; without it the built-in
 synthetic market (:func:`tapecast.sim.generate_market`) is generated and written to
 ``DIR/market/`` as a store so that it can be inspected with ``tapecast inspect``.
 
@@ -77,7 +77,7 @@ class FeatureOptions:
 
 def source_key(path: Path) -> str:
     """A key that changes when the data under ``path`` changes (names, sizes, mtimes)."""
-    from tapecast.commands.sources import expand_sources
+    from tapecast.workflows.tape import expand_sources
     from tapecast.data.store import MANIFEST
 
     if (path / MANIFEST).is_file():
@@ -192,7 +192,7 @@ def build_features(trades: pl.DataFrame, quotes: pl.DataFrame | None, out: Path,
     dict
         What was chosen and counted (window size, session rule, samples per split, notes).
     """
-    from tapecast.commands.features_cmd import sign
+    from tapecast.workflows.tape import sign
 
     session, rth = pick_session(trades, opts.session)
     signed, signs = sign(trades, quotes)

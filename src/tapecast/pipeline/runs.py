@@ -26,11 +26,13 @@ from tapecast.core.errors import TapecastError
 from tapecast.core.forecast import Forecast, Samples
 from tapecast.core.io import atomic_write_text
 from tapecast.features.featureset import FeatureSet
+from tapecast.models import get_baseline
 from tapecast.models.jl_csdi import JLCSDI
 from tapecast.models.jl_csdi_config import JLCSDIConfig
 from tapecast.pipeline.budget import MGD_COST, Throughput
-from tapecast.pipeline.progress import Reporter
 from tapecast.train import TrainEvent
+from tapecast.workflows import fit_and_forecast, sample_in_chunks
+from tapecast.workflows.progress import Reporter
 
 PROBE_TRAIN_STEPS = 4
 PROBE_WINDOWS, PROBE_SAMPLE_STEPS = 2, 4
@@ -184,33 +186,25 @@ def sample_until(model: JLCSDI, batch: ForecastBatch, n_samples: int, *, sampler
         The samples (None when skipped or stopped) and the sampling seconds.
     """
     planned = s_per_window_step * steps * (MGD_COST if sampler == "sde-mgd" else 1.0)
-    parts: list[Samples] = []
+
     start = time.perf_counter()
+
+    def past_deadline(done: int, _elapsed: float) -> bool:
+        measured = (time.perf_counter() - start) / done if done else 0.0
+        return time.monotonic() + max(planned, measured) * (batch.size - done) > deadline
+
     with _threads(threads or sampling_threads()):
-        for i, first in enumerate(range(0, batch.size, CHUNK)):
-            measured = (time.perf_counter() - start) / first if first else 0.0
-            if time.monotonic() + max(planned, measured) * (batch.size - first) > deadline:
-                return None, time.perf_counter() - start
-            part = batch.select(slice(first, first + CHUNK))
-            parts.append(model.sample(part, n_samples, sampler=sampler, steps=steps,
-                                      seed=seed + i))
-            elapsed = max(time.perf_counter() - start, 1e-9)
-            reporter.update(first + part.size, f"{(first + part.size) / elapsed:.2f} windows/s")
-    return Samples.concat(parts), time.perf_counter() - start
+        samples = sample_in_chunks(model, batch, n_samples, seed=seed, chunk=CHUNK,
+                                   reporter=reporter, stop=past_deadline, sampler=sampler,
+                                   steps=steps)
+    return samples, time.perf_counter() - start
 
 
 def baseline_forecast(name: str, train: ForecastBatch, test: ForecastBatch, n_samples: int,
                       seed: int) -> Forecast:
-    """Fit baseline ``name`` on the training origins and forecast ``test``."""
-    from tapecast.models import get_baseline
-
-    start = time.perf_counter()
-    model = get_baseline(name).fit(train, seed=seed)
-    samples = model.sample(test, n_samples, seed=seed)
-    wall = time.perf_counter() - start
-    return Forecast(name, samples, realized=test.target, context=test.context,
-                    provenance={"forecaster": model.to_dict(), "seed": seed, "wall_s": wall,
-                                "n_samples": n_samples})
+    """Fit baseline ``name`` on the training origins and forecast ``test`` (as ``tapecast
+    baseline`` does: chunks of 64 origins, chunk ``i`` seeded ``seed + i``)."""
+    return fit_and_forecast(get_baseline(name), train, test, n_samples, seed=seed, chunk=64)
 
 
 def check_model_folder(run: Path) -> JLCSDI:

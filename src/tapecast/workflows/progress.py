@@ -1,8 +1,7 @@
-"""How the pipeline tells its caller what it is doing (the CLI draws Rich bars from this).
+"""How a workflow tells its caller what it is doing (the CLI draws Rich bars from this).
 
-The library never prints: :func:`tapecast.pipeline.demo.run_demo` calls a :class:`Reporter`.
-:class:`Quiet` keeps the notes in a list (for Python use and tests); the ``tapecast demo``
-command passes a Rich implementation.
+The library never prints: workflows and the demo call a :class:`Reporter`. :class:`Quiet` keeps
+the notes in a list (for Python use and tests); the commands pass a Rich implementation.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from typing import Protocol
 
 
 class Reporter(Protocol):
-    """Progress sink of the pipeline.
+    """Progress sink of a workflow.
 
     ``stage`` opens a stage of ``total`` units (None: unknown), ``update`` sets how many units
     are done (with a short status text), ``note`` records a sentence for the user, ``done``
