@@ -16,7 +16,8 @@ from torch import nn
 
 from tapecast.core.errors import TapecastError
 from tapecast.train import TrainConfig, TrainEvent, fit
-from tapecast.train.loop import as_dataset, epoch_order
+from tapecast.train.data import as_dataset
+from tapecast.train.sampler import epoch_order
 from tests.train.ddp_worker import loss_fn, make_data, make_model
 
 BASE = TrainConfig(lr=2e-2, weight_decay=1e-3, batch_size=8, max_steps=14, max_epochs=None,

@@ -1,9 +1,9 @@
 """Configuration of the training loop: one frozen, validated dataclass saved as JSON with a run.
 
 ``TrainConfig`` holds every knob of :func:`tapecast.train.fit` that changes what is learned
-(optimiser, batch, schedule, EMA, seeds) and a few that only change how the run is watched
-(evaluation and logging cadence, progress). ``to_dict`` / ``from_dict`` round-trip it through
-``train_config.json`` in the run folder.
+(optimiser, batch, schedule, EMA, precision, seeds) and a few that only change where it runs or
+how the run is watched (device, evaluation and logging cadence). ``to_dict`` / ``from_dict``
+round-trip it through ``train_config.json`` in the run folder.
 
 The learning rate is a pure function of the step (:meth:`TrainConfig.lr_at`), so a resumed run
 needs no scheduler state: linear warm-up over ``warmup_steps``, then
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -29,11 +30,16 @@ from tapecast.core.errors import TapecastError
 
 LrSchedule = Literal["constant", "cosine", "step"]
 LR_SCHEDULES: tuple[str, ...] = get_args(LrSchedule)
+Precision = Literal["fp32", "bf16", "fp16", "auto"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+DecayOn = Literal["all", "matrices"]
+DECAY_ON: tuple[str, ...] = get_args(DecayOn)
 
 # Fields that may differ between a checkpoint's run and the run that resumes it: they change
-# when training stops or how it is watched, not the update of a step already planned.
+# when training stops, where it runs or how it is watched, not the update of a planned step.
 RESUMABLE_CHANGES: frozenset[str] = frozenset(
-    {"max_epochs", "max_steps", "eval_every", "log_every", "checkpoint_every", "num_threads"}
+    {"max_epochs", "max_steps", "eval_every", "log_every", "checkpoint_every", "num_threads",
+     "device", "max_val_batches"}
 )
 
 
@@ -46,7 +52,12 @@ class TrainConfig:
     lr : float
         Base learning rate of AdamW (Loshchilov & Hutter 2019, arXiv 1711.05101).
     weight_decay : float
-        Decoupled weight decay of AdamW, on every parameter.
+        Decoupled weight decay of AdamW.
+    weight_decay_on : {"all", "matrices"}
+        ``"all"``: every trained parameter decays. ``"matrices"``: only weight matrices (and
+        other >= 2-D parameters) decay; biases, normalisation weights, embeddings and names the
+        model lists in ``no_weight_decay()`` get none (nanoGPT's grouping,
+        :func:`tapecast.train.optim.parameter_groups`).
     betas : tuple of float
         AdamW's (beta1, beta2), each in [0, 1).
     eps : float
@@ -57,8 +68,11 @@ class TrainConfig:
         Training stops at whichever comes first; at least one must be set.
     grad_clip : float or None
         Largest global L2 norm of the gradient (``clip_grad_norm_``); None turns clipping off.
-    ema_decay : float
-        Decay of the exponential moving average of the weights, in [0, 1).
+    ema_decay : float or None
+        Decay of the exponential moving average of the weights, in [0, 1); None keeps no EMA
+        (validation and ``best/`` then use the trained weights).
+    validate_with_ema : bool
+        Validate (and save to ``best/``) the EMA weights; False uses the trained weights.
     ema_warmup : bool
         Use ``min(ema_decay, (1 + n) / (10 + n))`` at update ``n`` so early averages are not
         dominated by the random initialisation (``tf.train.ExponentialMovingAverage``'s rule).
@@ -69,16 +83,26 @@ class TrainConfig:
     min_lr_ratio : float
         Final rate of the cosine schedule as a share of ``lr``.
     eval_every : int or "epoch"
-        Validate (with the EMA weights) every this many steps, or at the end of each epoch.
-        Training always ends with a validation.
+        Validate every this many steps, or at the end of each epoch. Training always ends with
+        a validation.
+    max_val_batches : int or None
+        Validate on the first this many validation batches only; None uses them all.
     checkpoint_every : int or None
         Also write the resumable ``last`` checkpoint every this many steps; None writes it at
         each validation only (and at the end, and on Ctrl-C).
     log_every : int
         Steps between progress refreshes and ``train`` rows in ``train_log.jsonl``.
+    device : str
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA when present, else CPU); the
+        model is moved there. Under torchrun ``"cuda"`` means ``cuda:LOCAL_RANK``
+        (:func:`tapecast.train.device.resolve_device`).
+    precision : {"fp32", "bf16", "fp16", "auto"}
+        The loss runs under ``torch.autocast`` with bfloat16 or float16 (weights, gradients and
+        optimiser state stay float32); ``"fp16"`` is CUDA only and adds a gradient scaler;
+        ``"auto"`` picks bf16 where it is fast (CUDA with bf16, a CPU with AMX or AVX512-BF16),
+        else fp32, once when the run starts (:func:`tapecast.train.device.resolve_precision`).
     bf16 : bool
-        Run the loss under ``torch.autocast(dtype=torch.bfloat16)`` (CPU or CUDA); weights,
-        gradients and optimiser state stay float32.
+        Older spelling: True sets ``precision="bf16"`` (and reads back as False).
     seed : int
         Root of every random stream of the run (data order, loss draws, dropout).
     batch_shards : int or None
@@ -95,20 +119,25 @@ class TrainConfig:
 
     lr: float = 1e-3
     weight_decay: float = 1e-6
+    weight_decay_on: DecayOn = "all"
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     batch_size: int = 16
     max_epochs: int | None = 100
     max_steps: int | None = None
     grad_clip: float | None = 1.0
-    ema_decay: float = 0.999
+    ema_decay: float | None = 0.999
     ema_warmup: bool = True
+    validate_with_ema: bool = True
     lr_schedule: LrSchedule = "constant"
     warmup_steps: int = 0
     min_lr_ratio: float = 0.0
     eval_every: int | Literal["epoch"] = "epoch"
+    max_val_batches: int | None = None
     checkpoint_every: int | None = None
     log_every: int = 10
+    device: str = "cpu"
+    precision: Precision = "fp32"
     bf16: bool = False
     seed: int = 0
     batch_shards: int | None = None
@@ -122,12 +151,18 @@ class TrainConfig:
         self._check_numbers()
         self._check_counts()
         self._check_choices()
+        if self.bf16:  # the older spelling of precision="bf16", folded into it
+            if self.precision not in ("fp32", "bf16"):
+                _fail("bf16", f"false with precision {self.precision!r}", self.bf16)
+            object.__setattr__(self, "precision", "bf16")
+            object.__setattr__(self, "bf16", False)
 
     def _check_numbers(self) -> None:
         _check_real("lr", self.lr, low=0.0, low_open=True)
         _check_real("weight_decay", self.weight_decay, low=0.0)
         _check_real("eps", self.eps, low=0.0, low_open=True)
-        _check_real("ema_decay", self.ema_decay, low=0.0, high=1.0)
+        if self.ema_decay is not None:
+            _check_real("ema_decay", self.ema_decay, low=0.0, high=1.0)
         _check_real("min_lr_ratio", self.min_lr_ratio, low=0.0, high=1.0, high_closed=True)
         if len(self.betas) != 2:
             _fail("betas", "two numbers (beta1, beta2)", self.betas)
@@ -142,7 +177,7 @@ class TrainConfig:
         _check_int("warmup_steps", self.warmup_steps, low=0)
         _check_int("seed", self.seed, low=0)
         for name in ("max_epochs", "max_steps", "checkpoint_every", "batch_shards",
-                     "val_batch_size", "num_threads"):
+                     "val_batch_size", "num_threads", "max_val_batches"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), low=1)
         if self.max_epochs is None and self.max_steps is None:
@@ -153,11 +188,15 @@ class TrainConfig:
             _check_int("eval_every", self.eval_every, low=1)
 
     def _check_choices(self) -> None:
-        for name in ("ema_warmup", "bf16", "drop_last"):
+        for name in ("ema_warmup", "validate_with_ema", "bf16", "drop_last"):
             if not isinstance(getattr(self, name), bool):
                 _fail(name, "true or false", getattr(self, name))
-        if self.lr_schedule not in LR_SCHEDULES:
-            _fail("lr_schedule", f"one of {', '.join(LR_SCHEDULES)}", self.lr_schedule)
+        for name, choices in (("lr_schedule", LR_SCHEDULES), ("precision", PRECISIONS),
+                              ("weight_decay_on", DECAY_ON)):
+            if getattr(self, name) not in choices:
+                _fail(name, f"one of {', '.join(choices)}", getattr(self, name))
+        if not isinstance(self.device, str) or not _DEVICE.fullmatch(self.device):
+            _fail("device", "'cpu', 'cuda', 'cuda:N' or 'auto'", self.device)
 
     def lr_at(self, step: int, total_steps: int) -> float:
         """Learning rate of the update that takes the weights from ``step`` to ``step + 1``.
@@ -207,6 +246,9 @@ class TrainConfig:
         """Fields whose change would alter a resumed run's steps (all but RESUMABLE_CHANGES)."""
         mine, theirs = self.to_dict(), other.to_dict()
         return [k for k in mine if k not in RESUMABLE_CHANGES and mine[k] != theirs[k]]
+
+
+_DEVICE = re.compile(r"cpu|auto|cuda(:\d+)?")
 
 
 def _fail(name: str, expected: str, got: object) -> None:

@@ -1,9 +1,10 @@
-"""Data-parallel training across processes started by ``torchrun`` (gloo on CPU).
+"""Data-parallel training across processes started by ``torchrun`` (gloo on CPU, NCCL on CUDA).
 
 ``torchrun --nproc_per_node=N script.py`` starts N copies of the script with ``RANK``,
 ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` in the environment.
-:func:`init` joins them into one process group (or reports a single process), and the
-training loop then:
+:func:`init` joins them into one process group (or reports a single process) with the backend
+that fits the training device (gloo for CPU; NCCL for CUDA, each rank on ``cuda:LOCAL_RANK``),
+and the training loop then:
 
 * broadcasts rank 0's weights and buffers once, so every rank starts equal;
 * cuts each global batch into ``batch_shards`` strided shards (shard ``s`` holds positions
@@ -41,12 +42,15 @@ class DistContext:
         This process's place (0, 1, 0 when single).
     owns_group : bool
         True when :func:`init` created the process group (and :func:`teardown` ends it).
+    backend : str
+        ``"gloo"`` or ``"nccl"``: NCCL reduces tensors on this rank's GPU only.
     """
 
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
     owns_group: bool = False
+    backend: str = "gloo"
 
     @property
     def is_main(self) -> bool:
@@ -57,6 +61,13 @@ class DistContext:
     def active(self) -> bool:
         """True when more than one process takes part."""
         return self.world_size > 1
+
+    @property
+    def comm_device(self) -> torch.device:
+        """Where tensors must be for a collective: this rank's GPU under NCCL, else the CPU."""
+        if self.backend == "nccl":
+            return torch.device("cuda", self.local_rank)
+        return torch.device("cpu")
 
     def rank_shards(self, shards: int) -> range:
         """The shard numbers this rank computes: ``rank, rank + world_size, ...`` below shards."""
@@ -78,6 +89,12 @@ def env_world_size() -> int:
     return int(raw)
 
 
+def env_local_rank() -> int:
+    """``LOCAL_RANK`` from the environment (0 when unset or not a number)."""
+    raw = os.environ.get("LOCAL_RANK", "0")
+    return int(raw) if raw.isdigit() else 0
+
+
 def init(backend: str = "gloo") -> DistContext:
     """Join the process group torchrun set up, or describe a single process.
 
@@ -86,7 +103,8 @@ def init(backend: str = "gloo") -> DistContext:
     Parameters
     ----------
     backend : str
-        ``"gloo"`` (CPU, and CUDA all-reduce) or ``"nccl"``.
+        ``"gloo"`` (CPU) or ``"nccl"`` (CUDA: the process's GPU must be ``cuda:LOCAL_RANK``;
+        it is made the current device).
 
     Raises
     ------
@@ -95,19 +113,21 @@ def init(backend: str = "gloo") -> DistContext:
         torchrun variables are incomplete.
     """
     if dist.is_available() and dist.is_initialized():
-        return DistContext(dist.get_rank(), dist.get_world_size(),
-                           int(os.environ.get("LOCAL_RANK", "0")), owns_group=False)
+        return DistContext(dist.get_rank(), dist.get_world_size(), env_local_rank(),
+                           owns_group=False, backend=str(dist.get_backend()))
     world = env_world_size()
     if world == 1:
-        return DistContext()
+        return DistContext(backend=backend)
     check_backend(backend)
     missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
     if missing:
         raise TapecastError(f"distributed run: WORLD_SIZE={world} but {', '.join(missing)} "
                             f"unset; start it with torchrun --nproc_per_node=N")
+    if backend == "nccl":
+        torch.cuda.set_device(env_local_rank())
     dist.init_process_group(backend=backend, init_method="env://")
-    return DistContext(dist.get_rank(), dist.get_world_size(),
-                       int(os.environ.get("LOCAL_RANK", "0")), owns_group=True)
+    return DistContext(dist.get_rank(), dist.get_world_size(), env_local_rank(),
+                       owns_group=True, backend=backend)
 
 
 def check_backend(backend: str) -> None:
@@ -157,8 +177,9 @@ def reduce_gradients(params: Sequence[nn.Parameter], extras: torch.Tensor,
     if not ctx.active:
         return extras
     has_grad = torch.tensor([float(p.grad is not None) for p in params], dtype=torch.float64)
-    head = torch.cat([extras.to(torch.float64).cpu(), has_grad])
+    head = torch.cat([extras.to(torch.float64).cpu(), has_grad]).to(ctx.comm_device)
     dist.all_reduce(head, op=dist.ReduceOp.SUM)
+    head = head.cpu()
     summed, anywhere = head[: extras.numel()], head[extras.numel():] > 0
     with_grad = [p for p, keep in zip(params, anywhere.tolist(), strict=True) if keep]
     for p in with_grad:
@@ -179,8 +200,21 @@ def all_reduce_sum(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     """Sum a float64 vector over ranks (a copy; unchanged when single)."""
     out = values.to(torch.float64).cpu().clone()
     if ctx.active:
+        out = out.to(ctx.comm_device)
         dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        out = out.cpu()
     return out
+
+
+def broadcast_names(names: Sequence[str], ctx: DistContext) -> tuple[str, ...]:
+    """Rank 0's ``names`` on every rank (unchanged when single)."""
+    if not ctx.active:
+        return tuple(names)
+    box: list[object] = [list(names)]
+    dist.broadcast_object_list(box, src=0, device=ctx.comm_device)
+    received = box[0]
+    assert isinstance(received, list)
+    return tuple(str(name) for name in received)
 
 
 def barrier(ctx: DistContext) -> None:
