@@ -204,13 +204,15 @@ def test_orderflow_windows_when_empty_then_empty_frame_with_schema() -> None:
 @pytest.mark.parametrize("fields, message", [
     ({"window_trades": None}, "exactly one"),
     ({"window_volume": 10.0}, "exactly one"),
-    ({"window_trades": 0}, "positive integer"),
-    ({"window_trades": None, "window_volume": -1.0}, "positive finite"),
-    ({"tick_size": 0.0}, "positive finite"),
-    ({"session": "lunar"}, "unknown session"),
-    ({"time_zone": "Nowhere/Town"}, "unknown time zone"),
-    ({"condition_codes": "cta"}, "unknown condition_codes"),
-    ({"min_trades": -1}, "min_trades"),
+    ({"window_trades": 0}, r"OrderFlowConfig\.window_trades: must be >= 1, got 0"),
+    ({"window_trades": 2.5}, r"window_trades: must be an integer or None, got 2\.5"),
+    ({"window_trades": None, "window_volume": -1.0}, r"window_volume: must be > 0"),
+    ({"tick_size": 0.0}, r"tick_size: must be > 0"),
+    ({"tick_size": float("inf")}, r"tick_size: must be a finite number"),
+    ({"session": "lunar"}, r"session: must be one of 'calendar'"),
+    ({"time_zone": "Nowhere/Town"}, r"time_zone: unknown time zone"),
+    ({"condition_codes": "cta"}, r"condition_codes: must be one of"),
+    ({"min_trades": -1}, r"min_trades: must be >= 0"),
 ])
 def test_orderflow_config_when_invalid_then_tapecast_error(fields: dict[str, object],
                                                            message: str) -> None:
@@ -222,7 +224,7 @@ def test_orderflow_config_when_round_tripped_through_json_then_equal() -> None:
     config = OrderFlowConfig(window_trades=None, window_volume=2500.0, session="cme-globex",
                              min_trades=10, tick_size=0.25)
     assert OrderFlowConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
-    with pytest.raises(TapecastError, match="unknown order-flow config keys"):
+    with pytest.raises(TapecastError, match=r"OrderFlowConfig: unknown key 'window'"):
         OrderFlowConfig.from_dict({"window": 3})
 
 

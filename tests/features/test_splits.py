@@ -156,7 +156,7 @@ def test_split_spec_when_round_trip_through_dict_then_equal() -> None:
     d = spec.to_dict()
     assert d["test_dates"] == ["2024-01-08", "2024-01-09"] and d["embargo"] == 8
     assert SplitSpec.from_dict(d) == spec
-    with pytest.raises(TapecastError, match="unknown split spec field"):
+    with pytest.raises(TapecastError, match=r"SplitSpec: unknown key 'purge'"):
         SplitSpec.from_dict({**d, "purge": 3})
 
 

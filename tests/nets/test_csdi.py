@@ -51,7 +51,7 @@ def test_config_when_round_tripped_through_json_is_equal() -> None:
     {"architecture": "unet"}, {"n_blocks": 2.0}, {"diffusion_time_scale": 0.0},
 ])
 def test_config_when_field_invalid_raises_tapecast_error(changes: dict[str, object]) -> None:
-    with pytest.raises(TapecastError, match="denoiser config field"):
+    with pytest.raises(TapecastError, match=rf"DenoiserConfig\.{next(iter(changes))}: must"):
         TINY.replace(**changes)
 
 

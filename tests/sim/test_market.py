@@ -154,16 +154,16 @@ def test_orderflow_windows_when_synthetic_tape_then_windows_for_every_session(
     ({"start_date": "2024-01-08"}, "start_date"),
     ({"no_such_field": 1}, "no_such_field"),
 ])
-def test_scaled_when_bad_value_then_one_line_error_naming_field(changes: dict[str, object],
+def test_replace_when_bad_value_then_one_line_error_naming_field(changes: dict[str, object],
                                                                 field: str) -> None:
     with pytest.raises(TapecastError, match=field) as info:
-        SyntheticMarketConfig().scaled(**changes)
+        SyntheticMarketConfig().replace(**changes)
     assert "\n" not in str(info.value)
 
 
-def test_scaled_when_valid_change_then_new_config_and_original_untouched() -> None:
+def test_replace_when_valid_change_then_new_config_and_original_untouched() -> None:
     base = SyntheticMarketConfig()
-    changed = base.scaled(n_sessions=2, trades_per_session=5_000)
+    changed = base.replace(n_sessions=2, trades_per_session=5_000)
     assert (changed.n_sessions, changed.trades_per_session) == (2, 5_000)
     assert base.n_sessions == 5
     assert changed.to_dict()["start_date"] == "2024-01-08"
@@ -188,6 +188,6 @@ def test_generate_market_when_progress_shown_then_same_tables(small: Tables) -> 
 
 
 def test_generate_market_when_price_would_reach_zero_then_error_names_start_price() -> None:
-    config = SMALL.scaled(start_price=0.05, overnight_gap_ticks=500.0)
+    config = SMALL.replace(start_price=0.05, overnight_gap_ticks=500.0)
     with pytest.raises(TapecastError, match="start_price"):
         generate_market(config, seed=0)

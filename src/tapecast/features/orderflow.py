@@ -23,25 +23,23 @@ The heavy lifting is two fused numba passes (:mod:`tapecast.features.kernels`);
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from tapecast.core.config import ConfigBase
 from tapecast.core.errors import TapecastError
 from tapecast.features import kernels
 from tapecast.features.channels import CHANNELS, IMBALANCE_CHANNELS
 from tapecast.features.filters import (
-    CONDITION_CODES,
     ConditionCodes,
     print_mask,
     small_session_mask,
 )
 from tapecast.features.sessions import (
-    SESSION_RULES,
     SessionRule,
     Sessions,
     assign_sessions,
@@ -71,7 +69,7 @@ _REQUIRED: Final = ("ts", "instrument", "price", "size", "side")
 
 
 @dataclass(frozen=True)
-class OrderFlowConfig:
+class OrderFlowConfig(ConfigBase):
     """How trades become windows.
 
     Parameters
@@ -107,40 +105,19 @@ class OrderFlowConfig:
     min_trades: int = 0
     tick_size: float | None = None
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        """One window clock, positive sizes and tick, a known time zone (types: ConfigBase)."""
         if (self.window_trades is None) == (self.window_volume is None):
-            raise TapecastError("set exactly one of window_trades and window_volume "
-                                f"(got {self.window_trades!r} and {self.window_volume!r})")
-        if self.window_trades is not None and (
-                isinstance(self.window_trades, bool) or not isinstance(self.window_trades, int)
-                or self.window_trades < 1):
-            raise TapecastError(f"window_trades must be a positive integer, "
-                                f"got {self.window_trades!r}")
+            self.fail(None, "set exactly one of window_trades and window_volume "
+                            f"(got {self.window_trades!r} and {self.window_volume!r})")
+        self.check_range("window_trades", low=1)
         for name in ("window_volume", "tick_size"):
-            value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise TapecastError(f"{name} must be a positive finite number, got {value!r}")
-        if self.session not in SESSION_RULES:
-            raise TapecastError(f"unknown session {self.session!r}; expected one of "
-                                f"{SESSION_RULES}")
-        if self.condition_codes not in CONDITION_CODES:
-            raise TapecastError(f"unknown condition_codes {self.condition_codes!r}; expected "
-                                f"one of {CONDITION_CODES}")
-        if self.min_trades < 0:
-            raise TapecastError(f"min_trades must be >= 0, got {self.min_trades!r}")
-        check_rule(self.session, self.time_zone)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-ready dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, fields: dict[str, Any]) -> OrderFlowConfig:
-        """Rebuild from :meth:`to_dict` output (unknown keys are an error)."""
-        unknown = sorted(set(fields) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise TapecastError(f"unknown order-flow config keys {unknown}")
-        return cls(**fields)
+            self.check_range(name, low=0.0, low_inclusive=False)
+        self.check_range("min_trades", low=0)
+        try:
+            check_rule(self.session, self.time_zone)
+        except TapecastError as exc:
+            self.fail("time_zone", str(exc))
 
 
 @dataclass(frozen=True, eq=False)

@@ -26,34 +26,25 @@ context or horizon touches another split.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal, get_args
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from tapecast.core.config import ConfigBase
 from tapecast.core.errors import TapecastError
 
 SplitKind = Literal["last", "dates", "walk-forward"]
-SPLIT_KINDS: tuple[str, ...] = get_args(SplitKind)
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 LABELS: tuple[str, ...] = (*SPLITS, "embargo", "unused")
 DateRange = tuple[dt.date, dt.date]
 
 
-def _check_range(name: str, value: DateRange | None) -> None:
-    if value is None:
-        return
-    if len(value) != 2 or not all(isinstance(d, dt.date) for d in value):
-        raise TapecastError(f"{name} must be a (first, last) pair of dates, got {value!r}")
-    if value[0] > value[1]:
-        raise TapecastError(f"{name} runs backwards: {value[0]} is after {value[1]}")
-
-
 @dataclass(frozen=True)
-class SplitSpec:
+class SplitSpec(ConfigBase):
     """How windows are split into train / validation / test (see the module docstring).
 
     Parameters
@@ -86,39 +77,37 @@ class SplitSpec:
     horizon: int = 10
     embargo: int | None = None
 
-    def __post_init__(self) -> None:
-        if self.kind not in SPLIT_KINDS:
-            raise TapecastError(f"unknown split kind {self.kind!r}; expected one of "
-                                f"{list(SPLIT_KINDS)}")
-        if self.context < 1 or self.horizon < 1:
-            raise TapecastError(f"context and horizon must be at least 1 window, got "
-                                f"{self.context} and {self.horizon}")
+    def validate(self) -> None:
+        """Counts in range, an embargo of at least the horizon, date ranges that fit the kind."""
+        for name in ("context", "horizon", "test_sessions"):
+            self.check_range(name, low=1)
+        for name in ("val_sessions", "min_train_sessions"):
+            self.check_range(name, low=0)
         if self.embargo is None:
             object.__setattr__(self, "embargo", self.horizon)
         elif self.embargo < self.horizon:
-            raise TapecastError(f"an embargo of {self.embargo} windows is shorter than the "
-                                f"horizon ({self.horizon}); it must be at least the horizon")
-        if self.val_sessions < 0 or self.test_sessions < 1:
-            raise TapecastError(f"val_sessions must be >= 0 and test_sessions >= 1, got "
-                                f"{self.val_sessions} and {self.test_sessions}")
+            self.fail("embargo", f"an embargo of {self.embargo} windows is shorter than the "
+                                 f"horizon ({self.horizon}); it must be at least the horizon")
         for name in ("train_dates", "val_dates", "test_dates"):
-            _check_range(name, getattr(self, name))
+            value = getattr(self, name)
+            if value is not None and value[0] > value[1]:
+                self.fail(name, f"runs backwards: {value[0]} is after {value[1]}")
         if self.kind == "dates":
             self._check_dates()
         if self.kind == "walk-forward" and self.min_train_sessions <= self.val_sessions:
-            raise TapecastError(f"min_train_sessions ({self.min_train_sessions}) must exceed "
-                                f"val_sessions ({self.val_sessions}) to leave training sessions")
+            self.fail("min_train_sessions", f"must exceed val_sessions ({self.val_sessions}) "
+                      f"to leave training sessions, got {self.min_train_sessions}")
 
     def _check_dates(self) -> None:
         if self.train_dates is None or self.test_dates is None:
-            raise TapecastError("a 'dates' split needs train_dates and test_dates")
+            self.fail(None, "a 'dates' split needs train_dates and test_dates")
         named = [(n, r) for n, r in (("train", self.train_dates), ("val", self.val_dates),
                                      ("test", self.test_dates)) if r is not None]
         for i, (a, ra) in enumerate(named):
             for b, rb in named[i + 1:]:
                 if ra[0] <= rb[1] and rb[0] <= ra[1]:
-                    raise TapecastError(f"{a} dates {ra[0]}..{ra[1]} overlap {b} dates "
-                                        f"{rb[0]}..{rb[1]}")
+                    self.fail(f"{a}_dates", f"{a} dates {ra[0]}..{ra[1]} overlap {b} dates "
+                                            f"{rb[0]}..{rb[1]}")
 
     @property
     def embargo_windows(self) -> int:
@@ -130,36 +119,6 @@ class SplitSpec:
         """The split names this spec produces (``val`` only when it has validation)."""
         has_val = self.val_dates is not None if self.kind == "dates" else self.val_sessions > 0
         return ("train", "val", "test") if has_val else ("train", "test")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (dates as ISO strings)."""
-        d = asdict(self)
-        for name in ("train_dates", "val_dates", "test_dates"):
-            if d[name] is not None:
-                d[name] = [x.isoformat() for x in d[name]]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> SplitSpec:
-        """Inverse of :meth:`to_dict` (unknown keys and bad dates are errors)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise TapecastError(f"unknown split spec field(s) {unknown}; known: {sorted(known)}")
-        kw = dict(d)
-        for name in ("train_dates", "val_dates", "test_dates"):
-            if kw.get(name) is not None:
-                kw[name] = _parse_range(name, kw[name])
-        return cls(**kw)
-
-
-def _parse_range(name: str, value: Any) -> DateRange:
-    try:
-        first, last = (dt.date.fromisoformat(str(v)) for v in value)
-    except (TypeError, ValueError):
-        raise TapecastError(f"{name} must be two ISO dates [first, last], got {value!r}") \
-            from None
-    return (first, last)
 
 
 @dataclass(frozen=True)

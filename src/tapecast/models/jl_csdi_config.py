@@ -4,7 +4,9 @@ A :class:`JLCSDIConfig` says everything needed to build, train and sample the fo
 denoiser's sizes (:class:`tapecast.nets.DenoiserConfig`), the noise process and its settings, the
 default sampler and step counts, the training loop (:class:`tapecast.train.TrainConfig`) and how
 forecast-time trade counts are chosen for the inverse normalization. It is saved as
-``config.json`` beside the weights (``to_dict`` / ``from_dict``).
+``config.json`` beside the weights (``to_dict`` / ``from_dict`` of
+:class:`tapecast.core.config.ConfigBase`; errors name the field path, e.g.
+``JLCSDIConfig.denoiser.channels: must be >= 1, got 0``).
 
 Named presets (:func:`jlcsdi_config`):
 
@@ -27,8 +29,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
+from tapecast.core.config import ConfigBase
 from tapecast.core.errors import TapecastError
 from tapecast.diffusion import SAMPLER_NAMES, SCHEDULES, GaussianNoise, JumpLaplaceNoise
 from tapecast.diffusion.registry import samplers_for
@@ -36,11 +39,8 @@ from tapecast.nets import DenoiserConfig, denoiser_config
 from tapecast.train import TrainConfig
 
 NoiseName = Literal["gaussian", "jump-laplace"]
-NOISES: tuple[str, ...] = get_args(NoiseName)
 CountPlugin = Literal["context-mean", "context-median", "context-last"]
-COUNT_PLUGINS: tuple[str, ...] = get_args(CountPlugin)
 MgdTargetMode = Literal["conditional", "unconditional"]
-MGD_TARGET_MODES: tuple[str, ...] = get_args(MgdTargetMode)
 
 DEFAULT_SAMPLER: dict[str, str] = {"gaussian": "ddim", "jump-laplace": "sde-mgd"}
 """The sampler ``sample()`` uses when none is asked for, per noise."""
@@ -67,7 +67,7 @@ def _esc1_train() -> TrainConfig:
 
 
 @dataclass(frozen=True)
-class JLCSDIConfig:
+class JLCSDIConfig(ConfigBase):
     """Everything that defines a JL-CSDI forecaster (sizes, noise, sampling, training).
 
     Parameters
@@ -142,38 +142,23 @@ class JLCSDIConfig:
     train: TrainConfig = field(default_factory=_small_train)
     name: str = "custom"
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "sample_steps", {**DEFAULT_STEPS, **dict(self.sample_steps)})
-        _choice("noise", self.noise, NOISES)
-        _choice("schedule", self.schedule, SCHEDULES)
-        _choice("count_plugin", self.count_plugin, COUNT_PLUGINS)
-        _choice("mgd_targets", self.mgd_targets, MGD_TARGET_MODES)
+    def validate(self) -> None:
+        """Choices, ranges, the sampler against the noise, MGD's window against the context."""
+        object.__setattr__(self, "sample_steps", {**DEFAULT_STEPS, **self.sample_steps})
+        self.check_choice("schedule", SCHEDULES)
         for name in ("train_timesteps", "noise_draws"):
-            _positive_int(name, getattr(self, name))
-        for name in ("jl_t_max", "jl_laplace_scale", "jl_ou_rate"):
-            _positive_real(name, getattr(self, name))
-        _check_real_in("ddim_eta", self.ddim_eta, 0.0, float("inf"))
-        _check_real_in("mgd_strength", self.mgd_strength, 0.0, 1.0, low_open=True)
-        if self.gaussian_clip_x0 is not None:
-            _positive_real("gaussian_clip_x0", self.gaussian_clip_x0)
+            self.check_range(name, low=1)
+        for name in ("jl_t_max", "jl_laplace_scale", "jl_ou_rate", "gaussian_clip_x0"):
+            self.check_range(name, low=0.0, low_inclusive=False)
+        self.check_range("ddim_eta", low=0.0)
+        self.check_range("mgd_strength", low=0.0, high=1.0, low_inclusive=False)
         for key, steps in self.sample_steps.items():
-            _choice("sample_steps", key, SAMPLER_NAMES)
-            _positive_int(f"sample_steps[{key}]", steps)
-        for name in ("clip_imbalance", "standardize"):
-            if not isinstance(getattr(self, name), bool):
-                _fail(name, "true or false", getattr(self, name))
+            self.check_choice(f"sample_steps[{key!r}]", SAMPLER_NAMES, value=key)
+            self.check_range(f"sample_steps[{key!r}]", low=1, value=steps)
         if self.sampler is not None and self.sampler not in samplers_for(self.noise):
-            _fail("sampler", f"a sampler for {self.noise} noise "
-                  f"({', '.join(samplers_for(self.noise))})", self.sampler)
-        window = self.mgd_context_windows
-        if window is not None and (not isinstance(window, int) or isinstance(window, bool)
-                                   or not 3 <= window <= self.denoiser.context):
-            _fail("mgd_context_windows", f"None or an integer in [3, {self.denoiser.context}]",
-                  window)
-        if not isinstance(self.denoiser, DenoiserConfig) or not isinstance(self.train,
-                                                                           TrainConfig):
-            raise TapecastError("JL-CSDI config: denoiser and train must be DenoiserConfig and "
-                                "TrainConfig")
+            self.fail("sampler", f"must be a sampler for {self.noise} noise "
+                                 f"({', '.join(samplers_for(self.noise))}), got {self.sampler!r}")
+        self.check_range("mgd_context_windows", low=3, high=self.denoiser.context)
 
     # derived values --------------------------------------------------------------------------
     @property
@@ -207,11 +192,7 @@ class JLCSDIConfig:
         return JumpLaplaceNoise(laplace_scale=self.jl_laplace_scale, ou_rate=self.jl_ou_rate,
                                 t_max=self.jl_t_max, num_train_timesteps=self.train_timesteps)
 
-    # copies ------------------------------------------------------------------------------------
-    def replace(self, **changes: Any) -> JLCSDIConfig:
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
-
+    # copies (``replace`` comes from ConfigBase) ---------------------------------------------------
     def with_sizes(self, context: int, horizon: int) -> JLCSDIConfig:
         """The same model for ``context`` / ``horizon`` windows (e.g. a features folder's)."""
         if (context, horizon) == (self.context, self.horizon):
@@ -225,77 +206,11 @@ class JLCSDIConfig:
         """The same model with another noise (the default sampler follows the noise)."""
         if noise == self.noise:
             return self
-        _choice("noise", noise, NOISES)
         return self.replace(noise=noise, sampler=None)
 
     def with_train(self, **changes: Any) -> JLCSDIConfig:
         """A copy with some training-loop fields changed (e.g. ``max_steps``)."""
         return self.replace(train=dataclasses.replace(self.train, **changes))
-
-    # JSON --------------------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (nested ``denoiser`` and ``train`` dicts)."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["denoiser"] = self.denoiser.to_dict()
-        out["train"] = self.train.to_dict()
-        out["sample_steps"] = dict(self.sample_steps)
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> JLCSDIConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error, missing ones default.
-
-        Raises
-        ------
-        TapecastError
-            On an unknown key, a wrongly typed nested config or an invalid value.
-        """
-        if not isinstance(data, Mapping):
-            raise TapecastError(f"JL-CSDI config: expected a JSON object, got "
-                                f"{type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise TapecastError(f"JL-CSDI config: unknown field(s) {', '.join(unknown)}; "
-                                f"expected some of {', '.join(sorted(known))}")
-        values = dict(data)
-        for key, kind in (("denoiser", DenoiserConfig), ("train", TrainConfig)):
-            if key in values:
-                if not isinstance(values[key], Mapping):
-                    raise TapecastError(f"JL-CSDI config field '{key}': expected an object")
-                values[key] = kind.from_dict(dict(values[key]))
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise TapecastError(f"JL-CSDI config: {exc}") from None
-
-
-def _fail(name: str, expected: str, got: object) -> None:
-    raise TapecastError(f"JL-CSDI config field '{name}': expected {expected}, got {got!r}")
-
-
-def _choice(name: str, value: object, options: tuple[str, ...]) -> None:
-    if value not in options:
-        _fail(name, f"one of {', '.join(options)}", value)
-
-
-def _positive_int(name: str, value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        _fail(name, "a positive integer", value)
-
-
-def _positive_real(name: str, value: object) -> None:
-    _check_real_in(name, value, 0.0, float("inf"), low_open=True)
-
-
-def _check_real_in(name: str, value: object, low: float, high: float, *,
-                   low_open: bool = False) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if ok:
-        assert isinstance(value, int | float)
-        ok = (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        _fail(name, f"a number in {'(' if low_open else '['}{low}, {high}]", value)
 
 
 JLCSDI_CONFIGS: dict[str, JLCSDIConfig] = {

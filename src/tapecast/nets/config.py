@@ -1,8 +1,8 @@
 """Configuration of the CSDI denoiser networks: one frozen, validated dataclass and named presets.
 
 The dataclass holds every size a denoiser needs to be built; it is saved as JSON beside the weights
-(``to_dict`` / ``from_dict``). Runtime knobs (samples, steps, seeds) are not here: they are
-arguments of the forecaster's ``sample()``.
+(``to_dict`` / ``from_dict`` of :class:`tapecast.core.config.ConfigBase`). Runtime knobs
+(samples, steps, seeds) are not here: they are arguments of the forecaster's ``sample()``.
 
 Named presets (``denoiser_config(name)``):
 
@@ -15,18 +15,17 @@ Named presets (``denoiser_config(name)``):
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Literal
 
+from tapecast.core.config import ConfigBase
 from tapecast.core.errors import TapecastError
 
 Architecture = Literal["full-grid", "context-cached"]
-ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
 
 
 @dataclass(frozen=True)
-class DenoiserConfig:
+class DenoiserConfig(ConfigBase):
     """Sizes of a CSDI denoiser (Tashiro et al. 2021, arXiv 2107.03502, Sec. 4 and App. E).
 
     Parameters
@@ -75,29 +74,18 @@ class DenoiserConfig:
     architecture: Architecture = "full-grid"
     diffusion_time_scale: float = 1.0
 
-    def __post_init__(self) -> None:
-        for name in ("n_blocks", "channels", "heads", "ff_dim", "feature_emb_dim", "n_features",
-                     "context", "horizon"):
-            _check_positive_int(name, getattr(self, name))
+    def validate(self) -> None:
+        """Sizes positive, embedding widths even, heads dividing channels, dropout in [0, 1)."""
+        for name in ("n_blocks", "channels", "heads", "ff_dim", "time_emb_dim", "feature_emb_dim",
+                     "diffusion_emb_dim", "n_features", "context", "horizon"):
+            self.check_range(name, low=1)
         for name in ("time_emb_dim", "diffusion_emb_dim"):
-            value = getattr(self, name)
-            _check_positive_int(name, value)
-            if value % 2:
-                raise TapecastError(f"denoiser config field '{name}': expected an even number "
-                                    f"(sine and cosine halves), got {value}")
+            if getattr(self, name) % 2:
+                self.fail(name, f"must be even (sine and cosine halves), got {getattr(self, name)}")
         if self.channels % self.heads:
-            raise TapecastError(f"denoiser config field 'heads': expected a divisor of channels "
-                                f"({self.channels}), got {self.heads}")
-        if not isinstance(self.dropout, int | float) or not 0.0 <= self.dropout < 1.0:
-            raise TapecastError(f"denoiser config field 'dropout': expected a number in [0, 1), "
-                                f"got {self.dropout!r}")
-        if self.architecture not in ARCHITECTURES:
-            raise TapecastError(f"denoiser config field 'architecture': expected one of "
-                                f"{', '.join(ARCHITECTURES)}, got {self.architecture!r}")
-        scale = self.diffusion_time_scale
-        if not isinstance(scale, int | float) or isinstance(scale, bool) or not scale > 0:
-            raise TapecastError(f"denoiser config field 'diffusion_time_scale': expected a "
-                                f"positive number, got {scale!r}")
+            self.fail("heads", f"must divide channels ({self.channels}), got {self.heads}")
+        self.check_range("dropout", low=0.0, high=1.0, high_inclusive=False)
+        self.check_range("diffusion_time_scale", low=0.0, low_inclusive=False)
 
     @property
     def length(self) -> int:
@@ -108,36 +96,6 @@ class DenoiserConfig:
     def side_dim(self) -> int:
         """Channels of the side information: time embedding + feature embedding + mask."""
         return self.time_emb_dim + self.feature_emb_dim + 1
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict of every field."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DenoiserConfig:
-        """Build from a dict (a ``config.json``); unknown keys are an error, missing ones default.
-
-        Raises
-        ------
-        TapecastError
-            On an unknown key or a value that fails validation.
-        """
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise TapecastError(f"denoiser config: unknown field(s) {', '.join(unknown)}; "
-                                f"expected some of {', '.join(sorted(known))}")
-        return cls(**data)
-
-    def replace(self, **changes: Any) -> DenoiserConfig:
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
-
-
-def _check_positive_int(name: str, value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise TapecastError(f"denoiser config field '{name}': expected a positive integer, "
-                            f"got {value!r}")
 
 
 DENOISER_CONFIGS: dict[str, DenoiserConfig] = {

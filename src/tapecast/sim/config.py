@@ -3,17 +3,18 @@
 Every default is documented with the model term it sets. The defaults were chosen by looking at
 the stylized facts of the SPY trade ticks in ``../shared/data`` (2013-10-07..11): that is the
 calibration of a simulator, done once by hand, not a fit on any forecasting test window.
+
+The config is a :class:`tapecast.core.config.ConfigBase`: ``replace(**changes)``, ``to_dict()``
+(the date as ISO text) and ``from_dict``; a bad value raises one line naming the field, e.g.
+``SyntheticMarketConfig.noise_fraction: must be in [0, 1], got 1.5``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import math
 from dataclasses import dataclass
-from typing import Any
 
-from tapecast.core.errors import TapecastError
+from tapecast.core.config import ConfigBase
 
 # (field, lower bound, upper bound, lower inclusive, upper inclusive); None = unbounded
 _BOUNDS: tuple[tuple[str, float | None, float | None, bool, bool], ...] = (
@@ -45,12 +46,10 @@ _BOUNDS: tuple[tuple[str, float | None, float | None, bool, bool], ...] = (
     ("wide_spread_prob", 0.0, 1.0, True, True),
     ("overnight_gap_ticks", 0.0, None, True, False),
 )
-_INT_FIELDS = frozenset({"n_sessions", "trades_per_session", "n_metaorders",
-                         "max_metaorder_length", "size_lot"})
 
 
 @dataclass(frozen=True)
-class SyntheticMarketConfig:
+class SyntheticMarketConfig(ConfigBase):
     """A seeded, SPY-like synthetic tape: metaorder signs, heavy-tailed sizes, propagator prices.
 
     Parameters
@@ -160,51 +159,10 @@ class SyntheticMarketConfig:
     wide_spread_prob: float = 0.05
     overnight_gap_ticks: float = 40.0
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.instrument, str) or not self.instrument.strip():
-            raise TapecastError("synthetic market: field 'instrument' must be a non-empty string")
-        if not isinstance(self.start_date, dt.date) or isinstance(self.start_date, dt.datetime):
-            raise TapecastError("synthetic market: field 'start_date' must be a datetime.date, "
-                                f"got {self.start_date!r}")
+    def validate(self) -> None:
+        """A named instrument and every number inside its bounds (:data:`_BOUNDS`)."""
+        if not self.instrument.strip():
+            self.fail("instrument", f"must be a non-empty string, got {self.instrument!r}")
         for name, low, high, low_in, high_in in _BOUNDS:
-            _check_number(name, getattr(self, name), low, high, low_in, high_in)
-
-    def scaled(self, **changes: Any) -> SyntheticMarketConfig:
-        """A copy with ``changes`` applied (``dataclasses.replace``), validated again.
-
-        Raises
-        ------
-        TapecastError
-            On an unknown field or a value out of range (one line naming the field).
-        """
-        known = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - known)
-        if unknown:
-            raise TapecastError(f"synthetic market: unknown field {unknown[0]!r}; fields are "
-                                + ", ".join(sorted(known)))
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly parameters (the date as ISO text)."""
-        out = dataclasses.asdict(self)
-        out["start_date"] = self.start_date.isoformat()
-        return out
-
-
-def _check_number(name: str, value: object, low: float | None, high: float | None,
-                  low_in: bool, high_in: bool) -> None:
-    """Raise a one-line :class:`TapecastError` naming ``name`` when ``value`` is out of range."""
-    is_int = isinstance(value, int) and not isinstance(value, bool)
-    if name in _INT_FIELDS and not is_int:
-        raise TapecastError(f"synthetic market: field {name!r} must be an integer, got {value!r}")
-    if not (is_int or isinstance(value, float)) or not math.isfinite(float(value)):  # type: ignore[arg-type]
-        raise TapecastError(f"synthetic market: field {name!r} must be a finite number, "
-                            f"got {value!r}")
-    x = float(value)  # type: ignore[arg-type]
-    too_low = low is not None and (x < low if low_in else x <= low)
-    too_high = high is not None and (x > high if high_in else x >= high)
-    if too_low or too_high:
-        lo = "-inf" if low is None else f"{low:g}"
-        hi = "inf" if high is None else f"{high:g}"
-        brackets = ("[" if low_in else "(") + f"{lo}, {hi}" + ("]" if high_in else ")")
-        raise TapecastError(f"synthetic market: field {name!r} must lie in {brackets}, got {x:g}")
+            self.check_range(name, low=low, high=high, low_inclusive=low_in,
+                             high_inclusive=high_in)
