@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from tapecast.core.errors import TapecastError
-from tapecast.pipeline.budget import (
+from tapecast.demo.budget import (
     DEFAULT_SAMPLER_STEPS,
     BudgetPlan,
     BudgetRules,

@@ -11,9 +11,9 @@ import pytest
 from tapecast.core.errors import TapecastError
 from tapecast.core.forecast import Forecast
 from tapecast.data.store import MANIFEST as STORE_MANIFEST
-from tapecast.pipeline import BudgetRules, DemoOptions, FeatureOptions, Quiet, run_demo
-from tapecast.pipeline.demo import prepare_out
-from tapecast.pipeline.manifest import MANIFEST_FILE, Manifest
+from tapecast.demo import BudgetRules, DemoOptions, FeatureOptions, Quiet, run_demo
+from tapecast.demo.manifest import MANIFEST_FILE, Manifest
+from tapecast.demo.run import prepare_out
 from tapecast.sim import SyntheticMarketConfig
 from tests.models.test_jl_csdi import tiny_config
 
@@ -87,7 +87,7 @@ def test_run_demo_when_rerun_reuses_every_step_and_rewrites_nothing(
 
 def _scored_without_report(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """Stub the evaluation (the report itself is tested above); returns the names scored."""
-    import tapecast.pipeline.evaluation as evaluation
+    import tapecast.demo.evaluation as evaluation
 
     scored: list[list[str]] = []
 
@@ -174,11 +174,13 @@ class _LateClock:
 def test_run_demo_when_time_is_short_still_reuses_a_cached_garch_forecast(
         first_run: tuple[Path, Quiet], monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
-    import tapecast.pipeline.demo as demo_module
+    import tapecast.demo.run as demo_module
+    import tapecast.demo.state as demo_state
 
     out = tmp_path / "demo"
     shutil.copytree(first_run[0], out)
     monkeypatch.setattr(demo_module, "time", _LateClock())
+    monkeypatch.setattr(demo_state, "time", _LateClock())
     scored = _scored_without_report(monkeypatch)
     again = run_demo(tiny_options(out), Quiet())
     assert "forecast/garch" in again.reused and "garch" not in again.skipped

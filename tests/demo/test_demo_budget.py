@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from tapecast.core.forecast import Forecast
-from tapecast.pipeline import Quiet, Throughput, evaluation, run_demo, runs
-from tapecast.pipeline import demo as demo_module
-from tapecast.pipeline.manifest import Manifest
-from tests.pipeline.test_demo import tiny_options
+from tapecast.demo import Quiet, Throughput, evaluation, run_demo, runs
+from tapecast.demo import run as demo_module
+from tapecast.demo import state as demo_state
+from tapecast.demo.manifest import Manifest
+from tests.demo.test_demo import tiny_options
 
 MODELS = ("gaussian", "jump-laplace", "shuffle")
 MODEL_FORECASTERS = {"jl/sde-mgd", "jl/sde", "vp/ddim", "vp/ddpm", "SHUFFLE jl/sde"}
@@ -45,6 +46,7 @@ def _run(out: Path, monkeypatch: pytest.MonkeyPatch, train_s_per_step: float = 0
          **changes: Any) -> tuple[Any, Quiet]:
     clock = _TickingClock()
     monkeypatch.setattr(demo_module, "time", clock)
+    monkeypatch.setattr(demo_state, "time", clock)
     monkeypatch.setattr(runs, "time", clock)
     monkeypatch.setattr(runs, "probe_throughput",
                         lambda *args, **kwargs: Throughput(train_s_per_step, 0.01))

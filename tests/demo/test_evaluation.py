@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tapecast.pipeline.evaluation import best_model, report_key
+from tapecast.demo.evaluation import best_model, report_key
 
 DEMO: dict[str, Any] = {"budget_minutes": 10.0, "plan": {"train_steps": 80},
                         "throughput": {"train_s_per_step": 1.0}, "features": {"window_trades": 500},

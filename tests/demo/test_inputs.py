@@ -6,8 +6,8 @@ import polars as pl
 import pytest
 
 from tapecast.core.errors import TapecastError
-from tapecast.pipeline import inputs
-from tapecast.pipeline.inputs import FeatureOptions, build_features
+from tapecast.demo import inputs
+from tapecast.demo.inputs import FeatureOptions, build_features
 from tapecast.sim import SyntheticMarketConfig, generate_market
 
 
@@ -55,7 +55,7 @@ def test_feature_options_when_a_count_is_below_one_names_the_field() -> None:
 def test_source_key_when_a_data_file_changes_size_or_mtime_changes(tmp_path: Path) -> None:
     import os
 
-    from tapecast.pipeline.inputs import source_key
+    from tapecast.demo.inputs import source_key
 
     data = tmp_path / "trades.csv"
     data.write_text("ts,price,size\n")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tapecast.core.errors import TapecastError
-from tapecast.pipeline.manifest import FORMAT_VERSION, KIND, MANIFEST_FILE, Manifest, input_key
+from tapecast.demo.manifest import FORMAT_VERSION, KIND, MANIFEST_FILE, Manifest, input_key
 
 
 def test_manifest_when_marked_and_reopened_knows_the_step_by_its_key(tmp_path: Path) -> None:

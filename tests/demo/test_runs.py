@@ -9,8 +9,8 @@ import pytest
 
 from tapecast.core.batch import ForecastBatch
 from tapecast.core.forecast import Samples
-from tapecast.pipeline import runs
-from tapecast.pipeline.runs import (
+from tapecast.demo import runs
+from tapecast.demo.runs import (
     CHUNK,
     KEY_FILE,
     BudgetStop,
@@ -128,8 +128,8 @@ def test_train_callback_when_on_time_or_at_the_last_step_does_not_stop() -> None
 @pytest.mark.slow
 def test_train_model_when_a_resumed_run_has_no_step_left_reports_the_steps_trained(
         tmp_path: Path) -> None:
+    from tapecast.demo.inputs import FeatureOptions, build_features
     from tapecast.features.featureset import FeatureSet
-    from tapecast.pipeline.inputs import FeatureOptions, build_features
     from tapecast.sim import SyntheticMarketConfig, generate_market
     from tests.models.test_jl_csdi import tiny_config
 

@@ -1,6 +1,6 @@
 """``tapecast demo``: one command from tape to a calibrated forecast report (docs/demo.md).
 
-The work is :func:`tapecast.pipeline.run_demo`; this module draws its progress with Rich (a bar
+The work is :func:`tapecast.demo.run_demo`; this module draws its progress with Rich (a bar
 per stage, the budget left beside it) and prints the plan, the summary table and the files.
 """
 
@@ -56,7 +56,7 @@ def demo(
     Re-running the same command reuses finished steps (Ctrl-C leaves a resumable folder).
     """
     with user_errors():
-        from tapecast.pipeline import DemoOptions, FeatureOptions, run_demo
+        from tapecast.demo import DemoOptions, FeatureOptions, run_demo
 
         options = DemoOptions(out=out, data=data, budget_minutes=budget_minutes, fresh=fresh,
                               seed=seed, n_samples=n_samples,

@@ -1,6 +1,6 @@
 """The demo's time budget: measured throughput in, training steps / test windows / steps out.
 
-The demo (:mod:`tapecast.pipeline.demo`) measures two rates on this machine before it trains
+The demo (:mod:`tapecast.demo.run`) measures two rates on this machine before it trains
 anything — seconds per optimiser step of the ``small`` JL-CSDI config and seconds per reverse
 step of one window at the chosen number of samples — and :func:`plan_budget` turns them into a
 plan that fits the budget:

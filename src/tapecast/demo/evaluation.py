@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from tapecast.core.errors import TapecastError
 from tapecast.core.forecast import Forecast
-from tapecast.pipeline.budget import FORECASTER_NAMES, BudgetPlan
-from tapecast.pipeline.manifest import input_key
+from tapecast.demo.budget import FORECASTER_NAMES, BudgetPlan
+from tapecast.demo.manifest import input_key
 
 if TYPE_CHECKING:
-    from tapecast.pipeline.demo import _Run
+    from tapecast.demo.state import RunState
 
 REFERENCE = "climatology"
 MODEL_NAMES = tuple(v for k, v in FORECASTER_NAMES.items() if k != "SHUFFLE")
@@ -46,7 +46,7 @@ def report_key(keys: Sequence[str], skipped: Mapping[str, str], names: Sequence[
     return input_key(sorted(keys), dict(skipped), list(names), context)
 
 
-def evaluate(run: _Run, forecasts: Sequence[Forecast], skipped: Mapping[str, str],
+def evaluate(run: RunState, forecasts: Sequence[Forecast], skipped: Mapping[str, str],
              keys: Sequence[str], plan: BudgetPlan) -> dict[str, Any]:
     """Score ``forecasts`` and write the report files (reused when nothing changed, see
     :func:`report_key`)."""
@@ -54,10 +54,12 @@ def evaluate(run: _Run, forecasts: Sequence[Forecast], skipped: Mapping[str, str
     from tapecast.evaluate.report import write_overview, write_report
 
     out = run.out
+    if run.throughput is None:
+        raise TapecastError("the demo reports only after planning its budget (no throughput)")
     if not any(f.name == REFERENCE for f in forecasts):
         raise TapecastError("the demo needs the climatology forecast as its reference")
     features = run.manifest.steps.get("features", {}).get("info", {})
-    demo = {"budget_minutes": run.o.budget_minutes, "plan": plan.to_dict(),
+    demo = {"budget_minutes": run.options.budget_minutes, "plan": plan.to_dict(),
             "throughput": asdict(run.throughput),
             "features": features, "notes": list(run.notes), "reused_steps": list(run.reused),
             "skipped": dict(skipped)}
@@ -66,7 +68,7 @@ def evaluate(run: _Run, forecasts: Sequence[Forecast], skipped: Mapping[str, str
     if run.reuse("report", key) is not None and all(p.is_file() for p in files):
         loaded: dict[str, Any] = json.loads(files[0].read_text(encoding="utf-8"))
         return loaded
-    run.r.stage("evaluating", None)
+    run.reporter.stage("evaluating", None)
     metrics = build_metrics(list(forecasts), {"demo": demo}, reference=REFERENCE,
                             unavailable=skipped)
     write_report(metrics, forecasts, out)
@@ -78,5 +80,5 @@ def evaluate(run: _Run, forecasts: Sequence[Forecast], skipped: Mapping[str, str
              + f" (vs {REFERENCE})")
     write_overview(metrics, forecasts, out / "report.png", best, title)
     run.manifest.mark("report", key, {"best": best})
-    run.r.done()
+    run.reporter.done()
     return metrics

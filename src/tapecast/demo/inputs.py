@@ -25,12 +25,12 @@ import numpy as np
 import polars as pl
 
 from tapecast.core.errors import TapecastError
+from tapecast.demo.manifest import input_key
 from tapecast.features.dataset import ForecastDataset
 from tapecast.features.featureset import FeatureSet, build_feature_set, write_feature_set
 from tapecast.features.orderflow import OrderFlowConfig, OrderFlowResult, orderflow_windows
 from tapecast.features.sessions import assign_sessions
 from tapecast.features.splits import SplitSpec, assign_splits
-from tapecast.pipeline.manifest import input_key
 
 if TYPE_CHECKING:
     from tapecast.sim import SyntheticMarketConfig
@@ -77,8 +77,8 @@ class FeatureOptions:
 
 def source_key(path: Path) -> str:
     """A key that changes when the data under ``path`` changes (names, sizes, mtimes)."""
-    from tapecast.workflows.tape import expand_sources
     from tapecast.data.store import MANIFEST
+    from tapecast.workflows.tape import expand_sources
 
     if (path / MANIFEST).is_file():
         return input_key("store", str(path.resolve()), (path / MANIFEST).read_text("utf-8"))

@@ -2,17 +2,17 @@
 
 ::
 
-    from tapecast.pipeline import DemoOptions, run_demo
+    from tapecast.demo import DemoOptions, run_demo
     result = run_demo(DemoOptions(out=Path("demo"), budget_minutes=10))
     result.metrics["forecasters"]["jl/sde-mgd"]["crps"]["mean"]
 
 Steps (each recorded in ``DIR/demo.json`` with a hash of its inputs, see
-:mod:`tapecast.pipeline.manifest`; a re-run skips finished steps unless ``fresh``):
+:mod:`tapecast.demo.manifest`; a re-run skips finished steps unless ``fresh``):
 
 1. ``data``: the built-in synthetic market written to ``DIR/market/`` (a store), or ``data``;
-2. ``features``: order-flow windows in ``DIR/features/`` (:mod:`tapecast.pipeline.inputs`);
+2. ``features``: order-flow windows in ``DIR/features/`` (:mod:`tapecast.demo.inputs`);
 3. ``throughput/train``, ``throughput/sample``: this machine's rates, measured once (then the
-   budget is planned from stored facts on every run, :mod:`tapecast.pipeline.budget`);
+   budget is planned from stored facts on every run, :mod:`tapecast.demo.budget`);
 4. ``train/<model>``: the ``small`` JL-CSDI models, Gaussian-VP and Jump-Laplace (and the
    SHUFFLE control when it fits) in ``DIR/runs/<model>/``;
 5. ``forecast/<name>``: the baselines and controls (climatology = RANDOM, naive = NAIVE,
@@ -27,10 +27,9 @@ split between training and forecasting+evaluation by the plan.
 
 from __future__ import annotations
 
-import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,10 +37,8 @@ import numpy as np
 
 from tapecast.core.errors import TapecastError
 from tapecast.core.forecast import Forecast, load_forecast
-from tapecast.features.featureset import FeatureSet
-from tapecast.models.jl_csdi_config import JLCSDIConfig, jlcsdi_config
-from tapecast.pipeline import inputs, runs
-from tapecast.pipeline.budget import (
+from tapecast.demo import evaluation, inputs, runs
+from tapecast.demo.budget import (
     FORECASTER_NAMES,
     SAMPLERS,
     SHUFFLE_SAMPLER,
@@ -50,11 +47,14 @@ from tapecast.pipeline.budget import (
     Throughput,
     plan_budget,
 )
-from tapecast.pipeline.manifest import MANIFEST_FILE, Manifest, input_key
+from tapecast.demo.manifest import MANIFEST_FILE, input_key
+from tapecast.demo.state import DemoOptions, DemoResult, RunState
+from tapecast.features.featureset import FeatureSet
+from tapecast.models.jl_csdi_config import JLCSDIConfig
 from tapecast.workflows.progress import Quiet, Reporter
 
 if TYPE_CHECKING:
-    from tapecast.sim import SyntheticMarketConfig
+    pass
 
 BASELINES = ("climatology", "naive", "bootstrap", "hist-vol")
 OPTIONAL_BASELINES = {"garch": 0.08}  # name -> share of the forecasting time it must have left
@@ -64,137 +64,42 @@ OWNED = ("market", "features", "runs", "forecasts", "probe", MANIFEST_FILE, "met
          "report.html", "report.png")
 
 
-@dataclass(frozen=True)
-class DemoOptions:
-    """What ``tapecast demo`` takes (the test-size knobs are for Python and tests).
-
-    Parameters
-    ----------
-    out : Path
-        The demo folder.
-    data : Path, optional
-        Store, files or folder of trades; None: the built-in synthetic market.
-    budget_minutes : float
-        Wall-clock budget of the whole run.
-    fresh : bool
-        Redo every step (deletes what the demo wrote in ``out``).
-    seed : int
-        Seed of the market, the sampling and the baselines.
-    n_samples : int
-        Samples per forecast origin.
-    features : FeatureOptions
-    config : JLCSDIConfig or str
-        The JL-CSDI config (``small``); its noise is set per model, its steps by the plan.
-    market : SyntheticMarketConfig, optional
-        The built-in market's config (default: :func:`market_config` for the budget).
-    rules : BudgetRules
-    """
-
-    out: Path
-    data: Path | None = None
-    budget_minutes: float = 10.0
-    fresh: bool = False
-    seed: int = 0
-    n_samples: int = 32
-    features: inputs.FeatureOptions = field(default_factory=inputs.FeatureOptions)
-    config: JLCSDIConfig | str = "small"
-    market: SyntheticMarketConfig | None = None
-    rules: BudgetRules = field(default_factory=BudgetRules)
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.budget_minutes) and self.budget_minutes > 0):
-            raise TapecastError("--budget-minutes must be a positive finite number, got "
-                                f"{self.budget_minutes}")
-        if self.n_samples < 2:
-            raise TapecastError(f"--n-samples must be at least 2, got {self.n_samples}")
-
-
-@dataclass
-class DemoResult:
-    """What a demo run produced and decided."""
-
-    out: Path
-    metrics: dict[str, Any]
-    plan: BudgetPlan
-    reused: list[str] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    wall_s: float = 0.0
-
-
-def market_config(budget_minutes: float) -> SyntheticMarketConfig:
-    """The built-in market for a budget: 5 sessions of ~250k trades at 10 minutes and more
-    (about 30 test origins of 500-trade windows), down to half that for shorter budgets (still
-    at least 12 test origins of 500 trades: the windows keep their default size)."""
-    from tapecast.sim import SyntheticMarketConfig
-
-    scale = min(1.0, max(0.5, budget_minutes / 10.0))
-    return SyntheticMarketConfig(n_sessions=5, trades_per_session=int(250_000 * scale))
-
-
 def _forecast_path(out: Path, name: str) -> Path:
     """Where the demo keeps forecaster ``name``'s forecast."""
     return out / "forecasts" / f"{name.replace('/', '_').replace(' ', '_')}.npz"
 
 
-class _Run:
-    """State of one demo run (the steps are its methods)."""
-
-    def __init__(self, options: DemoOptions, reporter: Reporter) -> None:
-        self.o, self.r = options, reporter
-        self.out = options.out
-        self.threads = runs.sampling_threads()  # before any work: our own load must not count
-        self.start = time.monotonic()
-        self.deadline = self.start + 60.0 * options.budget_minutes
-        self.manifest = Manifest.open(self.out)
-        self.reused: list[str] = []
-        self.notes: list[str] = []
-        base = options.config
-        self.config = jlcsdi_config(base) if isinstance(base, str) else base
-        self.config = self.config.with_sizes(options.features.context, options.features.horizon)
-        self.market: SyntheticMarketConfig | None = None  # the built-in market (without data)
-        if options.data is None:
-            self.market = (options.market if options.market is not None
-                           else market_config(options.budget_minutes))
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-        self.r.note(text)
-
-    def reuse(self, step: str, key: str) -> dict[str, Any] | None:
-        info = self.manifest.done(step, key)
-        if info is not None:
-            self.reused.append(step)
-        return info
+class DemoRun(RunState):
+    """One demo run: its state (:class:`~tapecast.demo.state.RunState`) and its steps."""
 
     # --- 1-2: data and features ---------------------------------------------------------------
 
     def data_key(self) -> str:
-        if self.o.data is not None:
-            if not self.o.data.exists():
-                raise TapecastError(f"--data {self.o.data}: expected an existing store, file or "
-                                    "folder")
-            return inputs.source_key(self.o.data)
+        if self.options.data is not None:
+            if not self.options.data.exists():
+                raise TapecastError(f"--data {self.options.data}: expected an existing store, "
+                                    "file or folder")
+            return inputs.source_key(self.options.data)
         assert self.market is not None
-        return input_key("market", asdict(self.market), self.o.seed)
+        return input_key("market", asdict(self.market), self.options.seed)
 
     def features(self) -> FeatureSet:
         data_key = self.data_key()
-        key = input_key(data_key, asdict(self.o.features))
+        key = input_key(data_key, asdict(self.options.features))
         path = self.out / "features"
         info = self.reuse("features", key)
         if info is None or not (path / "features.json").is_file():
             started = time.monotonic()
             # one bar over the parts: (generate and write the market,) read the tape, features
-            total = 2 if self.o.data is not None else 3
-            self.r.stage("data and features", total)
+            total = 2 if self.options.data is not None else 3
+            self.reporter.stage("data and features", total)
             trades, quotes, what = self.load_source(data_key)
-            self.r.update(total - 1, "signing trades, computing windows")
-            info = inputs.build_features(trades, quotes, path, self.o.features, what)
-            self.r.update(total, "features written")
+            self.reporter.update(total - 1, "signing trades, computing windows")
+            info = inputs.build_features(trades, quotes, path, self.options.features, what)
+            self.reporter.update(total, "features written")
             info["wall_s"] = round(time.monotonic() - started, 2)  # data + features
             self.manifest.mark("features", key, info)
-            self.r.done()
+            self.reporter.done()
         for text in info["notes"]:
             self.note(text)
         return inputs.open_features(path)
@@ -202,18 +107,18 @@ class _Run:
     def load_source(self, data_key: str) -> tuple[Any, Any, str]:
         from tapecast.workflows.tape import load_trades
 
-        if self.o.data is not None:
-            self.r.update(0, "reading the tape")
-            return load_trades(self.o.data, None)
+        if self.options.data is not None:
+            self.reporter.update(0, "reading the tape")
+            return load_trades(self.options.data, None)
         store = self.out / "market"
         assert self.market is not None
         if self.reuse("data", data_key) is None or not store.is_dir():
             self.note(f"generating the built-in market: {self.market.n_sessions} sessions x "
-                      f"~{self.market.trades_per_session:,} trades (seed {self.o.seed})")
-            self.r.update(0, "generating the built-in market")
-            info = inputs.write_market(store, self.market, self.o.seed)
+                      f"~{self.market.trades_per_session:,} trades (seed {self.options.seed})")
+            self.reporter.update(0, "generating the built-in market")
+            info = inputs.write_market(store, self.market, self.options.seed)
             self.manifest.mark("data", data_key, info)
-        self.r.update(1, "reading the market store")
+        self.reporter.update(1, "reading the market store")
         trades, quotes, _ = load_trades(store, None)
         return trades, quotes, f"the built-in market ({store})"
 
@@ -227,15 +132,15 @@ class _Run:
         features_key = self.manifest.steps["features"]["key"]
         arch = {k: v for k, v in self.config.to_dict().items() if k not in ("sample_steps",)}
         keys = {"train": input_key(features_key, arch),
-                "sample": input_key(features_key, arch, self.o.n_samples)}
+                "sample": input_key(features_key, arch, self.options.n_samples)}
         info = {part: self.reuse(f"throughput/{part}", key) for part, key in keys.items()}
         if info["train"] is None or info["sample"] is None:
-            self.r.stage("measuring throughput", None)
+            self.reporter.stage("measuring throughput", None)
             started = time.monotonic()
-            measured = runs.probe_throughput(fs, self.config, self.o.n_samples,
+            measured = runs.probe_throughput(fs, self.config, self.options.n_samples,
                                              self.out / "probe", self.threads)
             wall = round(time.monotonic() - started, 2)
-            self.r.done()
+            self.reporter.done()
             for part, rate in (("train", measured.train_s_per_step),
                                ("sample", measured.sample_s_per_window_step)):
                 if info[part] is None:
@@ -249,13 +154,13 @@ class _Run:
         features time of the run that made them and the training probe, and the rules: a pure
         function of stored facts, so a re-run plans the same."""
         throughput, probe_s = self.measure(fs)
-        rules = BudgetRules(**{**asdict(self.o.rules), "sampler_steps": {
+        rules = BudgetRules(**{**asdict(self.options.rules), "sampler_steps": {
             s: self.config.steps_for(s) for s in SAMPLERS}})
         if self.config.train.max_steps is not None:
             rules = BudgetRules(**{**asdict(rules), "max_train_steps":
                                    self.config.train.max_steps})
         spent = float(self.manifest.steps["features"]["info"].get("wall_s", 0.0)) + probe_s
-        left = 60.0 * self.o.budget_minutes - spent  # less data, features and the probe
+        left = 60.0 * self.options.budget_minutes - spent  # less data, features and the probe
         self.throughput = throughput
         return plan_budget(max(left, 1.0), throughput, len(fs.dataset("test")), rules)
 
@@ -287,11 +192,12 @@ class _Run:
                   planned_s: float) -> dict[str, Any]:
         """Train (or resume) one model; a budget-stopped run is not marked finished, so the
         next run resumes it from its ``last`` checkpoint."""
-        self.r.stage(f"training {name}", config.train.max_steps)
+        self.reporter.stage(f"training {name}", config.train.max_steps)
         resume_key = input_key(key, config.to_dict())  # resume only the very same config
         info = runs.train_model(fs, config, self.out / "runs" / name, resume_key,
-                                shuffle=name == "shuffle", planned_s=planned_s, reporter=self.r)
-        self.r.done()
+                                shuffle=name == "shuffle", planned_s=planned_s,
+                                reporter=self.reporter)
+        self.reporter.done()
         if info["stopped_by_budget"]:
             self.note(f"{name}: stopped by the budget at step {info['steps']} of "
                       f"{config.train.max_steps} (best weights so far kept; a re-run resumes "
@@ -306,18 +212,20 @@ class _Run:
                   ) -> tuple[list[Forecast], dict[str, str], list[str]]:
         test = fs.dataset("test").batch(np.asarray(plan.windows))
         train = fs.dataset("train").batch(slice(None))
-        common = (self.manifest.steps["features"]["key"], self.o.n_samples, self.o.seed,
+        common = (self.manifest.steps["features"]["key"], self.options.n_samples, self.options.seed,
                   list(plan.windows))
         made: list[Forecast] = []
         keys: list[str] = []
         skipped = dict(plan.skipped)
         # the baselines run first, out of the sampling part; the samplers must end before the
         # planner's reserve (baselines + evaluation in the plan), left to the evaluation
-        stop = self.deadline - max(EVAL_RESERVE_S, self.o.rules.reserve_share * plan.forecast_s)
+        reserve = max(EVAL_RESERVE_S, self.options.rules.reserve_share * plan.forecast_s)
+        stop = self.deadline - reserve
         for name in BASELINES:
             made.append(self.forecast_step(name, input_key(name, *common), keys,
                                            lambda n=name: runs.baseline_forecast(
-                                               n, train, test, self.o.n_samples, self.o.seed)))
+                                               n, train, test, self.options.n_samples,
+                                               self.options.seed)))
         for sampler in SAMPLER_ORDER:
             if sampler not in plan.sampler_steps:
                 continue
@@ -336,7 +244,8 @@ class _Run:
                 continue
             made.append(self.forecast_step(name, input_key(name, *common), keys,
                                            lambda n=name: runs.baseline_forecast(
-                                               n, train, test, self.o.n_samples, self.o.seed)))
+                                               n, train, test, self.options.n_samples,
+                                               self.options.seed)))
         return made, skipped, keys
 
     def forecast_step(self, name: str, key: str, keys: list[str], make: Any) -> Forecast:
@@ -344,11 +253,11 @@ class _Run:
         keys.append(key)
         if self.reuse(f"forecast/{name}", key) is not None and path.is_file():
             return load_forecast(path)
-        self.r.stage(f"forecasting {name}", None)
+        self.reporter.stage(f"forecasting {name}", None)
         forecast: Forecast = make()
         forecast.save(path)
         self.manifest.mark(f"forecast/{name}", key, {"wall_s": forecast.provenance.get("wall_s")})
-        self.r.done()
+        self.reporter.done()
         return forecast
 
     def sample_step(self, sampler: str, plan: BudgetPlan, test: Any, model_keys: dict[str, str],
@@ -364,19 +273,20 @@ class _Run:
             keys.append(key)
             return load_forecast(path)
         model = runs.check_model_folder(self.out / "runs" / model_name)
-        self.r.stage(f"sampling {name} ({steps} steps)", test.size)
-        samples, wall = runs.sample_until(model, test, self.o.n_samples, sampler=real,
-                                          steps=steps, seed=self.o.seed, deadline=stop,
+        assert self.throughput is not None  # planned before any forecast
+        self.reporter.stage(f"sampling {name} ({steps} steps)", test.size)
+        samples, wall = runs.sample_until(model, test, self.options.n_samples, sampler=real,
+                                          steps=steps, seed=self.options.seed, deadline=stop,
                                           s_per_window_step=self.throughput
-                                          .sample_s_per_window_step, reporter=self.r,
+                                          .sample_s_per_window_step, reporter=self.reporter,
                                           threads=self.threads)
-        self.r.done()
+        self.reporter.done()
         if samples is None:
             return None
         forecast = Forecast(name, samples, realized=test.target, context=test.context,
                             provenance={"forecaster": model.to_dict(), "sampler": real,
-                                        "steps": steps, "seed": self.o.seed,
-                                        "n_samples": self.o.n_samples, "wall_s": wall})
+                                        "steps": steps, "seed": self.options.seed,
+                                        "n_samples": self.options.n_samples, "wall_s": wall})
         forecast.save(path)
         self.manifest.mark(f"forecast/{name}", key, {"wall_s": wall, "steps": steps})
         keys.append(key)
@@ -413,16 +323,14 @@ def run_demo(options: DemoOptions, reporter: Reporter | None = None) -> DemoResu
     TapecastError
         Bad input (one line); the folder keeps every finished step.
     """
-    from tapecast.pipeline.evaluation import evaluate
-
     prepare_out(options.out, options.fresh)
-    run = _Run(options, reporter or Quiet())
+    run = DemoRun(options, reporter or Quiet())
     fs = run.features()
     plan = run.plan(fs)
     for text in plan.notes:
         run.note(text)
     model_keys = run.train(fs, plan)
     forecasts, skipped, keys = run.forecasts(fs, plan, model_keys)
-    metrics = evaluate(run, forecasts, skipped, keys, plan)
+    metrics = evaluation.evaluate(run, forecasts, skipped, keys, plan)
     return DemoResult(options.out, metrics, plan, run.reused, skipped, run.notes,
                       time.monotonic() - run.start)

@@ -25,11 +25,11 @@ from tapecast.core.batch import ForecastBatch
 from tapecast.core.errors import TapecastError
 from tapecast.core.forecast import Forecast, Samples
 from tapecast.core.io import atomic_write_text
+from tapecast.demo.budget import MGD_COST, Throughput
 from tapecast.features.featureset import FeatureSet
 from tapecast.models import get_baseline
 from tapecast.models.jl_csdi import JLCSDI
 from tapecast.models.jl_csdi_config import JLCSDIConfig
-from tapecast.pipeline.budget import MGD_COST, Throughput
 from tapecast.train import TrainEvent
 from tapecast.workflows import fit_and_forecast, sample_in_chunks
 from tapecast.workflows.progress import Reporter
@@ -175,7 +175,7 @@ def sample_until(model: JLCSDI, batch: ForecastBatch, n_samples: int, *, sampler
 
     Before the first chunk the whole forecast is costed at the planned rate
     (``s_per_window_step`` x ``steps`` per window, ``sde-mgd`` weighted by
-    :data:`tapecast.pipeline.budget.MGD_COST`): when it would end after the deadline nothing is
+    :data:`tapecast.demo.budget.MGD_COST`): when it would end after the deadline nothing is
     sampled. Before each later chunk the rest is costed at the slower of the planned and the
     measured rate, and sampling stops when the rest would end after the deadline (the chunks
     done are then lost: a forecast must cover every planned window).
