@@ -143,6 +143,12 @@ def test_from_dict_when_value_wrong_then_error_names_the_field_path(data: dict[s
         Outer.from_dict(data)
 
 
+def test_field_types_when_asked_then_resolved_annotations_in_field_order() -> None:
+    types = Needs.field_types()
+    assert types == {"size": int, "name": str}
+    assert Outer.field_types()["names"] == tuple[str, ...]
+
+
 def test_from_dict_when_not_an_object_or_required_key_missing_then_error() -> None:
     with raises(r"Inner: must be a JSON object, got list"):
         Inner.from_dict([1, 2])  # type: ignore[arg-type]

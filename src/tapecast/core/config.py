@@ -175,6 +175,16 @@ class ConfigBase:
         return dataclasses.replace(self, **changes)
 
     @classmethod
+    def field_types(cls) -> dict[str, Any]:
+        """The resolved annotation of every field, by name (for an edge that parses text).
+
+        For example a command line that reads ``KEY=a,b`` can split the text for a field whose
+        type is a ``tuple[str, ...]`` before calling :meth:`from_dict`.
+        """
+        hints = _field_hints(cls)
+        return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+    @classmethod
     def _check_keys(cls, data: Mapping[str, Any], *, require: bool) -> None:
         fields = dataclasses.fields(cls)
         known = [f.name for f in fields]
