@@ -118,11 +118,16 @@ def test_train_callback_when_past_the_stop_time_raises_budget_stop() -> None:
     assert seen == [3] and issubclass(BudgetStop, KeyboardInterrupt)
 
 
-def test_train_callback_when_on_time_or_at_the_last_step_does_not_stop() -> None:
-    callback, _ = _train_callback(Quiet(), total=10, stop_at=time.monotonic() + 3600)
-    callback(TrainEvent("step", 3, 0, 0.5, 1e-3))
-    late, _ = _train_callback(Quiet(), total=10, stop_at=time.monotonic() - 1.0)
-    late(TrainEvent("step", 10, 0, 0.5, 1e-3))  # the last step: nothing left to save
+def test_train_callback_when_on_time_or_at_the_last_step_records_the_step_and_goes_on() -> None:
+    reporter = Quiet()
+    reporter.stage("training")
+    callback, seen = _train_callback(reporter, total=10, stop_at=time.monotonic() + 3600)
+    callback(TrainEvent("step", 3, 0, 0.5, 1e-3))  # on time: no BudgetStop
+    callback(TrainEvent("eval", 3, 0, 0.5, 1e-3))  # not a step: neither seen nor reported
+    assert seen == [3] and reporter.updates["training"] == [(3, "loss 0.500")]
+    late, late_seen = _train_callback(reporter, total=10, stop_at=time.monotonic() - 1.0)
+    late(TrainEvent("step", 10, 0, 0.25, 1e-3))  # the last step: nothing left to save
+    assert late_seen == [10] and reporter.updates["training"][-1] == (10, "loss 0.250")
 
 
 @pytest.mark.slow
