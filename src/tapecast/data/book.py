@@ -36,7 +36,7 @@ import pyarrow as pa
 
 from tapecast.core.errors import TapecastError
 from tapecast.data import book_core as core
-from tapecast.data.book_state import ASK, BID, BookState, new_state, seed_level
+from tapecast.data.book_state import ASK, BID, BookState, new_state, reserve, seed_level
 from tapecast.data.schemas import conform, levels_schema
 from tapecast.data.tables import Tables
 
@@ -269,7 +269,8 @@ def _seeded(state: BookState, seed: pl.DataFrame) -> BookState:
         for side, name in ((ASK, "ask"), (BID, "bid")):
             px, sz = row[f"{name}_px_{i}"], row[f"{name}_sz_{i}"]
             if px is not None and sz is not None and sz > 0:
-                state = seed_level(state, side, round(px * PRICE_SCALE), int(sz))
+                state = reserve(state)
+                seed_level(state, side, round(px * PRICE_SCALE), int(sz))
     return state
 
 

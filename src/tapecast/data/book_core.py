@@ -212,7 +212,9 @@ def _replay(action, side, price, size, order_id, flags, st, n, full_state,  # ty
                     last = side[i]
                 elif left > 0:
                     counts[_RECALLED] += 1
-                    st = bs.add_order(st, o, s, p, left)
+                    if not bs.has_room(st):
+                        st = bs.grow(st)
+                    bs.add_order(st, o, s, p, left)
                     changed, last = True, s
             else:
                 have = st.orders[slot, O_SIZE]
@@ -237,7 +239,9 @@ def _replay(action, side, price, size, order_id, flags, st, n, full_state,  # ty
                         return st, _ERR_LIVE_ADD, i, 0
                     counts[_DUPLICATE_ADD] += 1
                     bs.remove_order(st, old)
-                st = bs.add_order(st, o, s, price[i], size[i])
+                if not bs.has_room(st):
+                    st = bs.grow(st)
+                bs.add_order(st, o, s, price[i], size[i])
                 changed, last = True, s
         elif a == MODIFY:
             o = order_id[i]
@@ -253,12 +257,16 @@ def _replay(action, side, price, size, order_id, flags, st, n, full_state,  # ty
                 if s != NONE:
                     if slot >= 0:
                         bs.remove_order(st, slot)
-                    st = bs.add_order(st, o, s, price[i], size[i])
+                    if not bs.has_room(st):
+                        st = bs.grow(st)
+                    bs.add_order(st, o, s, price[i], size[i])
                     changed, last = True, s
             else:
                 if s == NONE:
                     s = st.orders[slot, O_SIDE]
-                st = bs.modify_order(st, slot, s, price[i], size[i])
+                if not bs.has_room(st):
+                    st = bs.grow(st)
+                bs.modify_order(st, slot, s, price[i], size[i])
                 changed, last = True, s
         else:  # CLEAR
             counts[_CLEARS] += 1

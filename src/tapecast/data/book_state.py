@@ -34,8 +34,10 @@ follows Databento's book (and CME's rules): an order that changes price or grows
 back of its level's queue, one that shrinks keeps its place.
 
 Kernels work on slots and assume their preconditions (the id is present or absent, the size is
-in range, the capacity is there: :func:`reserve`); :class:`~tapecast.data.book_orders.OrderBook`
-checks them and raises. A kernel that may grow the arrays returns the (new) state.
+in range, room for one more order and level: :func:`has_room`, else :func:`grow`);
+:class:`~tapecast.data.book_orders.OrderBook` checks them and raises. No kernel returns the state:
+in numba, every call that passes or returns the tuple of arrays pays a reference-count update per
+array, so the hot kernels only read and write the arrays in place.
 """
 
 from __future__ import annotations
@@ -154,8 +156,16 @@ def _table_delete(st, order_id):  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True)
-def reserve(st):  # type: ignore[no-untyped-def]
-    """``st``, or a copy with twice the room, so that one order and one level can be added."""
+def has_room(st):  # type: ignore[no-untyped-def]
+    """Whether one more order and one more level fit without growing the arrays."""
+    meta = st.meta
+    return (meta[M_ORDER_FREE] >= 0 or meta[M_ORDER_HWM] < st.orders.shape[0]) and (
+        meta[M_LEVEL_FREE] >= 0 or meta[M_LEVEL_HWM] < st.levels.shape[0])
+
+
+@numba.njit(cache=True)
+def grow(st):  # type: ignore[no-untyped-def]
+    """A copy of ``st`` with twice the room for orders and/or levels, where it is full."""
     meta = st.meta
     if meta[M_ORDER_FREE] < 0 and meta[M_ORDER_HWM] == st.orders.shape[0]:
         c = st.orders.shape[0]
@@ -177,6 +187,11 @@ def reserve(st):  # type: ignore[no-untyped-def]
         ladder_key[:, :n] = st.ladder_key
         st = BookState(st.orders, levels, ladder, ladder_key, st.table, meta)
     return st
+
+
+def reserve(st: BookState) -> BookState:
+    """``st``, or a grown copy, so that one more order and one more level fit (from Python)."""
+    return st if has_room(st) else grow(st)
 
 
 # ---------------------------------------------------------------- levels
@@ -213,7 +228,7 @@ def find_level(st, side, price):  # type: ignore[no-untyped-def]
 
 @numba.njit(cache=True)
 def _open_level(st, side, price):  # type: ignore[no-untyped-def]
-    """The level slot at ``price`` on ``side``, opened (empty) if absent; needs :func:`reserve`."""
+    """The level slot at ``price`` on ``side``, opened (empty) if absent; needs :func:`has_room`."""
     key = _key(side, price)
     j = _search(st, side, key)
     depth = st.meta[M_DEPTH + side]
@@ -274,12 +289,10 @@ def _take_level_size(st, lvl, q):  # type: ignore[no-untyped-def]
 
 @numba.njit(cache=True)
 def seed_level(st, side, price, size):  # type: ignore[no-untyped-def]
-    """Add anonymous (order-id-less) size at ``price``; returns the state (it may grow)."""
-    st = reserve(st)
+    """Add anonymous (order-id-less) size at ``price``; needs :func:`has_room`."""
     lvl = _open_level(st, side, price)
     st.levels[lvl, L_SIZE] += size
     st.levels[lvl, L_ANON] += size
-    return st
 
 
 @numba.njit(cache=True)
@@ -300,7 +313,7 @@ def take_anonymous(st, side, price, size):  # type: ignore[no-untyped-def]
 
 @numba.njit(cache=True)
 def _link(st, slot):  # type: ignore[no-untyped-def]
-    """Queue order ``slot`` (size > 0) at the back of its price level; needs :func:`reserve`."""
+    """Queue order ``slot`` (size > 0) at the back of its price level; needs :func:`has_room`."""
     orders, levels = st.orders, st.levels
     lvl = _open_level(st, orders[slot, O_SIDE], orders[slot, O_PRICE])
     tail = levels[lvl, L_TAIL]
@@ -346,8 +359,7 @@ def _unlink(st, slot):  # type: ignore[no-untyped-def]
 @numba.njit(cache=True)
 def add_order(st, order_id, side, price, size):  # type: ignore[no-untyped-def]
     """Rest a new order (``order_id`` not present; size 0 rests in no level) at the back of its
-    level. Returns the state (it may grow)."""
-    st = reserve(st)
+    level; needs :func:`has_room`. Returns its slot."""
     meta, orders = st.meta, st.orders
     slot = meta[M_ORDER_FREE]
     if slot >= 0:
@@ -364,7 +376,7 @@ def add_order(st, order_id, side, price, size):  # type: ignore[no-untyped-def]
     orders[slot, O_LEVEL] = DETACHED
     if size > 0:
         _link(st, slot)
-    return st
+    return slot
 
 
 @numba.njit(cache=True)
@@ -405,7 +417,7 @@ def execute_order(st, slot, size):  # type: ignore[no-untyped-def]
 def modify_order(st, slot, side, price, size):  # type: ignore[no-untyped-def]
     """Give order ``slot`` a new side, price and size. It keeps its place when only its size
     shrinks, and goes to the back of the (new) level otherwise; at size 0 it rests in no level.
-    Returns the state (it may grow)."""
+    Needs :func:`has_room`."""
     orders = st.orders
     lvl = orders[slot, O_LEVEL]
     have = orders[slot, O_SIZE]
@@ -420,9 +432,7 @@ def modify_order(st, slot, side, price, size):  # type: ignore[no-untyped-def]
             orders[tail, O_NEXT] = slot
             st.levels[lvl, L_TAIL] = slot
             st.levels[lvl, L_COUNT] += 1
-        return st
-    st = reserve(st)
-    orders = st.orders
+        return
     _unlink(st, slot)
     orders[slot, O_LEVEL] = DETACHED  # a forgotten order too
     orders[slot, O_SIDE] = side
@@ -430,7 +440,6 @@ def modify_order(st, slot, side, price, size):  # type: ignore[no-untyped-def]
     orders[slot, O_SIZE] = size
     if size > 0:
         _link(st, slot)
-    return st
 
 
 @numba.njit(cache=True)
