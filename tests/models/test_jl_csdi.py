@@ -276,6 +276,23 @@ def test_save_load_when_round_tripped_gives_the_same_samples(
                                   loaded.sample(batch, 4, seed=2).values)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("noise", ["gaussian", "jump-laplace"])
+def test_sample_when_the_net_is_on_cuda_samples_there_like_on_cpu(
+        noise: str, features: FeatureSet, tmp_path: Path) -> None:
+    fitted = JLCSDI(tiny_config(noise)).fit(features.dataset("train"), run_dir=tmp_path,
+                                            progress=False)
+    batch = features.dataset("test").batch(slice(0, 2))
+    on_cpu = fitted.sample(batch, 4, seed=2).values
+    fitted.net.to("cuda")
+    assert fitted.device.type == "cuda"
+    np.testing.assert_allclose(fitted.sample(batch, 4, seed=2).values, on_cpu, atol=1e-3)
+
+
+def test_device_when_built_is_the_cpu(fitted: dict[str, JLCSDI]) -> None:
+    assert fitted["gaussian"].device == torch.device("cpu")
+
+
 def test_load_when_folder_or_files_are_wrong_raises_one_line_errors(
         fitted: dict[str, JLCSDI], tmp_path: Path) -> None:
     with pytest.raises(TapecastError, match="no such JL-CSDI model folder"):

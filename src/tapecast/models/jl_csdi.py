@@ -341,10 +341,12 @@ class JLCSDI:
         if isinstance(proc, MomentGuided):
             proc.set_targets(self._mgd_targets(context, mask, mgd_targets))
         self.net.eval()
-        cache = self.net.encode_context(context, mask).expand(n_samples)  # rows b·S + s
+        device = self.device
+        cache = self.net.encode_context(context.to(device),
+                                        mask.to(device)).expand(n_samples)  # rows b·S + s
         b, k, h = batch.size, len(batch.channels), batch.horizon
-        x = self._reverse(proc, cache, (b * n_samples, k, h), seed)
-        z = x.view(b, n_samples, k, h).double().numpy()  # (B, S, K, H), model space
+        x = self._reverse(proc, cache, (b * n_samples, k, h), seed, device)
+        z = x.view(b, n_samples, k, h).double().cpu().numpy()  # (B, S, K, H), model space
         c = batch.context_length
         return Samples(self._to_raw(z, batch), batch.channels, batch.window_ids[:, c:],
                        batch.timestamps[:, c:], batch.instruments, batch.regimes)
@@ -388,13 +390,22 @@ class JLCSDI:
                                 f"{batch.context_length}")
         return batch
 
-    def _reverse(self, proc: Sampler, cache: Any, shape: tuple[int, int, int],
-                 seed: int) -> torch.Tensor:
-        """The reverse loop: initial noise, then one network call and one step per time."""
+    @property
+    def device(self) -> torch.device:
+        """Where the denoiser's weights are; sampling runs there (``model.net.to("cuda")``)."""
+        return next(self.net.parameters()).device
+
+    def _reverse(self, proc: Sampler, cache: Any, shape: tuple[int, int, int], seed: int,
+                 device: torch.device) -> torch.Tensor:
+        """The reverse loop: initial noise, then one network call and one step per time.
+
+        Draws come from a CPU generator (the same samples for a seed on every device) and are
+        moved to ``device`` by the noise processes.
+        """
         generator = torch.Generator().manual_seed(seed)
-        x = proc.init_noise(shape, generator)  # (B·S, K, H)
+        x = proc.init_noise(shape, generator, device=device)  # (B·S, K, H)
         for t in proc.timesteps:
-            out = self.net(x, proc.model_time(t).expand(shape[0]), cache)
+            out = self.net(x, proc.model_time(t).to(device).expand(shape[0]), cache)
             x = proc.step(out, t, x, generator=generator)
         return x
 
