@@ -97,7 +97,8 @@ def test_features_when_out_is_another_folder_refuses_and_keeps_it(tmp_path: Path
 def test_features_when_window_trades_is_zero_exits_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["features", str(_store(tmp_path)), "--window-trades", "0",
                                  "--out", str(tmp_path / "f")])
-    assert result.exit_code == 2 and "window_trades must be a positive integer" in result.output
+    assert result.exit_code == 2
+    assert "OrderFlowConfig.window_trades: must be >= 1, got 0" in result.output
 
 
 @pytest.mark.slow

@@ -30,7 +30,6 @@ of valid origins (and none at all when ``H = 1``). A caller holding the windows 
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from tapecast.core.batch import ForecastBatch, OriginSource, as_batch
+from tapecast.core.config import ConfigBase
 from tapecast.core.errors import TapecastError
 from tapecast.core.forecast import Samples
 
@@ -245,12 +245,9 @@ def context_moments(context: NDArray[np.float64], fallback: ChannelStats
 
 
 @dataclass(frozen=True)
-class BaselineConfig:
-    """Base of every baseline's frozen config: ``to_dict`` for provenance (JSON-ready)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v
-                for k, v in dataclasses.asdict(self).items()}
+class BaselineConfig(ConfigBase):
+    """Base of every baseline's frozen config (:class:`~tapecast.core.config.ConfigBase`: types
+    checked, ``validate``, ``to_dict`` for provenance, ``from_dict`` for ``get_baseline``)."""
 
 
 ConfigT = TypeVar("ConfigT", bound=BaselineConfig)

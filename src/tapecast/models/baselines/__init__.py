@@ -7,9 +7,9 @@ dependencies (``arch``, ``torch``, ``chronos``) are imported only when a baselin
 is fitted or sampled.
 """
 
-import dataclasses
-from typing import Any
+from typing import Any, get_origin
 
+from tapecast.core.config import ConfigError
 from tapecast.core.errors import TapecastError
 from tapecast.models.base import BASELINES, Baseline
 from tapecast.models.baselines.bootstrap import BlockBootstrap, BootstrapConfig
@@ -37,16 +37,19 @@ def get_baseline(name: str, **options: Any) -> Baseline[Any]:
     if name not in BASELINES:
         raise TapecastError(f"unknown baseline '{name}'; choose one of {list(baseline_names())}")
     cls = BASELINES[name]
-    fields = {f.name for f in dataclasses.fields(cls.config_class)}
-    unknown = sorted(set(options) - fields)
+    types = cls.config_class.field_types()
+    unknown = sorted(set(options) - set(types))
     if unknown:
         raise TapecastError(f"baseline '{name}' has no option(s) {unknown}; "
-                            f"its options are {sorted(fields)}")
+                            f"its options are {sorted(types)}")
+    values = dict(options)
+    for key, value in values.items():  # "a,b" from the command line for a tuple field
+        if isinstance(value, str) and get_origin(types[key]) is tuple:
+            values[key] = [v.strip() for v in value.split(",") if v.strip()]
     try:
-        config = cls.config_class(**options)
-    except (TypeError, ValueError) as exc:  # e.g. a string where a number belongs
-        raise TapecastError(f"baseline '{name}': invalid option value ({exc})") from None
-    return cls(config)
+        return cls(cls.config_class.from_dict(values))
+    except ConfigError as exc:
+        raise TapecastError(f"baseline '{name}': {exc}") from None
 
 __all__ = [
     "VAR1",

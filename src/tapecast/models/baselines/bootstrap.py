@@ -19,7 +19,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tapecast.core.batch import ForecastBatch
-from tapecast.core.errors import TapecastError
 from tapecast.models.base import (
     Baseline,
     BaselineConfig,
@@ -42,9 +41,8 @@ class BootstrapConfig(BaselineConfig):
 
     block_length: int = 5
 
-    def __post_init__(self) -> None:
-        if self.block_length < 1:
-            raise TapecastError(f"bootstrap: block_length must be >= 1, got {self.block_length}")
+    def validate(self) -> None:
+        self.check_range("block_length", low=1)
 
 
 @register

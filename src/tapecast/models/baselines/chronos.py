@@ -68,13 +68,10 @@ class ChronosConfig(BaselineConfig):
     n_threads: int | None = None
     local_files_only: bool = False
 
-    def __post_init__(self) -> None:
-        if self.tails not in ("linear", "clamp"):
-            raise TapecastError(f"chronos: tails must be 'linear' or 'clamp', got {self.tails!r}")
-        if self.batch_size < 1:
-            raise TapecastError(f"chronos: batch_size must be >= 1, got {self.batch_size}")
-        if self.n_threads is not None and self.n_threads < 1:
-            raise TapecastError(f"chronos: n_threads must be >= 1, got {self.n_threads}")
+    def validate(self) -> None:
+        self.check_choice("tails", ("linear", "clamp"))
+        self.check_range("batch_size", low=1)
+        self.check_range("n_threads", low=1)  # None passes
 
 
 def load_pipeline(model: str, local_files_only: bool = False) -> Any:

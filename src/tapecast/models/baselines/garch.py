@@ -34,7 +34,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tapecast.core.batch import ForecastBatch
-from tapecast.core.errors import TapecastError
 from tapecast.models.base import (
     Baseline,
     BaselineConfig,
@@ -63,11 +62,9 @@ class GarchConfig(BaselineConfig):
     tol: float | None = None
     cache_fits: bool = True
 
-    def __post_init__(self) -> None:
-        if self.min_points < 10:
-            raise TapecastError(f"garch: min_points must be >= 10, got {self.min_points}")
-        if self.tol is not None and not self.tol > 0:
-            raise TapecastError(f"garch: tol must be positive, got {self.tol}")
+    def validate(self) -> None:
+        self.check_range("min_points", low=10)
+        self.check_range("tol", low=0.0, low_inclusive=False)  # None passes
 
 
 @dataclass(frozen=True)

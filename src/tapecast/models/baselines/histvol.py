@@ -26,7 +26,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tapecast.core.batch import ForecastBatch
-from tapecast.core.errors import TapecastError
 from tapecast.models.base import (
     Baseline,
     BaselineConfig,
@@ -55,17 +54,11 @@ class HistVolConfig(BaselineConfig):
     driftless_channels: tuple[str, ...] = ("log_ret",)
     random_walk_channels: tuple[str, ...] = ()
 
-    def __post_init__(self) -> None:
-        for name in ("driftless_channels", "random_walk_channels"):
-            value = getattr(self, name)
-            if isinstance(value, str):  # "a,b" from the command line
-                object.__setattr__(self, name, tuple(v.strip() for v in value.split(",") if v))
-            else:
-                object.__setattr__(self, name, tuple(value))
+    def validate(self) -> None:
         both = set(self.driftless_channels) & set(self.random_walk_channels)
         if both:
-            raise TapecastError(f"hist-vol: channel(s) {sorted(both)} cannot be both driftless "
-                                "increments and random-walk levels")
+            self.fail("random_walk_channels", f"channel(s) {sorted(both)} cannot be both "
+                      "driftless increments and random-walk levels")
 
 
 @register
