@@ -37,7 +37,8 @@ def test_demo_when_budget_is_not_positive_and_finite_exits_2_before_any_work(
 
 def test_demo_when_session_is_unknown_exits_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--session", "lunar", "--out", str(tmp_path / "d")])
-    assert result.exit_code == 2 and "session must be" in result.output
+    assert result.exit_code == 2
+    assert "FeatureOptions.session: must be one of 'auto', 'us-equity-rth'" in result.output
 
 
 def test_demo_when_data_is_too_small_exits_2_with_the_counts(tmp_path: Path) -> None:

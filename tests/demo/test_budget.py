@@ -113,5 +113,5 @@ def test_even_windows_when_fewer_asked_spreads_them_over_the_range() -> None:
 
 
 def test_budget_rules_when_a_count_is_below_one_names_the_field() -> None:
-    with pytest.raises(TapecastError, match=r"BudgetRules\.min_windows must be at least 1"):
+    with pytest.raises(TapecastError, match=r"BudgetRules\.min_windows: must be >= 1"):
         BudgetRules(min_windows=0)

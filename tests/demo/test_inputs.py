@@ -48,7 +48,7 @@ def test_build_features_when_every_shrink_still_falls_short_raises_and_writes_no
 
 
 def test_feature_options_when_a_count_is_below_one_names_the_field() -> None:
-    with pytest.raises(TapecastError, match=r"FeatureOptions\.horizon must be at least 1"):
+    with pytest.raises(TapecastError, match=r"FeatureOptions\.horizon: must be >= 1"):
         FeatureOptions(horizon=0)
 
 

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from tapecast.core.config import ConfigBase
 from tapecast.core.errors import TapecastError
 
 SAMPLERS: dict[str, str] = {"ddpm": "gaussian", "ddim": "gaussian", "sde": "jump-laplace",
@@ -130,7 +131,7 @@ class BudgetPlan:
 
 
 @dataclass(frozen=True)
-class BudgetRules:
+class BudgetRules(ConfigBase):
     """The planner's knobs (defaults are the demo's).
 
     Parameters
@@ -162,14 +163,14 @@ class BudgetRules:
     sampler_steps: Mapping[str, int] = field(
         default_factory=lambda: dict(DEFAULT_SAMPLER_STEPS))
 
-    def __post_init__(self) -> None:
-        if not 0 < self.train_share < 1 or not 0 <= self.reserve_share < 1:
-            raise TapecastError("BudgetRules: train_share must be in (0, 1) and reserve_share "
-                                f"in [0, 1), got {self.train_share}, {self.reserve_share}")
-        for name in ("max_train_steps", "min_train_steps", "min_windows"):
-            if getattr(self, name) < 1:
-                raise TapecastError(f"BudgetRules.{name} must be at least 1, got "
-                                    f"{getattr(self, name)}")
+    def validate(self) -> None:
+        self.check_range("train_share", low=0.0, high=1.0, low_inclusive=False,
+                         high_inclusive=False)
+        self.check_range("reserve_share", low=0.0, high=1.0, high_inclusive=False)
+        for name in ("max_train_steps", "min_train_steps", "min_windows", "shuffle_min_steps"):
+            self.check_range(name, low=1)
+        for sampler, steps in self.sampler_steps.items():
+            self.check_range(f"sampler_steps[{sampler!r}]", low=1, value=steps)
 
 
 MODEL_TITLES = {"gaussian": "Gaussian", "jump-laplace": "Jump-Laplace",

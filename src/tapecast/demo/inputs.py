@@ -19,11 +19,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import polars as pl
 
+from tapecast.core.config import ConfigBase
 from tapecast.core.errors import TapecastError
 from tapecast.demo.manifest import input_key
 from tapecast.features.dataset import ForecastDataset
@@ -42,7 +43,7 @@ MAX_SIZES = 4  # window sizes tried (the first and three shrinks) before giving 
 
 
 @dataclass(frozen=True)
-class FeatureOptions:
+class FeatureOptions(ConfigBase):
     """How the demo turns trades into samples (defaults: the issue's).
 
     Parameters
@@ -61,18 +62,13 @@ class FeatureOptions:
     window_trades: int = 500
     context: int = 100
     horizon: int = 10
-    session: str = "auto"
+    session: Literal["auto", "us-equity-rth", "cme-globex", "calendar"] = "auto"
     min_train: int = 64
     min_test: int = 12
 
-    def __post_init__(self) -> None:
-        if self.session not in ("auto", "us-equity-rth", "cme-globex", "calendar"):
-            raise TapecastError(f"session must be auto, us-equity-rth, cme-globex or calendar, "
-                                f"got {self.session!r}")
+    def validate(self) -> None:
         for name in ("window_trades", "context", "horizon", "min_train", "min_test"):
-            if getattr(self, name) < 1:
-                raise TapecastError(f"FeatureOptions.{name} must be at least 1, got "
-                                    f"{getattr(self, name)}")
+            self.check_range(name, low=1)
 
 
 def source_key(path: Path) -> str:
