@@ -10,21 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tapecast.core.batch import ForecastBatch
 from tapecast.core.errors import TapecastError
 from tapecast.models import TrainingWindows, baseline_names, get_baseline
 from tapecast.models.base import Baseline
-from tests.models.batches import batch_from_series, concat, synthetic_windows
-from tests.models.tiny_chronos import build_tiny_bolt
 
 NAMES = ("bootstrap", "chronos", "climatology", "garch", "hist-vol", "naive", "var")
 DETERMINISTIC = {"naive"}
-C, H = 100, 10
-
-
-@pytest.fixture(scope="module")
-def tiny_bolt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_bolt(tmp_path_factory.mktemp("tiny-bolt"))
 
 
 @pytest.fixture(scope="module")
@@ -32,21 +23,6 @@ def make(tiny_bolt: Path) -> Callable[[str], Baseline]:
     def build(name: str) -> Baseline:
         return get_baseline(name, model=str(tiny_bolt)) if name == "chronos" else get_baseline(name)
     return build
-
-
-@pytest.fixture(scope="module")
-def train() -> ForecastBatch:
-    series = synthetic_windows(np.random.default_rng(1), 400)
-    return batch_from_series(series, C, H)  # stride-1 origins, as the train split
-
-
-@pytest.fixture(scope="module")
-def test_batch() -> ForecastBatch:
-    """One SPY origin and one of an instrument absent from training (few: GARCH fits per origin)."""
-    rng = np.random.default_rng(2)
-    spy = batch_from_series(synthetic_windows(rng, 110), C, H, first_id=1000)
-    other = batch_from_series(synthetic_windows(rng, 110), C, H, instrument="QQQ")
-    return concat(spy, other)
 
 
 def test_registry_when_listing_names_has_every_cli_name() -> None:

@@ -12,14 +12,9 @@ from tapecast.core.errors import TapecastError
 from tapecast.models import get_baseline
 from tapecast.models.baselines.chronos import ChronosBolt, ModelUnavailableError, quantile_samples
 from tests.models.batches import batch_from_series, synthetic_windows
-from tests.models.tiny_chronos import BOLT_LEVELS, build_tiny_bolt
+from tests.models.tiny_chronos import BOLT_LEVELS
 
 LEVELS = np.array(BOLT_LEVELS)
-
-
-@pytest.fixture(scope="module")
-def tiny_bolt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_bolt(tmp_path_factory.mktemp("tiny-bolt"))
 
 
 @pytest.fixture(scope="module")

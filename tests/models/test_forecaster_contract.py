@@ -21,19 +21,12 @@ from tapecast.core.forecaster import Forecaster
 from tapecast.evaluate.walkforward import walk_forward
 from tapecast.models import baseline_names, get_baseline
 from tapecast.models.jl_csdi import JLCSDI
-from tests.models.batches import batch_from_series, concat, synthetic_windows
+from tests.models.conftest import C, H
 from tests.models.test_jl_csdi import tiny_config
-from tests.models.tiny_chronos import build_tiny_bolt
 
-C, H = 100, 10
 FORECASTERS = (*baseline_names(), "jl-csdi")
 DETERMINISTIC = {"naive"}
 Make = Callable[[str], Any]
-
-
-@pytest.fixture(scope="module")
-def tiny_bolt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_bolt(tmp_path_factory.mktemp("tiny-bolt"))
 
 
 @pytest.fixture(scope="module")
@@ -46,21 +39,6 @@ def make(tiny_bolt: Path) -> Make:
             return get_baseline(name, model=str(tiny_bolt))
         return get_baseline(name)
     return build
-
-
-@pytest.fixture(scope="module")
-def train() -> ForecastBatch:
-    series = synthetic_windows(np.random.default_rng(1), 400)
-    return batch_from_series(series, C, H)  # stride-1 origins, as the train split
-
-
-@pytest.fixture(scope="module")
-def test_batch() -> ForecastBatch:
-    """One SPY origin and one of an instrument absent from training (few: GARCH fits per origin)."""
-    rng = np.random.default_rng(2)
-    spy = batch_from_series(synthetic_windows(rng, 110), C, H, first_id=1000)
-    other = batch_from_series(synthetic_windows(rng, 110), C, H, instrument="QQQ")
-    return concat(spy, other)
 
 
 @pytest.fixture(scope="module")
