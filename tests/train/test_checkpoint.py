@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import faulthandler
 import json
+import os
 import random
+import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from tapecast.core import io
 from tapecast.core.errors import TapecastError
 from tapecast.train import checkpoint as ckpt
 from tapecast.train.ema import EMA
@@ -155,3 +160,98 @@ def test_load_best_when_absent_raises(tmp_path: Path) -> None:
     assert ckpt.read_best(tmp_path) is None
     with pytest.raises(TapecastError, match="best"):
         ckpt.load_best(tmp_path, _model())
+
+
+# --- crash safety: a hard crash (os._exit) at each step of writing last/ -------------------
+
+# (atomic exchange available, patched call, crash at its n-th call): writing the staging folder,
+# then each rename / exchange / removal of the swap
+CRASH_POINTS = [(False, "save_file", 2), (False, "replace", 1), (False, "replace", 2),
+                (False, "replace", 3), (False, "rmtree", 1), (True, "save_file", 2),
+                (True, "exchange", 1), (True, "replace", 1), (True, "rmtree", 1)]
+
+
+def _save_step(run_dir: Path, step: int,
+               trained: tuple[nn.Module, EMA, torch.optim.Optimizer] | None = None) -> None:
+    model, ema, optimizer = trained or _trained()
+    ckpt.save_last(run_dir, model=model, ema=ema, optimizer=optimizer,
+                   state=ckpt.TrainState(step=step), config={})
+
+
+def _crash_while_saving(run_dir: Path, patch: str, at_call: int, *, exchange: bool) -> int:
+    """Fork; the child saves step 2 and ``os._exit(17)`` at call ``at_call`` of ``patch``.
+
+    The state is trained in the parent: torch's thread pool may hang in a forked child.
+    """
+    trained = _trained()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        faulthandler.dump_traceback_later(60, exit=True)  # never hang the test run
+        try:
+            if not exchange:
+                io.exchange_paths = lambda first, second: False  # type: ignore[assignment]
+            module, name = {"replace": (os, "replace"), "rmtree": (shutil, "rmtree"),
+                            "exchange": (io, "exchange_paths"),
+                            "save_file": (ckpt, "save_file")}[patch]
+            real, calls = getattr(module, name), [0]
+
+            def crashing(*args: Any, **kwargs: Any) -> Any:
+                calls[0] += 1
+                if calls[0] == at_call:
+                    os._exit(17)
+                return real(*args, **kwargs)
+
+            setattr(module, name, crashing)
+            _save_step(run_dir, 2, trained)
+        except BaseException:  # any failure is reported through the exit code
+            code = 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize(("exchange", "patch", "at_call"), CRASH_POINTS)
+def test_save_last_when_process_dies_at_any_point_loader_finds_old_or_new_step(
+        tmp_path: Path, exchange: bool, patch: str, at_call: int) -> None:
+    if exchange and not io.exchange_paths(tmp_path, tmp_path):
+        pytest.skip("this file system cannot exchange folders atomically")
+    _save_step(tmp_path, 1)
+    assert _crash_while_saving(tmp_path, patch, at_call, exchange=exchange) == 17
+    document = ckpt.read_last_document(tmp_path)
+    assert document is not None
+    model, ema, optimizer = _trained(seed=3)
+    step = ckpt.load_last(tmp_path, model=model, ema=ema, optimizer=optimizer).step
+    assert step in (1, 2) and document["train_state"]["step"] == step
+    _save_step(tmp_path, 3)  # the next save clears what the crash left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last"]
+
+
+def test_read_last_document_when_last_has_no_state_raises_naming_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "last").mkdir()
+    with pytest.raises(TapecastError, match="resume=False"):
+        ckpt.read_last_document(tmp_path)
+
+
+def test_load_last_when_format_1_checkpoint_loads(tmp_path: Path) -> None:
+    _save_step(tmp_path, 4)
+    path = tmp_path / "last" / "state.json"
+    document = json.loads(path.read_text())
+    document["format"] = 1  # as written before the optional EMA and the new state fields
+    for key in ("metric_sums_since_eval", "best_val_metrics", "precision"):
+        del document["train_state"][key]
+    path.write_text(json.dumps(document))
+    model, ema, optimizer = _trained(seed=3)
+    state = ckpt.load_last(tmp_path, model=model, ema=ema, optimizer=optimizer)
+    assert (state.step, state.precision, state.best_val_metrics) == (4, None, {})
+
+
+def test_save_last_when_no_ema_writes_none_and_loads_without(tmp_path: Path) -> None:
+    model, _, optimizer = _trained()
+    ckpt.save_last(tmp_path, model=model, ema=None, optimizer=optimizer,
+                   state=ckpt.TrainState(step=5), config={})
+    assert not (tmp_path / "last" / "ema.safetensors").exists()
+    assert ckpt.load_last(tmp_path, model=model, ema=None, optimizer=optimizer).step == 5
+    with pytest.raises(TapecastError, match="no EMA"):
+        ckpt.load_last(tmp_path, model=model, ema=EMA(model, 0.9), optimizer=optimizer)

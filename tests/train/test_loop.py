@@ -17,7 +17,6 @@ from torch import nn
 from tapecast.core.errors import TapecastError
 from tapecast.train import TrainConfig, TrainEvent, fit
 from tapecast.train.data import as_dataset
-from tapecast.train.sampler import epoch_order
 from tests.train.ddp_worker import loss_fn, make_data, make_model
 
 BASE = TrainConfig(lr=2e-2, weight_decay=1e-3, batch_size=8, max_steps=14, max_epochs=None,
@@ -34,7 +33,8 @@ def _fit(run_dir: Path, config: TrainConfig = BASE, **kwargs: Any) -> nn.Module:
 def _last_tensors(run_dir: Path) -> dict[str, torch.Tensor]:
     out = {}
     for name in ("model", "ema", "optimizer"):
-        for key, value in load_file(str(run_dir / "last" / f"{name}.safetensors")).items():
+        path = run_dir / "last" / f"{name}.safetensors"
+        for key, value in (load_file(str(path)) if path.exists() else {}).items():
             out[f"{name}:{key}"] = value
     return out
 
@@ -66,13 +66,18 @@ def test_fit_when_trained_lowers_validation_loss(tmp_path: Path) -> None:
     assert set(rows[0]) == {"kind", "step", "epoch", "train_loss", "val_loss", "lr", "best"}
 
 
-def test_fit_when_interrupted_then_resumed_matches_straight_run_bitwise(tmp_path: Path) -> None:
-    _fit(tmp_path / "straight")
-    with pytest.raises(KeyboardInterrupt):
-        _fit(tmp_path / "resumed", callbacks=[_interrupt_at(7)])  # mid-epoch, between evals
+NO_EMA_GROUPED = dataclasses.replace(BASE, ema_decay=None, weight_decay_on="matrices")
+
+
+@pytest.mark.parametrize("config", [BASE, NO_EMA_GROUPED], ids=["ema", "no-ema-grouped"])
+def test_fit_when_interrupted_then_resumed_matches_straight_run_bitwise(
+        tmp_path: Path, config: TrainConfig) -> None:
+    _fit(tmp_path / "straight", config)
+    with pytest.raises(KeyboardInterrupt):  # mid-epoch, between evals
+        _fit(tmp_path / "resumed", config, callbacks=[_interrupt_at(7)])
     state = json.loads((tmp_path / "resumed" / "last" / "state.json").read_text())
     assert state["train_state"]["step"] == 7
-    _fit(tmp_path / "resumed")
+    _fit(tmp_path / "resumed", config)
     _assert_bitwise_equal(_last_tensors(tmp_path / "straight"), _last_tensors(tmp_path / "resumed"))
     assert _eval_rows(tmp_path / "straight") == _eval_rows(tmp_path / "resumed")
     best = [json.loads((tmp_path / r / "best" / "best.json").read_text())
@@ -195,9 +200,10 @@ def test_fit_when_bf16_runs_the_loss_under_bfloat16_autocast(tmp_path: Path) -> 
 
     train, val = make_data()
     model = make_model()
-    result = fit(model, watched, train, val, dataclasses.replace(BASE, bf16=True, max_steps=4),
+    result = fit(model, watched, train, val, dataclasses.replace(BASE, precision="bf16",
+                                                                 max_steps=4),
                  run_dir=tmp_path, progress=False)
-    assert set(dtypes) == {torch.bfloat16}
+    assert set(dtypes) == {torch.bfloat16} and result.precision == "bf16"
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert result.best_val_loss is not None and result.best_val_loss < 10.0
 
@@ -253,14 +259,6 @@ def test_fit_when_max_epochs_ends_run_counts_steps_per_epoch(tmp_path: Path) -> 
     assert [r["step"] for r in _eval_rows(tmp_path)] == [8, 16]
 
 
-def test_epoch_order_when_same_seed_and_epoch_is_the_same_permutation() -> None:
-    first = epoch_order(3, 0, 50)
-    assert torch.equal(first, epoch_order(3, 0, 50))
-    assert torch.equal(torch.sort(first).values, torch.arange(50))
-    assert not torch.equal(first, epoch_order(3, 1, 50))
-    assert not torch.equal(first, epoch_order(4, 0, 50))
-
-
 def test_tensor_dict_dataset_when_lengths_differ_raises() -> None:
     with pytest.raises(TapecastError, match="first dimension"):
         as_dataset({"x": torch.zeros(3, 2), "y": torch.zeros(4)})
@@ -272,3 +270,64 @@ def test_fit_when_model_came_in_eval_mode_leaves_in_eval_mode(tmp_path: Path) ->
     fit(model, loss_fn, train, val, dataclasses.replace(BASE, max_steps=2), run_dir=tmp_path,
         progress=False)
     assert not model.training
+
+
+def _scalar_fit(tmp_path: Path, **changes: Any) -> tuple[nn.Module, dict[int, float]]:
+    """theta walks from 0 towards 1 (train target); validation targets 0.3; eval every step."""
+    train, val = {"y": torch.ones(4, 1)}, {"y": torch.full((4, 1), 0.3)}
+    config = TrainConfig(lr=0.05, batch_size=4, max_steps=20, max_epochs=None, ema_decay=0.5,
+                         ema_warmup=False, eval_every=1, grad_clip=None, weight_decay=0.0)
+    thetas: dict[int, float] = {}
+    model = _scalar_model()
+
+    def record(event: TrainEvent) -> None:
+        if event.kind == "eval":
+            thetas[event.step] = float(model.theta.detach())
+
+    fit(model, _to_target, train, val, dataclasses.replace(config, **changes),
+        run_dir=tmp_path, progress=False, callbacks=[record], restore_best=False)
+    return model, thetas
+
+
+@pytest.mark.parametrize("changes", [{"ema_decay": None}, {"validate_with_ema": False}])
+def test_fit_when_ema_off_or_not_validated_best_holds_trained_weights(
+        tmp_path: Path, changes: dict[str, Any]) -> None:
+    _, thetas = _scalar_fit(tmp_path, **changes)
+    best = json.loads((tmp_path / "best" / "best.json").read_text())
+    assert best["weights"] == "trained"
+    saved = load_file(str(tmp_path / "best" / "model.safetensors"))["theta"].item()
+    assert saved == pytest.approx(thetas[best["step"]], abs=1e-7)
+    assert best["val_loss"] == pytest.approx((thetas[best["step"]] - 0.3) ** 2, rel=1e-5)
+    assert (tmp_path / "last" / "ema.safetensors").exists() == ("ema_decay" not in changes)
+
+
+def test_fit_when_ema_validated_best_holds_the_ema_not_the_trained_weights(
+        tmp_path: Path) -> None:
+    _, thetas = _scalar_fit(tmp_path)
+    best = json.loads((tmp_path / "best" / "best.json").read_text())
+    saved = load_file(str(tmp_path / "best" / "model.safetensors"))["theta"].item()
+    assert best["weights"] == "ema"
+    assert saved != pytest.approx(thetas[best["step"]], abs=1e-4)  # the EMA lags the weights
+    assert best["val_loss"] == pytest.approx((saved - 0.3) ** 2, rel=1e-5)
+
+
+def test_fit_when_last_is_unreadable_raises_instead_of_starting_over(tmp_path: Path) -> None:
+    _fit(tmp_path, dataclasses.replace(BASE, max_steps=3))
+    (tmp_path / "last" / "state.json").unlink()
+    with pytest.raises(TapecastError, match="resume=False"):
+        _fit(tmp_path)
+    _fit(tmp_path, dataclasses.replace(BASE, max_steps=3), resume=False)
+    (tmp_path / "last" / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(TapecastError, match="readable safetensors"):
+        _fit(tmp_path)
+
+
+def test_fit_when_a_crash_left_only_the_old_last_resumes_from_it(tmp_path: Path) -> None:
+    _fit(tmp_path / "run", dataclasses.replace(BASE, max_steps=6))
+    os.replace(tmp_path / "run" / "last", tmp_path / "run" / ".last.4242.old")  # mid-swap
+    train, val = make_data()
+    result = fit(make_model(), loss_fn, train, val, BASE, run_dir=tmp_path / "run",
+                 progress=False)
+    assert result.resumed_from == 6 and result.step == 14
+    _fit(tmp_path / "straight")
+    _assert_bitwise_equal(_last_tensors(tmp_path / "straight"), _last_tensors(tmp_path / "run"))
