@@ -30,6 +30,8 @@ def test_from_dict_when_key_unknown_raises() -> None:
     ("betas", (0.9,)), ("batch_size", 0), ("max_steps", 0), ("grad_clip", 0.0),
     ("ema_decay", 1.0), ("eval_every", 0), ("eval_every", "step"), ("bf16", 1),
     ("lr_schedule", "linear"), ("batch_shards", 17), ("seed", -1), ("log_every", 1.5),
+    ("precision", "fp8"), ("device", "gpu"), ("device", "cuda:x"), ("weight_decay_on", "none"),
+    ("max_val_batches", 0), ("validate_with_ema", 1),
 ])
 def test_config_when_field_invalid_raises_naming_it(field: str, value: Any) -> None:
     with pytest.raises(TapecastError, match=field):
@@ -63,3 +65,24 @@ def test_trajectory_differences_when_only_length_changes_is_empty() -> None:
     base = TrainConfig(max_steps=10)
     assert base.trajectory_differences(TrainConfig(max_steps=20, log_every=3)) == []
     assert base.trajectory_differences(TrainConfig(max_steps=10, seed=1)) == ["seed"]
+
+
+def test_config_when_bf16_flag_given_means_precision_bf16() -> None:
+    legacy = TrainConfig(bf16=True)
+    assert legacy == TrainConfig(precision="bf16") and legacy.bf16 is False
+    assert TrainConfig.from_dict({"bf16": True, "ema_decay": 0.99}).precision == "bf16"
+    with pytest.raises(TapecastError, match="bf16"):
+        TrainConfig(bf16=True, precision="fp16")
+
+
+def test_config_when_ema_off_and_devices_given_is_valid() -> None:
+    for device in ("cpu", "cuda", "cuda:3", "auto"):
+        assert TrainConfig(device=device, ema_decay=None).device == device
+
+
+def test_trajectory_differences_when_device_or_val_cap_changes_is_empty() -> None:
+    base = TrainConfig(max_steps=10)
+    assert base.trajectory_differences(TrainConfig(max_steps=10, device="auto",
+                                                   max_val_batches=3)) == []
+    assert base.trajectory_differences(TrainConfig(max_steps=10, precision="bf16")) == [
+        "precision"]
