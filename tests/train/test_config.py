@@ -21,7 +21,7 @@ def test_to_dict_when_dumped_to_json_round_trips() -> None:
 
 
 def test_from_dict_when_key_unknown_raises() -> None:
-    with pytest.raises(TapecastError, match="unknown field"):
+    with pytest.raises(TapecastError, match="unknown key"):
         TrainConfig.from_dict({"learning_rate": 1e-3})
 
 

@@ -2,8 +2,10 @@
 
 ``TrainConfig`` holds every knob of :func:`tapecast.train.fit` that changes what is learned
 (optimiser, batch, schedule, EMA, precision, seeds) and a few that only change where it runs or
-how the run is watched (device, evaluation and logging cadence). ``to_dict`` / ``from_dict``
-round-trip it through ``train_config.json`` in the run folder.
+how the run is watched (device, evaluation and logging cadence). It is a
+:class:`tapecast.core.config.ConfigBase`: types checked from the annotations, errors naming the
+field (``TrainConfig.lr: must be > 0, got 0``), ``to_dict`` / ``from_dict`` round-trip it through
+``train_config.json`` in the run folder (missing keys take their defaults).
 
 The learning rate is a pure function of the step (:meth:`TrainConfig.lr_at`), so a resumed run
 needs no scheduler state: linear warm-up over ``warmup_steps``, then
@@ -20,13 +22,12 @@ needs no scheduler state: linear warm-up over ``warmup_steps``, then
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
-from tapecast.core.errors import TapecastError
+from tapecast.core.config import ConfigBase
 
 LrSchedule = Literal["constant", "cosine", "step"]
 LR_SCHEDULES: tuple[str, ...] = get_args(LrSchedule)
@@ -44,7 +45,7 @@ RESUMABLE_CHANGES: frozenset[str] = frozenset(
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(ConfigBase):
     """Knobs of the training loop (AdamW, EMA, clipping, schedule, cadence, seeds).
 
     Parameters
@@ -145,58 +146,41 @@ class TrainConfig:
     drop_last: bool = False
     num_threads: int | None = None
 
-    def __post_init__(self) -> None:
-        # JSON gives lists; keep the frozen value hashable and typed
-        object.__setattr__(self, "betas", tuple(self.betas))
+    def validate(self) -> None:
+        """Ranges and cross-field checks (the field types are checked by :class:`ConfigBase`)."""
         self._check_numbers()
         self._check_counts()
-        self._check_choices()
+        if not _DEVICE.fullmatch(self.device):
+            self.fail("device", f"must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}")
         if self.bf16:  # the older spelling of precision="bf16", folded into it
             if self.precision not in ("fp32", "bf16"):
-                _fail("bf16", f"false with precision {self.precision!r}", self.bf16)
+                self.fail("bf16", f"must be false with precision {self.precision!r}, got true")
             object.__setattr__(self, "precision", "bf16")
             object.__setattr__(self, "bf16", False)
 
     def _check_numbers(self) -> None:
-        _check_real("lr", self.lr, low=0.0, low_open=True)
-        _check_real("weight_decay", self.weight_decay, low=0.0)
-        _check_real("eps", self.eps, low=0.0, low_open=True)
-        if self.ema_decay is not None:
-            _check_real("ema_decay", self.ema_decay, low=0.0, high=1.0)
-        _check_real("min_lr_ratio", self.min_lr_ratio, low=0.0, high=1.0, high_closed=True)
-        if len(self.betas) != 2:
-            _fail("betas", "two numbers (beta1, beta2)", self.betas)
-        for beta in self.betas:
-            _check_real("betas", beta, low=0.0, high=1.0)
-        if self.grad_clip is not None:
-            _check_real("grad_clip", self.grad_clip, low=0.0, low_open=True)
+        self.check_range("lr", low=0.0, low_inclusive=False)
+        self.check_range("weight_decay", low=0.0)
+        self.check_range("eps", low=0.0, low_inclusive=False)
+        self.check_range("ema_decay", low=0.0, high=1.0, high_inclusive=False)
+        self.check_range("min_lr_ratio", low=0.0, high=1.0)
+        for i, beta in enumerate(self.betas):
+            self.check_range(f"betas[{i}]", low=0.0, high=1.0, high_inclusive=False, value=beta)
+        self.check_range("grad_clip", low=0.0, low_inclusive=False)
 
     def _check_counts(self) -> None:
-        for name in ("batch_size", "log_every"):
-            _check_int(name, getattr(self, name), low=1)
-        _check_int("warmup_steps", self.warmup_steps, low=0)
-        _check_int("seed", self.seed, low=0)
-        for name in ("max_epochs", "max_steps", "checkpoint_every", "batch_shards",
-                     "val_batch_size", "num_threads", "max_val_batches"):
-            if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), low=1)
+        for name in ("batch_size", "log_every", "max_epochs", "max_steps", "checkpoint_every",
+                     "batch_shards", "val_batch_size", "num_threads", "max_val_batches"):
+            self.check_range(name, low=1)
+        for name in ("warmup_steps", "seed"):
+            self.check_range(name, low=0)
         if self.max_epochs is None and self.max_steps is None:
-            _fail("max_steps", "max_epochs or max_steps (or both) set", None)
+            self.fail("max_steps", "max_epochs or max_steps (or both) must be set")
         if self.batch_shards is not None and self.batch_shards > self.batch_size:
-            _fail("batch_shards", f"at most batch_size ({self.batch_size})", self.batch_shards)
+            self.fail("batch_shards", f"must be at most batch_size ({self.batch_size}), "
+                                      f"got {self.batch_shards}")
         if self.eval_every != "epoch":
-            _check_int("eval_every", self.eval_every, low=1)
-
-    def _check_choices(self) -> None:
-        for name in ("ema_warmup", "validate_with_ema", "bf16", "drop_last"):
-            if not isinstance(getattr(self, name), bool):
-                _fail(name, "true or false", getattr(self, name))
-        for name, choices in (("lr_schedule", LR_SCHEDULES), ("precision", PRECISIONS),
-                              ("weight_decay_on", DECAY_ON)):
-            if getattr(self, name) not in choices:
-                _fail(name, f"one of {', '.join(choices)}", getattr(self, name))
-        if not isinstance(self.device, str) or not _DEVICE.fullmatch(self.device):
-            _fail("device", "'cpu', 'cuda', 'cuda:N' or 'auto'", self.device)
+            self.check_range("eval_every", low=1)
 
     def lr_at(self, step: int, total_steps: int) -> float:
         """Learning rate of the update that takes the weights from ``step`` to ``step + 1``.
@@ -220,28 +204,6 @@ class TrainConfig:
         drops = (progress >= 0.75) + (progress >= 0.9)
         return self.lr * 0.1**drops
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict of every field."""
-        data = dataclasses.asdict(self)
-        data["betas"] = list(self.betas)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build from a dict (a ``train_config.json``); unknown keys are an error.
-
-        Raises
-        ------
-        TapecastError
-            On an unknown key or an invalid value.
-        """
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise TapecastError(f"train config: unknown field(s) {', '.join(unknown)}; "
-                                f"expected some of {', '.join(sorted(known))}")
-        return cls(**data)
-
     def trajectory_differences(self, other: TrainConfig) -> list[str]:
         """Fields whose change would alter a resumed run's steps (all but RESUMABLE_CHANGES)."""
         mine, theirs = self.to_dict(), other.to_dict()
@@ -249,25 +211,3 @@ class TrainConfig:
 
 
 _DEVICE = re.compile(r"cpu|auto|cuda(:\d+)?")
-
-
-def _fail(name: str, expected: str, got: object) -> None:
-    raise TapecastError(f"train config field '{name}': expected {expected}, got {got!r}")
-
-
-def _check_real(name: str, value: object, *, low: float, high: float = math.inf,
-                low_open: bool = False, high_closed: bool = False) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        assert isinstance(value, int | float)
-        ok = (value > low if low_open else value >= low) and (
-            value <= high if high_closed else value < high)
-    if not ok:
-        left = "(" if low_open else "["
-        right = "]" if high_closed else ")"
-        _fail(name, f"a number in {left}{low}, {high}{right}", value)
-
-
-def _check_int(name: str, value: object, *, low: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        _fail(name, f"an integer >= {low}", value)
