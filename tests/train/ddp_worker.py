@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from tapecast.train import TrainConfig, fit
+from tapecast.train import LossOutput, TrainConfig, fit
 
 N_TRAIN, N_VAL, N_FEATURES = 61, 23, 4  # 61 = 5 batches of 12 + 1: an uneven last batch
 
@@ -49,6 +49,20 @@ def loss_fn(model: nn.Module, batch: dict[str, torch.Tensor],
     return ((model(x + jitter.to(x.device)) - batch["y"]) ** 2).mean()
 
 
+def weighted_loss_fn(model: nn.Module, batch: dict[str, torch.Tensor],
+                     generator: torch.Generator) -> LossOutput:
+    """The jittered MSE over the samples with y > 0 only (weight: their count), with the mean
+    absolute error as a metric: shards and ranks then hold different weights."""
+    x = batch["x"]
+    jitter = 0.05 * torch.randn(x.shape, generator=generator, device=generator.device)
+    error = (model(x + jitter.to(x.device)) - batch["y"]).squeeze(-1)  # (n,)
+    keep = (batch["y"].squeeze(-1) > 0).float()
+    count = keep.sum()
+    mse = (error**2 * keep).sum() / count.clamp(min=1)
+    mae = (error.abs() * keep).sum() / count.clamp(min=1)
+    return LossOutput(mse, weight=count, metrics={"mae": mae.detach()})
+
+
 def make_config(steps: int) -> TrainConfig:
     """Two shards per global batch of 12, validation every 4 steps, one thread."""
     return TrainConfig(lr=2e-2, weight_decay=1e-3, batch_size=12, max_steps=steps,
@@ -56,18 +70,20 @@ def make_config(steps: int) -> TrainConfig:
                        batch_shards=2, seed=7, num_threads=1, log_every=2)
 
 
-def train(run_dir: Path, steps: int) -> dict[str, object]:
+def train(run_dir: Path, steps: int, *, weighted: bool = False) -> dict[str, object]:
     """Fit the tiny model; write this rank's weights and result; return the result as a dict."""
     train_data, val_data = make_data()
     model = make_model(seed=1 + int(os.environ.get("RANK", "0")))  # ranks start unequal
-    result = fit(model, loss_fn, train_data, val_data, make_config(steps), run_dir=run_dir,
-                 resume=False, progress=False, restore_best=False)
+    result = fit(model, weighted_loss_fn if weighted else loss_fn, train_data, val_data,
+                 make_config(steps), run_dir=run_dir, resume=False, progress=False,
+                 restore_best=False)
     rank = int(os.environ.get("RANK", "0"))
     save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()},
               str(run_dir / f"rank{rank}.safetensors"))
     summary = {"step": result.step, "best_step": result.best_step,
                "best_val_loss": result.best_val_loss,
-               "val_losses": [row["val_loss"] for row in result.evals]}
+               "val_losses": [row["val_loss"] for row in result.evals],
+               "val_mae": [row.get("val_mae") for row in result.evals]}
     (run_dir / f"rank{rank}.json").write_text(json.dumps(summary), encoding="utf-8")
     return summary
 
@@ -76,8 +92,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--weighted", action="store_true", help="use weighted_loss_fn")
     args = parser.parse_args()
-    train(args.run_dir, args.steps)
+    train(args.run_dir, args.steps, weighted=args.weighted)
 
 
 if __name__ == "__main__":

@@ -70,7 +70,9 @@ def _gloo_available() -> bool:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not _gloo_available(), reason="torch.distributed with gloo unavailable")
-def test_fit_when_run_by_torchrun_on_two_ranks_matches_one_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("weighted", [False, True], ids=["per-sample", "loss-weighted"])
+def test_fit_when_run_by_torchrun_on_two_ranks_matches_one_process(tmp_path: Path,
+                                                                   weighted: bool) -> None:
     steps = 12  # two epochs of 6 batches; each epoch ends with a 1-sample batch (one rank idle)
     ddp_dir, single_dir = tmp_path / "ddp", tmp_path / "single"
     env = {**os.environ, "OMP_NUM_THREADS": "1",
@@ -79,13 +81,13 @@ def test_fit_when_run_by_torchrun_on_two_ranks_matches_one_process(tmp_path: Pat
         env.pop(name, None)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc_per_node=2", str(WORKER), "--run-dir", str(ddp_dir),
-               "--steps", str(steps)]
+               "--steps", str(steps), *(["--weighted"] if weighted else [])]
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True,
                           timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
 
     single_dir.mkdir()
-    single = ddp_worker.train(single_dir, steps)
+    single = ddp_worker.train(single_dir, steps, weighted=weighted)
 
     reference = load_file(str(single_dir / "rank0.safetensors"))
     for rank in (0, 1):
@@ -96,6 +98,8 @@ def test_fit_when_run_by_torchrun_on_two_ranks_matches_one_process(tmp_path: Pat
         assert summary["step"] == single["step"] == steps
         assert summary["best_step"] == single["best_step"]
         assert summary["val_losses"] == pytest.approx(single["val_losses"], rel=1e-6)
+        if weighted:  # metrics combine by weight over ranks too
+            assert summary["val_mae"] == pytest.approx(single["val_mae"], rel=1e-6)
     saved = load_file(str(ddp_dir / "last" / "model.safetensors"))
     assert all(torch.allclose(saved[k], v, atol=1e-5) for k, v in reference.items())
     rows = [json.loads(line) for line in (ddp_dir / "train_log.jsonl").read_text().splitlines()]
