@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from tapecast.cli import app
@@ -107,6 +108,20 @@ def test_train_when_model_or_config_unknown_exits_2(features: Path, tmp_path: Pa
     result = runner.invoke(app, ["train", "--noise", "poisson", "--features", str(features),
                                  "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "noise" in result.output
+
+
+def test_train_when_device_or_precision_is_bad_exits_2_naming_the_field(
+        features: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "--device", "tpu", "--features", str(features),
+                                 "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "TrainConfig.device: must be 'cpu', 'cuda'" in result.output
+    result = runner.invoke(app, ["train", "--precision", "fp8", "--features", str(features),
+                                 "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "TrainConfig.precision: must be one of" in result.output
+    if not torch.cuda.is_available():
+        result = runner.invoke(app, ["train", "--device", "cuda", "--features", str(features),
+                                     "--out", str(tmp_path / "r")])
+        assert result.exit_code == 2 and "cuda" in result.output.lower()
 
 
 def test_forecast_when_sampler_misfits_or_run_missing_exits_2(

@@ -60,7 +60,7 @@ def demo(
 
         options = DemoOptions(out=out, data=data, budget_minutes=budget_minutes, fresh=fresh,
                               seed=seed, n_samples=n_samples,
-                              features=FeatureOptions(session=session))
+                              features=FeatureOptions.from_dict({"session": session}))
         what = escape(str(data)) if data is not None else "the built-in synthetic market"
         err_console.print(f"tapecast demo: {what} -> {escape(str(out))}, budget "
                           f"{budget_minutes:g} min", highlight=False)

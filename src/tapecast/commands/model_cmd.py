@@ -25,7 +25,8 @@ RUN_FILE = "run.json"
 
 
 def _config(name: str, noise: str | None, max_steps: int | None, fs: FeatureSet,
-            seed: int | None) -> JLCSDIConfig:
+            seed: int | None, device: str | None = None,
+            precision: str | None = None) -> JLCSDIConfig:
     """A preset or a config.json, sized to the features, with the command-line overrides."""
     from tapecast.models.jl_csdi_config import JLCSDIConfig, jlcsdi_config
     from tapecast.models.jl_csdi_io import read_json
@@ -44,6 +45,10 @@ def _config(name: str, noise: str | None, max_steps: int | None, fs: FeatureSet,
         config = config.with_train(max_steps=max_steps)
     if seed is not None:
         config = config.with_train(seed=seed)
+    if device is not None:
+        config = config.with_train(device=device)
+    if precision is not None:
+        config = config.with_train(precision=precision)
     return config
 
 
@@ -75,6 +80,12 @@ def train(
         help="Walk-forward fold (features with --split walk-forward).")] = None,
     seed: Annotated[int | None, typer.Option(help="Training seed (default: the config's).",
                                              show_default=False)] = None,
+    device: Annotated[str | None, typer.Option(
+        help="cpu, cuda, cuda:N or auto (CUDA when present); under torchrun each rank takes "
+        "cuda:LOCAL_RANK (default: the config's, cpu).", show_default=False)] = None,
+    precision: Annotated[str | None, typer.Option(
+        help="fp32, bf16, fp16 (CUDA only, with a gradient scaler) or auto (bf16 where this "
+        "CPU or GPU runs it fast) (default: the config's, fp32).", show_default=False)] = None,
 ) -> None:
     """Train JL-CSDI on the train split (validating on val); OUT becomes a model folder.
 
@@ -87,7 +98,7 @@ def train(
         if model not in MODELS:
             raise TapecastError(f"--model must be one of {', '.join(MODELS)}, got {model!r}")
         fs = FeatureSet.open(features)
-        cfg = _config(config, noise, max_steps, fs, seed)
+        cfg = _config(config, noise, max_steps, fs, seed, device, precision)
         train_set = fs.dataset("train", fold=fold)
         val_set = fs.dataset("val", fold=fold) if fs.split_spec.val_sessions > 0 else None
         forecaster = JLCSDI(cfg)

@@ -26,7 +26,6 @@ Card settings, in this module's names: ``train_timesteps = 800``, ``schedule = "
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -210,7 +209,7 @@ class JLCSDIConfig(ConfigBase):
 
     def with_train(self, **changes: Any) -> JLCSDIConfig:
         """A copy with some training-loop fields changed (e.g. ``max_steps``)."""
-        return self.replace(train=dataclasses.replace(self.train, **changes))
+        return self.replace(train=self.train.replace(**changes))
 
 
 JLCSDI_CONFIGS: dict[str, JLCSDIConfig] = {
