@@ -10,7 +10,7 @@ the weight, accuracy as a metric and perplexity derived from the NLL) and ``patt
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F  # noqa: N812 (torch convention)
+import torch.nn.functional as F
 from torch import nn
 
 from tapecast.train import LossOutput
