@@ -127,6 +127,14 @@ def test_store_open_when_only_manifest_present_summarizes(sample: Tables, tmp_pa
     assert summary["tables"]["events"]["rows"] == 10
 
 
+def test_store_open_when_a_swap_stopped_between_its_renames_recovers_the_old_store(
+        sample: Tables, tmp_path: Path) -> None:
+    root = tmp_path / "st"
+    summary = write_store(sample, root).summary()
+    root.rename(root.with_name(f".{root.name}.4242.old"))  # crash between the two renames
+    assert Store.open(root).summary() == summary and root.is_dir()
+
+
 def test_store_scan_when_filtered_by_instrument_and_time_matches_polars_filter(
         sample: Tables, tmp_path: Path) -> None:
     store = write_store(sample, tmp_path / "st")

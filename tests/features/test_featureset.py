@@ -50,6 +50,15 @@ def test_open_when_written_then_windows_meta_and_split_round_trip(
     assert not list(folder.parent.glob(".features*"))  # no staging folder left behind
 
 
+def test_open_when_a_swap_stopped_between_its_renames_recovers_the_old_folder(
+        folder: Path) -> None:
+    """atomic_dir falls back to two renames where the file system has no atomic exchange; a
+    crash between them leaves only ``.features.<pid>.old``, which open renames back."""
+    expected = FeatureSet.open(folder).windows
+    folder.rename(folder.with_name(f".{folder.name}.4242.old"))
+    assert FeatureSet.open(folder).windows.equals(expected) and folder.is_dir()
+
+
 def test_features_json_when_written_then_holds_every_documented_field(folder: Path) -> None:
     data = json.loads((folder / "features.json").read_text())
     assert data["format_version"] == 1 and data["kind"] == "orderflow"

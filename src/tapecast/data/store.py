@@ -45,7 +45,7 @@ import numpy as np
 import polars as pl
 
 from tapecast.core.errors import TapecastError
-from tapecast.core.io import atomic_dir
+from tapecast.core.io import atomic_dir, recover_dir
 from tapecast.data.schemas import SCHEMAS, TABLE_NAMES, conform, levels_schema, schema_of
 from tapecast.data.summary import summarize
 from tapecast.data.tables import Tables
@@ -389,6 +389,7 @@ class Store:
     def open(cls, path: str | os.PathLike[str]) -> Store:
         """Open the store at ``path``, reading only its manifest."""
         root = Path(path)
+        recover_dir(root)  # a swap interrupted between its two renames
         file = root / MANIFEST
         if not file.is_file():
             raise TapecastError(f"{root}: not a tapecast store (no {MANIFEST})")

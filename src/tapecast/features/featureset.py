@@ -26,7 +26,7 @@ from typing import Any
 import polars as pl
 
 from tapecast.core.errors import TapecastError
-from tapecast.core.io import atomic_dir
+from tapecast.core.io import atomic_dir, recover_dir
 from tapecast.features.channels import CHANNELS
 from tapecast.features.dataset import (
     ForecastDataset,
@@ -249,6 +249,7 @@ class FeatureSet:
         ``verify`` checks the windows file against the SHA-256 recorded at write time.
         """
         folder = Path(path)
+        recover_dir(folder)  # a swap interrupted between its two renames
         meta = _read_meta(folder)
         windows_path = folder / WINDOWS_FILE
         if not windows_path.is_file():
