@@ -47,7 +47,7 @@ import torch
 from tapecast.core.errors import TapecastError
 
 if TYPE_CHECKING:
-    from tapecast.diffusion.registry import NoiseKind, NoiseProcess, Sampler
+    from tapecast.diffusion.protocols import NoiseKind, NoiseProcess, Sampler
 
 ALL_ORDERS = (2, 3, 4)
 

@@ -27,7 +27,7 @@ from tapecast.core.errors import TapecastError
 from tapecast.diffusion.schedules import alphas_cumprod, make_betas
 
 if TYPE_CHECKING:
-    from tapecast.diffusion.registry import NoiseKind
+    from tapecast.diffusion.protocols import NoiseKind
 
 
 def draw_normal(

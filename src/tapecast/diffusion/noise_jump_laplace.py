@@ -58,7 +58,7 @@ from tapecast.core.errors import TapecastError
 from tapecast.diffusion.noise_gaussian import draw_normal, draw_uniform, expand_to
 
 if TYPE_CHECKING:
-    from tapecast.diffusion.registry import NoiseKind
+    from tapecast.diffusion.protocols import NoiseKind
 
 Parametrization = Literal["scaled_score", "score"]
 

@@ -1,6 +1,7 @@
-"""The sampler and noise-process contracts, and ``get_sampler(name, noise)``.
+"""``get_sampler(name, noise)``: a sampler by name, checked against the model's noise.
 
-Every sampler follows one contract (diffusers' scheduler seam): it holds no ``nn.Module`` and the
+The contracts themselves live in :mod:`tapecast.diffusion.protocols` (re-exported here). Every
+sampler follows one contract (diffusers' scheduler seam): it holds no ``nn.Module`` and the
 network never loops over steps, so a model's ``sample()`` is::
 
     sampler = get_sampler("ddim", noise)
@@ -17,94 +18,25 @@ A sampler fits one kind of noise: asking for one that does not fit the model's n
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, Protocol, get_args
-
-import torch
+from typing import Any, get_args
 
 from tapecast.core.errors import TapecastError
 from tapecast.diffusion.mgd import MomentGuided
 from tapecast.diffusion.noise_gaussian import GaussianNoise
 from tapecast.diffusion.noise_jump_laplace import JumpLaplaceNoise
+from tapecast.diffusion.protocols import (
+    NOISE_KINDS,
+    NoiseKind,
+    NoiseProcess,
+    Sampler,
+    SamplerName,
+)
 from tapecast.diffusion.scheduling_ddim import DDIMSampler
 from tapecast.diffusion.scheduling_ddpm import DDPMSampler
 from tapecast.diffusion.scheduling_jl_sde import JumpLaplaceSDESampler
 
-NoiseKind = Literal["gaussian", "jump-laplace"]
-SamplerName = Literal["ddpm", "ddim", "sde", "sde-mgd"]
-NOISE_KINDS: tuple[str, ...] = get_args(NoiseKind)
-
-
-class NoiseProcess(Protocol):
-    """A forward noising process: training targets, the terminal law and moment transfer."""
-
-    kind: NoiseKind
-    num_train_timesteps: int
-
-    def sample_timesteps(
-        self,
-        batch_size: int,
-        *,
-        generator: torch.Generator | None = ...,
-        device: torch.device | str | None = ...,
-    ) -> torch.Tensor: ...
-
-    def add_noise(
-        self, x0: torch.Tensor, t: torch.Tensor, *, generator: torch.Generator | None = ...
-    ) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-    def model_time(self, t: torch.Tensor) -> torch.Tensor: ...
-
-    def loss_weight(self, t: torch.Tensor) -> torch.Tensor: ...
-
-    def init_noise(
-        self,
-        shape: Sequence[int],
-        generator: torch.Generator | None = ...,
-        *,
-        dtype: torch.dtype = ...,
-        device: torch.device | str | None = ...,
-    ) -> torch.Tensor: ...
-
-    def moment_transfer(
-        self, t: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
-
-
-class Sampler(Protocol):
-    """The reverse-process contract shared by every sampler (and the MGD wrapper)."""
-
-    @property
-    def noise_kind(self) -> NoiseKind: ...
-
-    @property
-    def noise(self) -> NoiseProcess: ...
-
-    @property
-    def timesteps(self) -> torch.Tensor: ...
-
-    def set_timesteps(self, n_steps: int) -> None: ...
-
-    def init_noise(
-        self,
-        shape: Sequence[int],
-        generator: torch.Generator | None = ...,
-        *,
-        dtype: torch.dtype = ...,
-        device: torch.device | str | None = ...,
-    ) -> torch.Tensor: ...
-
-    def model_time(self, t: torch.Tensor) -> torch.Tensor: ...
-
-    def previous_time(self, t: torch.Tensor) -> torch.Tensor: ...
-
-    def step(
-        self,
-        model_output: torch.Tensor,
-        t: torch.Tensor,
-        x: torch.Tensor,
-        *,
-        generator: torch.Generator | None = ...,
-    ) -> torch.Tensor: ...
+__all__ = ["NOISE_KINDS", "SAMPLER_NAMES", "NoiseKind", "NoiseProcess", "Sampler", "SamplerName",
+           "get_sampler", "samplers_for"]
 
 
 def _sde_mgd(noise: Any, n_samples: int = 32, **options: Any) -> MomentGuided:

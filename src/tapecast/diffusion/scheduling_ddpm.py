@@ -27,7 +27,7 @@ from tapecast.core.errors import TapecastError
 from tapecast.diffusion.noise_gaussian import GaussianNoise, draw_normal
 
 if TYPE_CHECKING:
-    from tapecast.diffusion.registry import NoiseKind
+    from tapecast.diffusion.protocols import NoiseKind
 
 Spacing = Literal["trailing", "leading"]
 Variance = Literal["fixed_small", "fixed_large"]

@@ -34,7 +34,7 @@ from tapecast.core.errors import TapecastError
 from tapecast.diffusion.noise_jump_laplace import JumpLaplaceNoise
 
 if TYPE_CHECKING:
-    from tapecast.diffusion.registry import NoiseKind
+    from tapecast.diffusion.protocols import NoiseKind
 
 Integrator = Literal["exponential", "euler"]
 FinalStep = Literal["ode", "sde"]

@@ -1,0 +1,91 @@
+"""The contracts of the generative core: a noise process and a sampler.
+
+A sampler holds no ``nn.Module`` and a network never loops over steps (diffusers' scheduler
+seam, ``../shared/STYLE.md``); the loop over reverse steps lives in the model. Noise processes
+and samplers import their types from here, never from :mod:`tapecast.diffusion.registry`, which
+imports them (so the package has no import cycle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, Protocol, get_args
+
+import torch
+
+NoiseKind = Literal["gaussian", "jump-laplace"]
+SamplerName = Literal["ddpm", "ddim", "sde", "sde-mgd"]
+NOISE_KINDS: tuple[str, ...] = get_args(NoiseKind)
+
+
+class NoiseProcess(Protocol):
+    """A forward noising process: training targets, the terminal law and moment transfer."""
+
+    kind: NoiseKind
+    num_train_timesteps: int
+
+    def sample_timesteps(
+        self,
+        batch_size: int,
+        *,
+        generator: torch.Generator | None = ...,
+        device: torch.device | str | None = ...,
+    ) -> torch.Tensor: ...
+
+    def add_noise(
+        self, x0: torch.Tensor, t: torch.Tensor, *, generator: torch.Generator | None = ...
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def model_time(self, t: torch.Tensor) -> torch.Tensor: ...
+
+    def loss_weight(self, t: torch.Tensor) -> torch.Tensor: ...
+
+    def init_noise(
+        self,
+        shape: Sequence[int],
+        generator: torch.Generator | None = ...,
+        *,
+        dtype: torch.dtype = ...,
+        device: torch.device | str | None = ...,
+    ) -> torch.Tensor: ...
+
+    def moment_transfer(
+        self, t: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
+
+
+class Sampler(Protocol):
+    """The reverse-process contract shared by every sampler (and the MGD wrapper)."""
+
+    @property
+    def noise_kind(self) -> NoiseKind: ...
+
+    @property
+    def noise(self) -> NoiseProcess: ...
+
+    @property
+    def timesteps(self) -> torch.Tensor: ...
+
+    def set_timesteps(self, n_steps: int) -> None: ...
+
+    def init_noise(
+        self,
+        shape: Sequence[int],
+        generator: torch.Generator | None = ...,
+        *,
+        dtype: torch.dtype = ...,
+        device: torch.device | str | None = ...,
+    ) -> torch.Tensor: ...
+
+    def model_time(self, t: torch.Tensor) -> torch.Tensor: ...
+
+    def previous_time(self, t: torch.Tensor) -> torch.Tensor: ...
+
+    def step(
+        self,
+        model_output: torch.Tensor,
+        t: torch.Tensor,
+        x: torch.Tensor,
+        *,
+        generator: torch.Generator | None = ...,
+    ) -> torch.Tensor: ...
