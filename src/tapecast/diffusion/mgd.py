@@ -143,7 +143,7 @@ def trajectory_from_data(
     """Unconditional trajectory: data ``x0`` ``(N, K, *rest)`` noised to each step's output time.
 
     The sampler must have its timesteps set; entry ``i`` holds the moments of
-    ``add_noise(x0, previous_time(t_i))`` (``x0`` itself at the clean end).
+    ``add_noise(x0, previous_time(i))`` (``x0`` itself at the clean end).
 
     Returns
     -------
@@ -151,8 +151,8 @@ def trajectory_from_data(
         Shared targets (batch dimension 1).
     """
     central, covariance = [], []
-    for t in sampler.timesteps:
-        prev = sampler.previous_time(t)
+    for i in range(int(sampler.timesteps.numel())):
+        prev = sampler.previous_time(i)
         _, noise_var, _ = sampler.noise.moment_transfer(prev)
         if float(noise_var) <= 0.0:
             x_prev = x0
@@ -379,8 +379,8 @@ class MomentGuided:
         """Set (or replace) the targets, e.g. per batch of windows before sampling it."""
         self.targets = targets
 
-    def previous_time(self, t: torch.Tensor) -> torch.Tensor:
-        return self.base.previous_time(t)
+    def previous_time(self, index: int) -> torch.Tensor:
+        return self.base.previous_time(index)
 
     def model_time(self, t: torch.Tensor) -> torch.Tensor:
         return self.base.model_time(t)
@@ -398,40 +398,34 @@ class MomentGuided:
     def step(
         self,
         model_output: torch.Tensor,
-        t: torch.Tensor,
+        index: int,
         x: torch.Tensor,
         *,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Base step, then the moment correction of every window toward the step's targets.
+        """Base step ``index``, then the moment correction of every window toward the step's
+        targets.
 
         Returns
         -------
         torch.Tensor
             Shape and dtype of ``x`` (``(B * S, K, *rest)``).
         """
-        x_prev = self.base.step(model_output, t, x, generator=generator)
-        index = self._step_index(t)
+        x_prev = self.base.step(model_output, index, x, generator=generator)
         n_steps = int(self.timesteps.numel())
         if index < n_steps - max(1, round(self.guide_fraction * n_steps)):
             return x_prev
-        return self.correct(x_prev, self._targets_for(index, t))
+        return self.correct(x_prev, self._targets_for(index))
 
     # -- internals -------------------------------------------------------------------------------
-    def _step_index(self, t: torch.Tensor) -> int:
-        hits = (self.timesteps == torch.as_tensor(t, dtype=self.timesteps.dtype)).nonzero()
-        if hits.numel() == 0:
-            raise TapecastError(f"time {float(t)} is not in the sampler's timesteps")
-        return int(hits[0, 0])
-
-    def _targets_for(self, index: int, t: torch.Tensor) -> MomentTargets:
+    def _targets_for(self, index: int) -> MomentTargets:
         if self.targets is None:
             raise TapecastError(
                 "sde-mgd needs target moments: call set_targets(...) before sampling"
             )
         if isinstance(self.targets, MomentTrajectory):
             return self.targets.at_step(index)
-        return self.targets.at(self.noise, self.previous_time(t))
+        return self.targets.at(self.noise, self.previous_time(index))
 
     def correct(self, x: torch.Tensor, targets: MomentTargets) -> torch.Tensor:
         """Move the samples of each window toward ``targets`` (one damped Gauss–Newton step).

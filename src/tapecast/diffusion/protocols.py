@@ -55,7 +55,18 @@ class NoiseProcess(Protocol):
 
 
 class Sampler(Protocol):
-    """The reverse-process contract shared by every sampler (and the MGD wrapper)."""
+    """The reverse-process contract shared by every sampler (and the MGD wrapper).
+
+    Reverse steps are tracked by their index ``i`` into :attr:`timesteps`, never by the time
+    value, so a sampler may visit one noise level several times: the loop is ::
+
+        for i, t in enumerate(sampler.timesteps):
+            out = net(x, sampler.model_time(t).expand(len(x)), cond)
+            x = sampler.step(out, i, x, generator=generator)
+
+    ``previous_time(i)`` is the time of the sample ``step(..., i, ...)`` returns (``<= 0``: clean
+    data).
+    """
 
     @property
     def noise_kind(self) -> NoiseKind: ...
@@ -79,12 +90,12 @@ class Sampler(Protocol):
 
     def model_time(self, t: torch.Tensor) -> torch.Tensor: ...
 
-    def previous_time(self, t: torch.Tensor) -> torch.Tensor: ...
+    def previous_time(self, index: int) -> torch.Tensor: ...
 
     def step(
         self,
         model_output: torch.Tensor,
-        t: torch.Tensor,
+        index: int,
         x: torch.Tensor,
         *,
         generator: torch.Generator | None = ...,

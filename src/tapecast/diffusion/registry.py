@@ -7,9 +7,9 @@ network never loops over steps, so a model's ``sample()`` is::
     sampler = get_sampler("ddim", noise)
     sampler.set_timesteps(n_steps)
     x = sampler.init_noise(shape, generator)
-    for t in sampler.timesteps:
+    for i, t in enumerate(sampler.timesteps):
         out = net(x, sampler.model_time(t).expand(len(x)), cond)
-        x = sampler.step(out, t, x, generator=generator)
+        x = sampler.step(out, i, x, generator=generator)
 
 A sampler fits one kind of noise: asking for one that does not fit the model's noise is a
 :class:`~tapecast.core.errors.TapecastError` naming the samplers that do.

@@ -53,19 +53,20 @@ class DDIMSampler(RespacedGaussianSampler):
     def step(
         self,
         model_output: torch.Tensor,
-        t: torch.Tensor | int,
+        index: int,
         x: torch.Tensor,
         *,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """One DDIM step (eq. 12) from ``x_t`` to ``x_prev`` given the predicted ``eps``.
+        """One DDIM step (eq. 12) from ``x_t`` to ``x_prev`` given the predicted ``eps``
+        (``t = timesteps[index]``).
 
         Returns
         -------
         torch.Tensor
             ``x_prev``, shape and dtype of ``x``.
         """
-        alpha_bar_t, alpha_bar_prev = self._coefficients(t)
+        alpha_bar_t, alpha_bar_prev = self._coefficients(index)
         x0_hat = (x - math.sqrt(1.0 - alpha_bar_t) * model_output) / math.sqrt(alpha_bar_t)
         eps = model_output
         if self.clip_x0 is not None:

@@ -75,24 +75,25 @@ class RespacedGaussianSampler:
         self.noise = noise
         self.spacing: Spacing = spacing
         self.timesteps = torch.zeros(0, dtype=torch.long)
-        self._previous: dict[int, int] = {}
 
     def set_timesteps(self, n_steps: int) -> None:
         """Choose ``n_steps`` training steps to sample with (see :func:`respaced_timesteps`)."""
         self.timesteps = respaced_timesteps(n_steps, self.noise.num_train_timesteps, self.spacing)
-        steps = self.timesteps.tolist()
-        self._previous = {
-            t: (steps[i + 1] if i + 1 < len(steps) else -1) for i, t in enumerate(steps)
-        }
 
-    def previous_time(self, t: torch.Tensor | int) -> torch.Tensor:
-        """The step of the sample ``step`` returns at ``t`` (``-1``: clean data). int64 scalar."""
-        key = int(t)
-        if key not in self._previous:
-            raise TapecastError(
-                f"step {key} is not in the sampler's timesteps; call set_timesteps first"
-            )
-        return torch.tensor(self._previous[key], dtype=torch.long)
+    def time_at(self, index: int) -> int:
+        """The training step of reverse step ``index`` (a TapecastError outside the grid)."""
+        n = int(self.timesteps.numel())
+        if not 0 <= index < n:
+            raise TapecastError(f"reverse step {index} is outside the sampler's {n} timesteps"
+                                + ("; call set_timesteps first" if n == 0 else ""))
+        return int(self.timesteps[index])
+
+    def previous_time(self, index: int) -> torch.Tensor:
+        """The step of the sample ``step`` returns at step ``index`` (``-1``: clean data).
+        int64 scalar."""
+        self.time_at(index)
+        last = index + 1 >= self.timesteps.numel()
+        return torch.tensor(-1 if last else int(self.timesteps[index + 1]), dtype=torch.long)
 
     def model_time(self, t: torch.Tensor | int) -> torch.Tensor:
         """The network's time input for ``t`` (float32 scalar; expand it to the batch)."""
@@ -109,10 +110,10 @@ class RespacedGaussianSampler:
         """``x_T ~ N(0, I)`` of ``shape``."""
         return self.noise.init_noise(shape, generator, dtype=dtype, device=device)
 
-    def _coefficients(self, t: torch.Tensor | int) -> tuple[float, float]:
-        """``(ᾱ_t, ᾱ_prev)`` as floats."""
-        return float(self.noise.alpha_bar(int(t))), float(
-            self.noise.alpha_bar(self.previous_time(t))
+    def _coefficients(self, index: int) -> tuple[float, float]:
+        """``(ᾱ_t, ᾱ_prev)`` of reverse step ``index`` as floats."""
+        return float(self.noise.alpha_bar(self.time_at(index))), float(
+            self.noise.alpha_bar(self.previous_time(index))
         )
 
 
@@ -147,7 +148,7 @@ class DDPMSampler(RespacedGaussianSampler):
     def step(
         self,
         model_output: torch.Tensor,
-        t: torch.Tensor | int,
+        index: int,
         x: torch.Tensor,
         *,
         generator: torch.Generator | None = None,
@@ -158,8 +159,8 @@ class DDPMSampler(RespacedGaussianSampler):
         ----------
         model_output : torch.Tensor
             Predicted ε, shape of ``x``.
-        t : torch.Tensor or int
-            Current step (an element of :attr:`timesteps`).
+        index : int
+            Reverse step: ``timesteps[index]`` is the current training step.
         x : torch.Tensor
             ``x_t``, shape ``(B, ...)``.
         generator : torch.Generator, optional
@@ -170,7 +171,7 @@ class DDPMSampler(RespacedGaussianSampler):
         torch.Tensor
             ``x_prev``, shape and dtype of ``x``.
         """
-        alpha_bar_t, alpha_bar_prev = self._coefficients(t)
+        alpha_bar_t, alpha_bar_prev = self._coefficients(index)
         beta_t = 1.0 - alpha_bar_t / alpha_bar_prev
         x0_hat = (x - math.sqrt(1.0 - alpha_bar_t) * model_output) / math.sqrt(alpha_bar_t)
         if self.clip_x0 is not None:
@@ -178,7 +179,7 @@ class DDPMSampler(RespacedGaussianSampler):
         mean = (math.sqrt(alpha_bar_prev) * beta_t / (1.0 - alpha_bar_t)) * x0_hat + (
             math.sqrt(1.0 - beta_t) * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar_t)
         ) * x
-        if int(self.previous_time(t)) < 0:
+        if int(self.previous_time(index)) < 0:
             return mean
         if self.variance == "fixed_small":
             variance = (1.0 - alpha_bar_prev) / (1.0 - alpha_bar_t) * beta_t

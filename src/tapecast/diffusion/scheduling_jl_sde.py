@@ -86,10 +86,18 @@ class JumpLaplaceSDESampler:
         self.dt = self.noise.t_max / n_steps
         self.timesteps = torch.arange(n_steps, 0, -1, dtype=torch.float64) * self.dt
 
-    def previous_time(self, t: torch.Tensor | float) -> torch.Tensor:
-        """The time of the sample ``step`` returns at ``t``: ``max(t - Δ, 0)``. float64 scalar."""
+    def time_at(self, index: int) -> float:
+        """The time of reverse step ``index`` (a TapecastError outside the grid)."""
         self._check_ready()
-        return torch.tensor(max(float(t) - self.dt, 0.0), dtype=torch.float64)
+        n = int(self.timesteps.numel())
+        if not 0 <= index < n:
+            raise TapecastError(f"reverse step {index} is outside the sampler's {n} timesteps")
+        return float(self.timesteps[index])
+
+    def previous_time(self, index: int) -> torch.Tensor:
+        """The time of the sample ``step`` returns at step ``index``: ``max(t - Δ, 0)``. float64
+        scalar."""
+        return torch.tensor(max(self.time_at(index) - self.dt, 0.0), dtype=torch.float64)
 
     def model_time(self, t: torch.Tensor | float) -> torch.Tensor:
         """The network's time input for ``t`` (float32 scalar; expand it to the batch)."""
@@ -113,7 +121,7 @@ class JumpLaplaceSDESampler:
     def step(
         self,
         model_output: torch.Tensor,
-        t: torch.Tensor | float,
+        index: int,
         x: torch.Tensor,
         *,
         generator: torch.Generator | None = None,
@@ -125,8 +133,8 @@ class JumpLaplaceSDESampler:
         model_output : torch.Tensor
             The network output at ``(x, t)`` (scaled or plain generalized score, as the noise's
             parametrization says), shape of ``x``.
-        t : torch.Tensor or float
-            Current time (an element of :attr:`timesteps`).
+        index : int
+            Reverse step: ``t = timesteps[index]`` is the current time.
         x : torch.Tensor
             Current sample, shape ``(B, ...)``.
         generator : torch.Generator, optional
@@ -137,9 +145,9 @@ class JumpLaplaceSDESampler:
         torch.Tensor
             The sample at ``t - Δ``, shape and dtype of ``x``.
         """
-        self._check_ready()
-        dt, theta = min(self.dt, float(t)), self.noise.ou_rate
-        last = float(self.previous_time(t)) <= 0.0
+        t = self.time_at(index)
+        dt, theta = min(self.dt, t), self.noise.ou_rate
+        last = float(self.previous_time(index)) <= 0.0
         gamma = 0.0 if (last and self.final_step == "ode") else self.stochasticity
         score = self.noise.output_to_score(model_output, t)
         if self.integrator == "exponential":

@@ -404,9 +404,9 @@ class JLCSDI:
         """
         generator = torch.Generator().manual_seed(seed)
         x = proc.init_noise(shape, generator, device=device)  # (B·S, K, H)
-        for t in proc.timesteps:
+        for i, t in enumerate(proc.timesteps):
             out = self.net(x, proc.model_time(t).to(device).expand(shape[0]), cache)
-            x = proc.step(out, t, x, generator=generator)
+            x = proc.step(out, i, x, generator=generator)
         return x
 
     def _sampler(self, name: str, n_samples: int) -> Sampler:
