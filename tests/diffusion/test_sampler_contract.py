@@ -22,7 +22,13 @@ from tapecast.diffusion import (
     MomentGuided,
     MomentTargets,
     Sampler,
+    get_noise,
     get_sampler,
+    noise_kinds,
+    register_sampler,
+    registry,
+    sampler_names,
+    samplers_for,
 )
 from tests.diffusion.oracles import gaussian_eps, jl_model_output
 
@@ -241,10 +247,33 @@ def test_get_sampler_when_noise_does_not_fit_raises_clear_error(
 
 
 def test_get_sampler_when_name_unknown_lists_the_samplers() -> None:
-    with pytest.raises(
-        TapecastError, match=r"unknown sampler 'euler'.*'ddpm', 'ddim', 'sde' or 'sde-mgd'"
-    ):
+    with pytest.raises(TapecastError, match=r"unknown sampler 'euler'; expected one of 'ddpm', "
+                       r"'ddim'.* or '[a-z+-]+'$"):
         get_sampler("euler", JumpLaplaceNoise())
+
+
+def test_registry_when_package_imported_knows_every_built_in_sampler_and_noise() -> None:
+    assert {"ddpm", "ddim", "sde", "sde-mgd"} <= set(sampler_names())
+    assert {"gaussian", "jump-laplace"} <= set(noise_kinds())
+    assert {"ddpm", "ddim"} <= set(samplers_for("gaussian"))
+    assert isinstance(get_noise("jump-laplace"), JumpLaplaceNoise)
+
+
+def test_register_sampler_when_a_new_file_registers_get_sampler_builds_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new sampler is a new file with a decorator: no edit of the registry."""
+    monkeypatch.setattr(registry, "_SAMPLERS", dict(registry._SAMPLERS))
+
+    @register_sampler("ddim-test", noise_kind="gaussian")
+    class Renamed(DDIMSampler):
+        pass
+
+    assert isinstance(get_sampler("ddim-test", _gaussian_noise()), Renamed)
+    assert "ddim-test" in samplers_for("gaussian")
+    with pytest.raises(TapecastError, match="'ddim-test' is already registered"):
+        register_sampler("ddim-test", noise_kind="gaussian")(DDPMSampler)
+    with pytest.raises(TapecastError, match="unknown noise 'poisson'"):
+        get_noise("poisson")
 
 
 def test_get_sampler_when_option_unknown_raises_tapecast_error() -> None:

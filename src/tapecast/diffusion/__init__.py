@@ -1,7 +1,9 @@
 """Model-agnostic diffusion core: noise processes, beta schedules, samplers, moment guidance.
 
-Samplers hold no ``nn.Module`` and networks never loop over steps; see
-:mod:`tapecast.diffusion.registry` for the contract and ``docs/diffusion.md`` for the equations.
+Samplers hold no ``nn.Module`` and networks never loop over steps; the contracts are in
+:mod:`tapecast.diffusion.protocols`, the registry in :mod:`tapecast.diffusion.registry`, and
+``docs/diffusion.md`` has the equations. Importing this package imports every noise and sampler
+module, and each registers itself (a new one is a new file listed below).
 """
 
 from tapecast.diffusion.mgd import (
@@ -13,23 +15,23 @@ from tapecast.diffusion.mgd import (
 )
 from tapecast.diffusion.noise_gaussian import GaussianNoise
 from tapecast.diffusion.noise_jump_laplace import JumpLaplaceNoise
+from tapecast.diffusion.protocols import NoiseKind, NoiseProcess, Sampler
 from tapecast.diffusion.registry import (
-    NOISE_KINDS,
-    SAMPLER_NAMES,
-    NoiseKind,
-    NoiseProcess,
-    Sampler,
+    get_noise,
     get_sampler,
+    noise_kinds,
+    register_noise,
+    register_sampler,
+    sampler_names,
     samplers_for,
 )
 from tapecast.diffusion.schedules import SCHEDULES, alphas_cumprod, make_betas
 from tapecast.diffusion.scheduling_ddim import DDIMSampler
 from tapecast.diffusion.scheduling_ddpm import DDPMSampler
 from tapecast.diffusion.scheduling_jl_sde import JumpLaplaceSDESampler
+from tapecast.diffusion.scheduling_sde_mgd import sde_mgd
 
 __all__ = [
-    "NOISE_KINDS",
-    "SAMPLER_NAMES",
     "SCHEDULES",
     "DDIMSampler",
     "DDPMSampler",
@@ -44,8 +46,14 @@ __all__ = [
     "Sampler",
     "alphas_cumprod",
     "ensemble_moments",
+    "get_noise",
     "get_sampler",
     "make_betas",
+    "noise_kinds",
+    "register_noise",
+    "register_sampler",
+    "sampler_names",
     "samplers_for",
+    "sde_mgd",
     "trajectory_from_data",
 ]

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from tapecast.core.errors import TapecastError
+from tapecast.diffusion.registry import register_noise
 from tapecast.diffusion.schedules import alphas_cumprod, make_betas
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ def expand_to(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return values.to(dtype=x.dtype, device=x.device).reshape(-1, *([1] * (x.dim() - 1)))
 
 
+@register_noise("gaussian")
 class GaussianNoise:
     """Variance-preserving Gaussian forward process over a beta schedule (ε-prediction).
 

@@ -56,6 +56,7 @@ import torch
 
 from tapecast.core.errors import TapecastError
 from tapecast.diffusion.noise_gaussian import draw_normal, draw_uniform, expand_to
+from tapecast.diffusion.registry import register_noise
 
 if TYPE_CHECKING:
     from tapecast.diffusion.protocols import NoiseKind
@@ -89,6 +90,7 @@ def bessel_k_ratio(dim: int, z: torch.Tensor) -> torch.Tensor:
     return ratio
 
 
+@register_noise("jump-laplace")
 class JumpLaplaceNoise:
     """Pure-jump OU forward process with Laplace amplitudes and its closed-form generalized score.
 

@@ -9,13 +9,12 @@ imports them (so the package has no import cycle).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, Protocol, get_args
+from typing import Protocol
 
 import torch
 
-NoiseKind = Literal["gaussian", "jump-laplace"]
-SamplerName = Literal["ddpm", "ddim", "sde", "sde-mgd"]
-NOISE_KINDS: tuple[str, ...] = get_args(NoiseKind)
+NoiseKind = str
+"""The name of a noise family (``"gaussian"``, ``"jump-laplace"``...): a sampler fits one."""
 
 
 class NoiseProcess(Protocol):

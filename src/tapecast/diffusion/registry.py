@@ -1,8 +1,15 @@
-"""``get_sampler(name, noise)``: a sampler by name, checked against the model's noise.
+"""Samplers and noise processes by name: each registers itself, ``get_sampler`` checks the fit.
 
-The contracts themselves live in :mod:`tapecast.diffusion.protocols` (re-exported here). Every
-sampler follows one contract (diffusers' scheduler seam): it holds no ``nn.Module`` and the
-network never loops over steps, so a model's ``sample()`` is::
+A new sampler or noise is a new file that decorates its class (or factory) and is imported by
+``tapecast/diffusion/__init__.py``; nothing here changes::
+
+    @register_sampler("ddim", noise_kind="gaussian")
+    class DDIMSampler(RespacedGaussianSampler): ...
+
+    @register_noise("gaussian")
+    class GaussianNoise: ...
+
+A model's ``sample()`` then runs (see :mod:`tapecast.diffusion.protocols`)::
 
     sampler = get_sampler("ddim", noise)
     sampler.set_timesteps(n_steps)
@@ -12,51 +19,71 @@ network never loops over steps, so a model's ``sample()`` is::
         x = sampler.step(out, i, x, generator=generator)
 
 A sampler fits one kind of noise: asking for one that does not fit the model's noise is a
-:class:`~tapecast.core.errors.TapecastError` naming the samplers that do.
+:class:`~tapecast.core.errors.TapecastError` naming the samplers that do. This module imports no
+sampler or noise (they import it), so the package has no import cycle.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, get_args
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from tapecast.core.errors import TapecastError
-from tapecast.diffusion.mgd import MomentGuided
-from tapecast.diffusion.noise_gaussian import GaussianNoise
-from tapecast.diffusion.noise_jump_laplace import JumpLaplaceNoise
-from tapecast.diffusion.protocols import (
-    NOISE_KINDS,
-    NoiseKind,
-    NoiseProcess,
-    Sampler,
-    SamplerName,
-)
-from tapecast.diffusion.scheduling_ddim import DDIMSampler
-from tapecast.diffusion.scheduling_ddpm import DDPMSampler
-from tapecast.diffusion.scheduling_jl_sde import JumpLaplaceSDESampler
+from tapecast.diffusion.protocols import NoiseKind, NoiseProcess, Sampler
 
-__all__ = ["NOISE_KINDS", "SAMPLER_NAMES", "NoiseKind", "NoiseProcess", "Sampler", "SamplerName",
-           "get_sampler", "samplers_for"]
+T = TypeVar("T", bound=Callable[..., Any])
 
 
-def _sde_mgd(noise: Any, n_samples: int = 32, **options: Any) -> MomentGuided:
-    sde_keys = {"stochasticity", "integrator", "final_step"}
-    base = JumpLaplaceSDESampler(noise, **{k: v for k, v in options.items() if k in sde_keys})
-    return MomentGuided(base, n_samples, **{k: v for k, v in options.items() if k not in sde_keys})
+@dataclass(frozen=True)
+class SamplerEntry:
+    """A registered sampler: the noise kind it needs and what builds it from ``(noise, **opts)``."""
+
+    name: str
+    noise_kind: NoiseKind
+    build: Callable[..., Any]
 
 
-_SAMPLERS: dict[str, tuple[NoiseKind, Callable[..., Any]]] = {
-    "ddpm": ("gaussian", DDPMSampler),
-    "ddim": ("gaussian", DDIMSampler),
-    "sde": ("jump-laplace", JumpLaplaceSDESampler),
-    "sde-mgd": ("jump-laplace", _sde_mgd),
-}
-SAMPLER_NAMES: tuple[str, ...] = get_args(SamplerName)
+_SAMPLERS: dict[str, SamplerEntry] = {}
+_NOISES: dict[NoiseKind, Callable[..., Any]] = {}
+
+
+def register_sampler(name: str, *, noise_kind: NoiseKind) -> Callable[[T], T]:
+    """Decorator: make a sampler class (or a factory ``(noise, **options) -> Sampler``)
+    available to :func:`get_sampler` as ``name``, for noise processes of ``noise_kind``."""
+    def decorate(build: T) -> T:
+        known = _SAMPLERS.get(name)
+        if known is not None and known.build is not build:
+            raise TapecastError(f"a sampler named '{name}' is already registered")
+        _SAMPLERS[name] = SamplerEntry(name, noise_kind, build)
+        return build
+    return decorate
+
+
+def register_noise(kind: NoiseKind) -> Callable[[T], T]:
+    """Decorator: make a noise-process class available to :func:`get_noise` as ``kind``."""
+    def decorate(build: T) -> T:
+        known = _NOISES.get(kind)
+        if known is not None and known is not build:
+            raise TapecastError(f"a noise process of kind '{kind}' is already registered")
+        _NOISES[kind] = build
+        return build
+    return decorate
+
+
+def sampler_names() -> tuple[str, ...]:
+    """Every registered sampler name, in registration order."""
+    return tuple(_SAMPLERS)
+
+
+def noise_kinds() -> tuple[NoiseKind, ...]:
+    """Every registered noise kind, in registration order."""
+    return tuple(_NOISES)
 
 
 def samplers_for(kind: str) -> tuple[str, ...]:
     """Names of the samplers that fit noise of ``kind``."""
-    return tuple(name for name, (needs, _) in _SAMPLERS.items() if needs == kind)
+    return tuple(e.name for e in _SAMPLERS.values() if e.noise_kind == kind)
 
 
 def _quoted(names: Sequence[str]) -> str:
@@ -64,15 +91,26 @@ def _quoted(names: Sequence[str]) -> str:
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
-def get_sampler(name: str, noise: GaussianNoise | JumpLaplaceNoise, **options: Any) -> Sampler:
+def get_noise(kind: str, **options: Any) -> NoiseProcess:
+    """A registered noise process of ``kind`` built with ``options`` (its constructor's)."""
+    if kind not in _NOISES:
+        raise TapecastError(f"unknown noise {kind!r}; expected one of {_quoted(noise_kinds())}")
+    try:
+        noise: NoiseProcess = _NOISES[kind](**options)
+    except TypeError as exc:  # an option this noise does not take
+        raise TapecastError(f"noise '{kind}': {exc}") from None
+    return noise
+
+
+def get_sampler(name: str, noise: NoiseProcess, **options: Any) -> Sampler:
     """Build the named sampler for a model's noise process.
 
     Parameters
     ----------
-    name : {"ddpm", "ddim", "sde", "sde-mgd"}
-        Sampler name.
-    noise : GaussianNoise or JumpLaplaceNoise
-        The model's forward process.
+    name : str
+        A registered sampler (:func:`sampler_names`).
+    noise : NoiseProcess
+        The model's forward process; its ``kind`` must be the sampler's.
     **options
         Sampler options (``eta`` for ddim, ``variance`` for ddpm, ``stochasticity`` for sde;
         ``n_samples``, ``targets``, ``strength``, ... for sde-mgd).
@@ -83,16 +121,21 @@ def get_sampler(name: str, noise: GaussianNoise | JumpLaplaceNoise, **options: A
         A sampler with the common contract.
     """
     if name not in _SAMPLERS:
-        raise TapecastError(f"unknown sampler {name!r}; expected one of {_quoted(SAMPLER_NAMES)}")
-    needs, build = _SAMPLERS[name]
+        raise TapecastError(f"unknown sampler {name!r}; expected one of "
+                            f"{_quoted(sampler_names())}")
+    entry = _SAMPLERS[name]
     kind = getattr(noise, "kind", None)
-    if kind != needs:
+    if kind != entry.noise_kind:
         raise TapecastError(
-            f"sampler '{name}' needs a {needs}-noise model; this model uses {kind} noise; "
-            f"use {_quoted(samplers_for(str(kind)))}"
+            f"sampler '{name}' needs a {entry.noise_kind}-noise model; this model uses {kind} "
+            f"noise; use {_quoted(samplers_for(str(kind)))}"
         )
     try:
-        sampler: Sampler = build(noise, **options)
+        sampler: Sampler = entry.build(noise, **options)
     except TypeError as exc:  # an option this sampler does not take
         raise TapecastError(f"sampler '{name}': {exc}") from None
     return sampler
+
+
+__all__ = ["NoiseKind", "NoiseProcess", "Sampler", "SamplerEntry", "get_noise", "get_sampler",
+           "noise_kinds", "register_noise", "register_sampler", "sampler_names", "samplers_for"]

@@ -19,9 +19,11 @@ import torch
 
 from tapecast.core.errors import TapecastError
 from tapecast.diffusion.noise_gaussian import GaussianNoise, draw_normal
+from tapecast.diffusion.registry import register_sampler
 from tapecast.diffusion.scheduling_ddpm import RespacedGaussianSampler, Spacing
 
 
+@register_sampler("ddim", noise_kind="gaussian")
 class DDIMSampler(RespacedGaussianSampler):
     """DDIM steps over a respaced grid (no nn.Module; the caller runs the network).
 

@@ -25,6 +25,7 @@ import torch
 
 from tapecast.core.errors import TapecastError
 from tapecast.diffusion.noise_gaussian import GaussianNoise, draw_normal
+from tapecast.diffusion.registry import register_sampler
 
 if TYPE_CHECKING:
     from tapecast.diffusion.protocols import NoiseKind
@@ -117,6 +118,7 @@ class RespacedGaussianSampler:
         )
 
 
+@register_sampler("ddpm", noise_kind="gaussian")
 class DDPMSampler(RespacedGaussianSampler):
     """Ancestral sampling of a respaced DDPM (no nn.Module; the caller runs the network).
 

@@ -32,6 +32,7 @@ import torch
 
 from tapecast.core.errors import TapecastError
 from tapecast.diffusion.noise_jump_laplace import JumpLaplaceNoise
+from tapecast.diffusion.registry import register_sampler
 
 if TYPE_CHECKING:
     from tapecast.diffusion.protocols import NoiseKind
@@ -40,6 +41,7 @@ Integrator = Literal["exponential", "euler"]
 FinalStep = Literal["ode", "sde"]
 
 
+@register_sampler("sde", noise_kind="jump-laplace")
 class JumpLaplaceSDESampler:
     """Reverse Jump-Laplace SDE on a uniform time grid (no nn.Module; the caller runs the network).
 

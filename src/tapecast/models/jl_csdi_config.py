@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from tapecast.core.config import ConfigBase
 from tapecast.core.errors import TapecastError
-from tapecast.diffusion import SAMPLER_NAMES, SCHEDULES, GaussianNoise, JumpLaplaceNoise
+from tapecast.diffusion import SCHEDULES, GaussianNoise, JumpLaplaceNoise, sampler_names
 from tapecast.diffusion.registry import samplers_for
 from tapecast.nets import DenoiserConfig, denoiser_config
 from tapecast.train import TrainConfig
@@ -152,7 +152,7 @@ class JLCSDIConfig(ConfigBase):
         self.check_range("ddim_eta", low=0.0)
         self.check_range("mgd_strength", low=0.0, high=1.0, low_inclusive=False)
         for key, steps in self.sample_steps.items():
-            self.check_choice(f"sample_steps[{key!r}]", SAMPLER_NAMES, value=key)
+            self.check_choice(f"sample_steps[{key!r}]", sampler_names(), value=key)
             self.check_range(f"sample_steps[{key!r}]", low=1, value=steps)
         if self.sampler is not None and self.sampler not in samplers_for(self.noise):
             self.fail("sampler", f"must be a sampler for {self.noise} noise "
