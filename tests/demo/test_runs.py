@@ -15,7 +15,7 @@ from tapecast.demo.runs import (
     KEY_FILE,
     BudgetStop,
     _train_callback,
-    sample_until,
+    forecast_until,
     sampling_threads,
     train_model,
 )
@@ -38,12 +38,17 @@ class _FakeClock:
 
 
 class _CountingModel:
-    """Stands in for JLCSDI in ``sample_until``: zeros, records each call's seed, and moves
+    """Stands in for JLCSDI in ``forecast_until``: zeros, records each call's seed, and moves
     the fake clock on by ``s_per_window`` per window sampled."""
 
     def __init__(self, clock: _FakeClock | None = None, s_per_window: float = 0.0) -> None:
         self.seeds: list[int] = []
         self.clock, self.s_per_window = clock, s_per_window
+
+    name = "counting"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name}
 
     def sample(self, batch: ForecastBatch, n: int, *, sampler: str, steps: int,
                seed: int) -> Samples:
@@ -67,46 +72,48 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> _FakeClock:
     return fake
 
 
-def test_sample_until_when_time_allows_samples_every_chunk_with_seed_plus_index(
+def test_forecast_until_when_time_allows_samples_every_chunk_with_seed_plus_index(
         batch: ForecastBatch, clock: _FakeClock) -> None:
     model: Any = _CountingModel(clock, s_per_window=1.0)
-    samples, wall = sample_until(model, batch, 3, sampler="sde", steps=2, seed=10,
-                                 deadline=clock.now + 3600, s_per_window_step=0.5,
-                                 reporter=Quiet())
+    made = forecast_until(model, batch, 3, name="jl/sde", sampler="sde", steps=2, seed=10,
+                          deadline=clock.now + 3600, s_per_window_step=0.5, reporter=Quiet())
+    assert made is not None and made.name == "jl/sde"
+    samples, wall = made.samples, made.provenance["wall_s"]
+    assert made.provenance["sampler"] == "sde" and made.provenance["steps"] == 2
     n_chunks = -(-batch.size // CHUNK)
     assert samples is not None and samples.values.shape[:2] == (batch.size, 3)
     assert model.seeds == [10 + i for i in range(n_chunks)] and wall == batch.size
 
 
-def test_sample_until_when_the_plan_says_it_cannot_end_in_time_samples_nothing(
+def test_forecast_until_when_the_plan_says_it_cannot_end_in_time_samples_nothing(
         batch: ForecastBatch, clock: _FakeClock) -> None:
     model: Any = _CountingModel(clock, s_per_window=1.0)
     # planned: 2 steps x 1 s per window-step x batch.size windows > the time left
-    samples, _ = sample_until(model, batch, 3, sampler="sde", steps=2, seed=0,
-                              deadline=clock.now + 2 * batch.size - 1, s_per_window_step=1.0,
-                              reporter=Quiet())
+    samples = forecast_until(model, batch, 3, name="f", sampler="sde", steps=2, seed=0,
+                             deadline=clock.now + 2 * batch.size - 1, s_per_window_step=1.0,
+                             reporter=Quiet())
     assert samples is None and model.seeds == []
 
 
-def test_sample_until_when_mgd_cost_tips_the_plan_over_samples_nothing(
+def test_forecast_until_when_mgd_cost_tips_the_plan_over_samples_nothing(
         batch: ForecastBatch, clock: _FakeClock) -> None:
     model: Any = _CountingModel(clock)
     deadline = clock.now + 1.1 * batch.size  # fits sde (1.0 per window), not sde-mgd (1.15)
-    samples, _ = sample_until(model, batch, 3, sampler="sde", steps=1, seed=0,
-                              deadline=deadline, s_per_window_step=1.0, reporter=Quiet())
+    samples = forecast_until(model, batch, 3, name="f", sampler="sde", steps=1, seed=0,
+                             deadline=deadline, s_per_window_step=1.0, reporter=Quiet())
     assert samples is not None
-    samples, _ = sample_until(model, batch, 3, sampler="sde-mgd", steps=1, seed=0,
-                              deadline=deadline, s_per_window_step=1.0, reporter=Quiet())
+    samples = forecast_until(model, batch, 3, name="f", sampler="sde-mgd", steps=1, seed=0,
+                             deadline=deadline, s_per_window_step=1.0, reporter=Quiet())
     assert samples is None
 
 
-def test_sample_until_when_it_falls_behind_the_plan_stops_before_the_deadline(
+def test_forecast_until_when_it_falls_behind_the_plan_stops_before_the_deadline(
         batch: ForecastBatch, clock: _FakeClock) -> None:
     # planned 0.1 s per window, measured 1 s: after the first chunk the rest cannot fit
     model: Any = _CountingModel(clock, s_per_window=1.0)
     deadline = clock.now + batch.size / 2
-    samples, _ = sample_until(model, batch, 3, sampler="sde", steps=1, seed=0,
-                              deadline=deadline, s_per_window_step=0.1, reporter=Quiet())
+    samples = forecast_until(model, batch, 3, name="f", sampler="sde", steps=1, seed=0,
+                             deadline=deadline, s_per_window_step=0.1, reporter=Quiet())
     assert samples is None and model.seeds == [0] and clock.now <= deadline
 
 

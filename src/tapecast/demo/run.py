@@ -275,18 +275,15 @@ class DemoRun(RunState):
         model = runs.check_model_folder(self.out / "runs" / model_name)
         assert self.throughput is not None  # planned before any forecast
         self.reporter.stage(f"sampling {name} ({steps} steps)", test.size)
-        samples, wall = runs.sample_until(model, test, self.options.n_samples, sampler=real,
-                                          steps=steps, seed=self.options.seed, deadline=stop,
-                                          s_per_window_step=self.throughput
-                                          .sample_s_per_window_step, reporter=self.reporter,
-                                          threads=self.threads)
+        forecast = runs.forecast_until(
+            model, test, self.options.n_samples, name=name, sampler=real, steps=steps,
+            seed=self.options.seed, deadline=stop,
+            s_per_window_step=self.throughput.sample_s_per_window_step,
+            reporter=self.reporter, threads=self.threads)
         self.reporter.done()
-        if samples is None:
+        if forecast is None:
             return None
-        forecast = Forecast(name, samples, realized=test.target, context=test.context,
-                            provenance={"forecaster": model.to_dict(), "sampler": real,
-                                        "steps": steps, "seed": self.options.seed,
-                                        "n_samples": self.options.n_samples, "wall_s": wall})
+        wall = float(forecast.provenance["wall_s"])
         forecast.save(path)
         self.manifest.mark(f"forecast/{name}", key, {"wall_s": wall, "steps": steps})
         keys.append(key)

@@ -23,7 +23,7 @@ import torch
 
 from tapecast.core.batch import ForecastBatch
 from tapecast.core.errors import TapecastError
-from tapecast.core.forecast import Forecast, Samples
+from tapecast.core.forecast import Forecast
 from tapecast.core.io import atomic_write_text
 from tapecast.demo.budget import MGD_COST, Throughput
 from tapecast.features.featureset import FeatureSet
@@ -31,7 +31,7 @@ from tapecast.models import get_baseline
 from tapecast.models.jl_csdi import JLCSDI
 from tapecast.models.jl_csdi_config import JLCSDIConfig
 from tapecast.train import TrainEvent
-from tapecast.workflows import fit_and_forecast, sample_in_chunks
+from tapecast.workflows import fit_and_forecast, forecast_batch
 from tapecast.workflows.progress import Reporter
 
 PROBE_TRAIN_STEPS = 4
@@ -166,12 +166,13 @@ def _keep_best(model: JLCSDI, run: Path) -> None:
     model.save(run)
 
 
-def sample_until(model: JLCSDI, batch: ForecastBatch, n_samples: int, *, sampler: str,
-                 steps: int, seed: int, deadline: float, s_per_window_step: float,
-                 reporter: Reporter, threads: int | None = None
-                 ) -> tuple[Samples | None, float]:
-    """``model.sample`` over ``batch`` in chunks of :data:`CHUNK` (chunk ``i`` seeded
-    ``seed + i``), only when it can end by ``deadline`` (time.monotonic).
+def forecast_until(model: JLCSDI, batch: ForecastBatch, n_samples: int, *, name: str,
+                   sampler: str, steps: int, seed: int, deadline: float,
+                   s_per_window_step: float, reporter: Reporter, threads: int | None = None
+                   ) -> Forecast | None:
+    """The workflow's :func:`~tapecast.workflows.forecast_batch` over ``batch`` in chunks of
+    :data:`CHUNK` (chunk ``i`` seeded ``seed + i``), only when it can end by ``deadline``
+    (time.monotonic).
 
     Before the first chunk the whole forecast is costed at the planned rate
     (``s_per_window_step`` x ``steps`` per window, ``sde-mgd`` weighted by
@@ -182,11 +183,11 @@ def sample_until(model: JLCSDI, batch: ForecastBatch, n_samples: int, *, sampler
 
     Returns
     -------
-    (Samples or None, float)
-        The samples (None when skipped or stopped) and the sampling seconds.
+    Forecast or None
+        Named ``name``, its provenance with ``wall_s`` (the sampling seconds); None when skipped
+        or stopped.
     """
     planned = s_per_window_step * steps * (MGD_COST if sampler == "sde-mgd" else 1.0)
-
     start = time.perf_counter()
 
     def past_deadline(done: int, _elapsed: float) -> bool:
@@ -194,10 +195,12 @@ def sample_until(model: JLCSDI, batch: ForecastBatch, n_samples: int, *, sampler
         return time.monotonic() + max(planned, measured) * (batch.size - done) > deadline
 
     with _threads(threads or sampling_threads()):
-        samples = sample_in_chunks(model, batch, n_samples, seed=seed, chunk=CHUNK,
-                                   reporter=reporter, stop=past_deadline, sampler=sampler,
-                                   steps=steps)
-    return samples, time.perf_counter() - start
+        forecast = forecast_batch(model, batch, n_samples, name=name, seed=seed, chunk=CHUNK,
+                                  reporter=reporter, stop=past_deadline, sampler=sampler,
+                                  steps=steps)
+    if forecast is not None:
+        forecast.provenance["wall_s"] = time.perf_counter() - start
+    return forecast
 
 
 def baseline_forecast(name: str, train: ForecastBatch, test: ForecastBatch, n_samples: int,
