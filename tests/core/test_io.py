@@ -79,7 +79,7 @@ def _crash_in_child(target: Path, *, exchange: bool, patch: str, at_call: int) -
         code = 0
         try:
             if not exchange:
-                io.exchange_paths = lambda first, second: False  # type: ignore[assignment]
+                io.exchange_paths = lambda first, second: False
             module, name = {"replace": (os, "replace"), "rmtree": (shutil, "rmtree"),
                             "exchange": (io, "exchange_paths")}[patch]
             real, calls = getattr(module, name), [0]
@@ -164,3 +164,92 @@ def test_atomic_dir_when_second_rename_fails_puts_the_old_folder_back(
     monkeypatch.undo()
     assert (target / "version").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
+
+
+# --- the folders of one destination are never taken for those of a sibling named DEST.* ------
+
+# 2**22 + 1: above the largest pid Linux can give (pid_max <= 2**22), so never a live process
+_DEAD_PID = 4194305
+
+
+def _make_folder(path: Path, text: str) -> None:
+    path.mkdir()
+    (path / "version").write_text(text)
+
+
+@pytest.mark.parametrize(("kind", "own", "others"), [
+    ("old", [".a.123.old"],
+     [".a.b.123.old", ".a.1.123.old", ".a.1.old.old", ".a.123.old.trash", ".ab.123.old",
+      ".a.old", ".a..old", ".a.12x.old", "a.123.old", ".a.123.4567.old"]),
+    ("staging", [".a.123.k3j_9x0q.staging"],
+     [".a.b.123.k3j_9x0q.staging", ".a.1.123.k3j_9x0q.staging", ".a.123.staging",
+      ".a.123.k3j_9x0q.staging.trash", ".ab.123.k3j_9x0q.staging"]),
+    ("trash", [".a.123.old.trash", ".a.123.k3j_9x0q.staging.trash"],
+     [".a.b.123.old.trash", ".a.1.123.old.trash", ".a.1.123.k3j_9x0q.staging.trash",
+      ".a.b.123.k3j_9x0q.staging.trash", ".a.123.trash", ".a.123.old"]),
+])
+def test_siblings_when_names_start_with_dest_matches_only_its_own(
+        tmp_path: Path, kind: str, own: list[str], others: list[str]) -> None:
+    for name in [*own, *others]:
+        (tmp_path / name).mkdir()
+    found = io._siblings(tmp_path / "a", kind)
+    assert sorted(p.name for p in found) == sorted(own)
+
+
+def test_siblings_when_dest_name_has_regex_characters_matches_it_literally(
+        tmp_path: Path) -> None:
+    (tmp_path / ".a+b.7.old").mkdir()
+    (tmp_path / ".aab.7.old").mkdir()
+    assert [p.name for p in io._siblings(tmp_path / "a+b", "old")] == [".a+b.7.old"]
+
+
+def test_recover_dir_when_only_a_sibling_has_a_backup_restores_nothing(tmp_path: Path) -> None:
+    _make_folder(tmp_path / ".spy.v2.4242.old", "spy.v2")  # spy.v2 between its two renames
+    _make_folder(tmp_path / ".spy.1.4242.old", "spy.1")  # spy.1 likewise; "1" looks like a pid
+    assert not recover_dir(tmp_path / "spy")
+    assert not (tmp_path / "spy").exists()
+    assert recover_dir(tmp_path / "spy.v2") and recover_dir(tmp_path / "spy.1")
+    assert (tmp_path / "spy.v2" / "version").read_text() == "spy.v2"
+    assert (tmp_path / "spy.1" / "version").read_text() == "spy.1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spy.1", "spy.v2"]
+
+
+def test_atomic_dir_when_sibling_folders_start_with_dest_leaves_theirs_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(io, "exchange_paths", lambda first, second: False)
+    _write_version(tmp_path / "a", "old")
+    theirs = {
+        ".a.b.123.old": "a.b backup",  # the only complete copy of a.b
+        ".a.1.123.old": "a.1 backup",
+        f".a.{_DEAD_PID}.{os.getpid()}.k3j_9x0q.staging": "a live writer of a.<number>",
+    }
+    for name, text in theirs.items():
+        _make_folder(tmp_path / name, text)
+    mine = [".a.4242.old", ".a.4242.old.trash", f".a.{_DEAD_PID}.k3j_9x0q.staging",
+            ".a.4242.k3j_9x0q.staging.trash"]  # stale: left by crashes of writers of a
+    for name in mine:
+        _make_folder(tmp_path / name, "stale")
+    _write_version(tmp_path / "a", "new")
+    assert (tmp_path / "a" / "version").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a", *theirs])
+    for name, text in theirs.items():
+        assert (tmp_path / name / "version").read_text() == text
+    assert recover_dir(tmp_path / "a.b")
+    assert (tmp_path / "a.b" / "version").read_text() == "a.b backup"
+
+
+def test_atomic_dir_when_swapped_by_two_renames_trash_keeps_the_full_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(io, "exchange_paths", lambda first, second: False)
+    target = tmp_path / "a"
+    _write_version(target, "old")
+    renamed: list[str] = []
+    real = os.replace
+
+    def recording(src: Any, dst: Any) -> None:
+        renamed.append(Path(dst).name)
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", recording)
+    _write_version(target, "new")
+    assert renamed == [f".a.{os.getpid()}.old", "a", f".a.{os.getpid()}.old.trash"]

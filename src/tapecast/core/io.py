@@ -8,10 +8,12 @@ with one ``renameat2(RENAME_EXCHANGE)`` where Linux and the file system allow it
 otherwise in two renames: ``DEST -> .DEST.<pid>.old``, then ``staging -> DEST``. A crash between
 those two leaves no ``DEST`` but a complete ``.DEST.<pid>.old``; :func:`recover_dir` (called by
 :func:`atomic_dir` itself and by readers such as the training checkpoints) renames it back. The
-invariant that makes this safe: a folder named ``.DEST.*.old`` is always a complete former
-``DEST`` (it is created by one rename and only ever left by one rename, to ``.DEST.*.trash``,
-before it is deleted), and there is at most one while ``DEST`` is missing (stale ones are
-cleared while ``DEST`` exists, before the next swap).
+invariant that makes this safe: a folder named ``.DEST.<pid>.old`` is always a complete former
+``DEST`` (it is created by one rename and only ever left by one rename, to
+``.DEST.<pid>.old.trash``, before it is deleted), and there is at most one while ``DEST`` is
+missing (stale ones are cleared while ``DEST`` exists, before the next swap). These names are
+matched whole, so the folders of a sibling whose name starts with ``DEST`` (``DEST.v2``:
+``.DEST.v2.<pid>.old``) are never taken for those of ``DEST``.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import glob
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -133,19 +135,47 @@ def exchange_paths(first: Path, second: Path) -> bool:
     raise OSError(code, os.strerror(code), str(first), None, str(second))
 
 
+# The names this module gives the folders beside ``DEST`` (``<pid>`` is decimal; ``<random>`` is
+# the dot-free part :func:`tempfile.mkdtemp` adds):
+#   ``.DEST.<pid>.old``                    the former DEST during a two-rename swap
+#   ``.DEST.<pid>.<random>.staging``       a folder being written
+#   ``.DEST.<pid>.old.trash``, ``.DEST.<pid>.<random>.staging.trash``   being deleted
+# Each pattern is matched against the whole name, so the folders of a sibling whose name starts
+# with DEST (``DEST.v2``, ``DEST.1``: ``.DEST.v2.<pid>.old``, ``.DEST.1.<pid>.old``) never match:
+# those names have one more dot-separated part before the fixed tail.
+_SIBLING_TAILS = {
+    "old": r"[0-9]+\.old",
+    "staging": r"[0-9]+\.[^.]+\.staging",
+    "trash": r"[0-9]+\.(?:old|[^.]+\.staging)\.trash",
+}
+
+
+def _sibling_pattern(dest: Path, kind: str) -> re.Pattern[str]:
+    return re.compile(rf"\.{re.escape(dest.name)}\.{_SIBLING_TAILS[kind]}")
+
+
 def _siblings(dest: Path, kind: str) -> list[Path]:
-    """``.DEST.*.<kind>`` folders beside ``dest``, oldest first."""
+    """The ``old``, ``staging`` or ``trash`` folders of ``dest`` (names above), oldest first."""
+    pattern = _sibling_pattern(dest, kind)
     found: list[tuple[int, str, Path]] = []
-    for folder in dest.parent.glob(f".{glob.escape(dest.name)}.*.{kind}"):
+    try:
+        names = os.listdir(dest.parent)
+    except FileNotFoundError:  # the parent removed meanwhile
+        return []
+    for name in names:
+        if not pattern.fullmatch(name):
+            continue
+        folder = dest.parent / name
         with contextlib.suppress(FileNotFoundError):  # removed meanwhile by another process
-            found.append((folder.lstat().st_mtime_ns, folder.name, folder))
+            found.append((folder.lstat().st_mtime_ns, name, folder))
     return [folder for *_, folder in sorted(found)]
 
 
 def _discard(folder: Path) -> None:
-    """Delete ``folder`` after renaming it to ``*.trash`` (so a half-deleted folder never keeps
-    a name a reader trusts)."""
-    trash = folder.with_name(f"{folder.name.rsplit('.', 1)[0]}.trash")
+    """Delete ``folder`` after renaming it to ``<name>.trash`` (so a half-deleted folder never
+    keeps a name a reader trusts)."""
+    trash = folder.with_name(f"{folder.name}.trash")
+    shutil.rmtree(trash, ignore_errors=True)  # garbage of the same name left by an earlier crash
     with contextlib.suppress(FileNotFoundError):
         os.replace(folder, trash)
         shutil.rmtree(trash, ignore_errors=True)
@@ -195,8 +225,11 @@ def recover_dir(path: str | os.PathLike[str]) -> bool:
 
 def _swap_in(staging: Path, dest: Path) -> None:
     """Make the complete folder ``staging`` become ``dest`` (which exists)."""
-    for stale in [*_siblings(dest, "old"), *_siblings(dest, "trash")]:
-        _discard(stale)  # left by an earlier crash after its swap; garbage while dest exists
+    # left by an earlier crash after its swap; garbage while dest exists
+    for trash in _siblings(dest, "trash"):
+        shutil.rmtree(trash, ignore_errors=True)
+    for stale in _siblings(dest, "old"):
+        _discard(stale)
     if exchange_paths(staging, dest):
         _fsync_dir(dest.parent)
         _discard(staging)  # now the former folder
