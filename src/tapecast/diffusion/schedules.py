@@ -24,6 +24,14 @@ Schedules given as a continuous ``alpha_bar(t)`` are turned into betas on the gr
 by ``beta_i = 1 - alpha_bar(t_{i+1}) / alpha_bar(t_i)`` (Nichol & Dhariwal 2021, Sec. 3.2), clipped
 at ``max_beta = 0.999``: at ``t = 1`` the tanh and cosine curves reach zero, so without the clip the
 last beta would be exactly 1 and ``alpha_bar`` would vanish.
+
+Zero terminal SNR
+-----------------
+:func:`rescale_zero_terminal_snr` (Lin et al. 2024, "Common diffusion noise schedules and sample
+steps are flawed", arXiv 2305.08891, Sec. 3.1 and Algorithm 1) shifts and stretches
+``sqrt(alpha_bar)`` so that the last step carries no signal at all (``alpha_bar_{T-1} = 0``, last
+beta exactly 1) while the first keeps its value. Such a schedule needs v-prediction (see
+:mod:`tapecast.diffusion.noise_gaussian`).
 """
 
 from __future__ import annotations
@@ -173,6 +181,39 @@ def make_betas(name: str, num_steps: int, **params: float) -> torch.Tensor:
         return builders[name](num_steps, **params)
     except TypeError as exc:  # an unknown keyword for this schedule
         raise TapecastError(f"schedule {name!r}: {exc}") from None
+
+
+def rescale_zero_terminal_snr(betas: torch.Tensor) -> torch.Tensor:
+    """Rescale a schedule to zero terminal SNR (Lin et al. 2024, Algorithm 1).
+
+    With ``a_i = sqrt(alpha_bar_i)`` of the given schedule, the rescaled curve is the affine map
+
+        a'_i = a_0 (a_i - a_{T-1}) / (a_0 - a_{T-1})
+
+    which fixes ``a'_0 = a_0`` and sends ``a'_{T-1}`` to 0; betas follow from
+    ``beta'_i = 1 - a'_i² / a'_{i-1}²`` (``beta'_0 = 1 - a_0²``), so ``beta'_{T-1} = 1`` exactly.
+
+    Parameters
+    ----------
+    betas : torch.Tensor
+        Schedule, shape ``(T,)`` with ``T >= 2`` and strictly decreasing ``alpha_bar``.
+
+    Returns
+    -------
+    torch.Tensor
+        float64, shape ``(T,)``, in ``(0, 1]``; the last entry is exactly 1.
+    """
+    root = alphas_cumprod(betas).sqrt()  # a_i = sqrt(alpha_bar_i)
+    if root.numel() < 2 or bool((root[1:] >= root[:-1]).any()):
+        raise TapecastError(
+            "zero-terminal-SNR rescaling needs at least 2 steps and a strictly decreasing alpha_bar"
+        )
+    first, last = root[0], root[-1]
+    rescaled = first * (root - last) / (first - last)
+    rescaled[0], rescaled[-1] = first, 0.0  # exact ends, free of rounding
+    alpha_bar = rescaled**2
+    ratios = alpha_bar[1:] / alpha_bar[:-1]  # alpha'_i = alpha_bar_i / alpha_bar_{i-1}
+    return torch.cat([1.0 - alpha_bar[:1], 1.0 - ratios])
 
 
 def alphas_cumprod(betas: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""DDIM sampling (Song, Meng & Ermon 2021, arXiv 2010.02502) for ε-prediction models.
+"""DDIM sampling (Song, Meng & Ermon 2021, arXiv 2010.02502) for ε- and v-prediction models.
 
 On a respaced grid ``τ_n > ... > τ_1`` (``ᾱ_{τ_0} = 1``), one step is eq. 12::
 
@@ -6,7 +6,10 @@ On a respaced grid ``τ_n > ... > τ_1`` (``ᾱ_{τ_0} = 1``), one step is eq. 1
     x_prev = sqrt(ᾱ_prev) x0_hat + sqrt(1 - ᾱ_prev - σ_t²) eps + σ_t z,   z ~ N(0, I)
 
 with ``σ_t = η sqrt((1 - ᾱ_prev)/(1 - ᾱ_t)) sqrt(1 - ᾱ_t/ᾱ_prev)`` (eq. 16): ``η = 0`` is the
-deterministic DDIM, ``η = 1`` the DDPM posterior variance.
+deterministic DDIM, ``η = 1`` the DDPM posterior variance. ``x0_hat`` and ``eps`` come from
+:meth:`GaussianNoise.predict_x0` / :meth:`GaussianNoise.predict_eps`, so the step is the same for
+an ε- or a v-prediction network (for v: ``x0_hat = sqrt(ᾱ_t) x_t - sqrt(1 - ᾱ_t) v``, ``eps =
+sqrt(1 - ᾱ_t) x_t + sqrt(ᾱ_t) v``; at a zero-terminal-SNR start, ``x0_hat = -v`` and ``eps = x_t``).
 
 Legend: ``alpha_bar_t`` = ᾱ_t (α_t in the DDIM paper's notation), ``sigma_t`` = σ_t(η).
 """
@@ -60,7 +63,7 @@ class DDIMSampler(RespacedGaussianSampler):
         *,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """One DDIM step (eq. 12) from ``x_t`` to ``x_prev`` given the predicted ``eps``
+        """One DDIM step (eq. 12) from ``x_t`` to ``x_prev`` given the network's ε or v
         (``t = timesteps[index]``).
 
         Returns
@@ -69,8 +72,9 @@ class DDIMSampler(RespacedGaussianSampler):
             ``x_prev``, shape and dtype of ``x``.
         """
         alpha_bar_t, alpha_bar_prev = self._coefficients(index)
-        x0_hat = (x - math.sqrt(1.0 - alpha_bar_t) * model_output) / math.sqrt(alpha_bar_t)
-        eps = model_output
+        t = self.time_at(index)
+        x0_hat = self.noise.predict_x0(x, model_output, t)
+        eps = self.noise.predict_eps(x, model_output, t)
         if self.clip_x0 is not None:
             x0_hat = x0_hat.clamp(-self.clip_x0, self.clip_x0)
             eps = (x - math.sqrt(alpha_bar_t) * x0_hat) / math.sqrt(1.0 - alpha_bar_t)

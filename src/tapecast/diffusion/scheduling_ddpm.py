@@ -10,6 +10,9 @@ Nichol & Dhariwal 2021, Sec. 4). A step samples the posterior (Ho et al. 2020, e
     x_prev   = mean + sqrt(variance) z,  z ~ N(0, I)   (no noise on the last step)
 
 which, without clipping of ``x0_hat``, equals eq. 11: ``(x_t - β'_t/sqrt(1-ᾱ_t) eps)/sqrt(α'_t)``.
+``x0_hat`` comes from :meth:`GaussianNoise.predict_x0`, so ε- and v-prediction models both work.
+At a zero-terminal-SNR first step (``ᾱ_t = 0``, ``β'_t = 1``) the mean is ``sqrt(ᾱ_prev) x0_hat``
+with ``x0_hat = -v_hat`` and ``β̃ = 1 - ᾱ_prev``: the exact posterior given ``x0_hat``.
 
 Legend: ``alpha_bar_t`` = ᾱ_t, ``alpha_t`` = α'_t = ᾱ_t/ᾱ_prev, ``beta_t`` = β'_t, ``eps`` = ε_θ.
 """
@@ -155,12 +158,12 @@ class DDPMSampler(RespacedGaussianSampler):
         *,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """One ancestral step from ``x_t`` to ``x_prev`` given the predicted ``eps``.
+        """One ancestral step from ``x_t`` to ``x_prev`` given the network's output.
 
         Parameters
         ----------
         model_output : torch.Tensor
-            Predicted ε, shape of ``x``.
+            Predicted ε or v (the noise's ``prediction``), shape of ``x``.
         index : int
             Reverse step: ``timesteps[index]`` is the current training step.
         x : torch.Tensor
@@ -175,7 +178,7 @@ class DDPMSampler(RespacedGaussianSampler):
         """
         alpha_bar_t, alpha_bar_prev = self._coefficients(index)
         beta_t = 1.0 - alpha_bar_t / alpha_bar_prev
-        x0_hat = (x - math.sqrt(1.0 - alpha_bar_t) * model_output) / math.sqrt(alpha_bar_t)
+        x0_hat = self.noise.predict_x0(x, model_output, self.time_at(index))
         if self.clip_x0 is not None:
             x0_hat = x0_hat.clamp(-self.clip_x0, self.clip_x0)
         mean = (math.sqrt(alpha_bar_prev) * beta_t / (1.0 - alpha_bar_t)) * x0_hat + (
