@@ -37,10 +37,14 @@ def batch_from_series(series: NDArray[np.float64], context: int, horizon: int, *
     b = starts.size
     ids = (first_id + idx).astype(np.int64)
     regimes = np.array(["low", "mid", "high"])[np.arange(b) % 3]
+    # trade counts that vary by window (seeded by the window id), so a test notices counts put
+    # at the wrong positions
+    n_trades = 30 + (ids * 7919) % 21  # (B, C+H), 30..50
+    n_signed = n_trades - (ids * 104729) % 5  # 0..4 unsigned trades
     return ForecastBatch(channels or CHANNELS[:k], seq[:, :, :context], seq[:, :, context:],
                          ids, T0 + ids * np.timedelta64(1, "s"), np.full(b, instrument),
-                         regimes, {"n_trades": np.full((b, length), 40, np.int64),
-                                   "n_signed": np.full((b, length), 38, np.int64)})
+                         regimes, {"n_trades": n_trades.astype(np.int64),
+                                   "n_signed": n_signed.astype(np.int64)})
 
 
 def concat(*batches: ForecastBatch) -> ForecastBatch:

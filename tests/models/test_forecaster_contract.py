@@ -7,6 +7,7 @@ A new forecaster joins by adding its name to :data:`FORECASTERS` and a line to `
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -137,13 +138,6 @@ def test_sample_when_channels_differ_from_fit_raises(name: str, fitted: dict[str
 
 
 @pytest.mark.parametrize("name", FORECASTERS)
-def test_sample_when_n_samples_below_one_raises(name: str, fitted: dict[str, Any],
-                                                test_batch: ForecastBatch) -> None:
-    with pytest.raises(TapecastError, match="n_samples"):
-        fitted[name].sample(test_batch, 0)
-
-
-@pytest.mark.parametrize("name", FORECASTERS)
 def test_sample_when_context_has_nan_gives_finite_samples(name: str, fitted: dict[str, Any],
                                                           test_batch: ForecastBatch) -> None:
     samples = fitted[name].sample(_with_gaps(test_batch), 8, seed=0)
@@ -192,3 +186,43 @@ def test_walk_forward_when_given_the_forecaster_runs_every_arm(
     assert result.forecaster == name
     assert {r.arm for r in result.runs} == {"REAL", "SHUFFLE", "RANDOM", "NAIVE"}
     assert all(np.isfinite(r.mean_crps) for r in result.runs)
+
+
+@pytest.mark.parametrize("name", FORECASTERS)
+def test_forecaster_when_inspected_has_the_protocols_signatures(name: str, make: Make) -> None:
+    """fit(train, val=None, *, seed, run_dir), sample(batch, n_samples, *, seed, ...),
+    make_batch(context, *, horizon, timestamps, instruments, extras): keyword-only as the
+    Protocol has them, so a caller of the contract never passes them by position."""
+    forecaster = make(name)
+    fit = inspect.signature(forecaster.fit).parameters
+    assert list(fit)[:2] == ["train", "val"] and fit["val"].default is None
+    for keyword in ("seed", "run_dir"):
+        assert fit[keyword].kind is inspect.Parameter.KEYWORD_ONLY
+    assert fit["run_dir"].default is None
+    sample = inspect.signature(forecaster.sample).parameters
+    assert list(sample)[:2] == ["batch", "n_samples"]
+    assert sample["seed"].kind is inspect.Parameter.KEYWORD_ONLY
+    made = inspect.signature(forecaster.make_batch).parameters
+    for keyword in ("horizon", "timestamps", "instruments", "extras"):
+        assert made[keyword].kind is inspect.Parameter.KEYWORD_ONLY
+        assert made[keyword].default is None
+
+
+@pytest.mark.parametrize("name", FORECASTERS)
+def test_fit_when_called_twice_equals_one_fit(name: str, make: Make, train: ForecastBatch,
+                                              test_batch: ForecastBatch) -> None:
+    """A second fit starts afresh: nothing of the first (weights, state) carries over."""
+    other = dataclasses.replace(train, context=train.context[::-1].copy(),
+                                target=train.target[::-1].copy())
+    twice = make(name).fit(other, seed=1).fit(train, seed=0)
+    once = make(name).fit(train, seed=0)
+    np.testing.assert_array_equal(twice.sample(test_batch, 4, seed=2).values,
+                                  once.sample(test_batch, 4, seed=2).values)
+
+
+@pytest.mark.parametrize("name", FORECASTERS)
+@pytest.mark.parametrize("bad", [True, 2.5, "3", 0])
+def test_sample_when_n_samples_is_not_a_positive_integer_raises(
+        name: str, bad: object, fitted: dict[str, Any], test_batch: ForecastBatch) -> None:
+    with pytest.raises(TapecastError, match="n_samples must be a positive integer"):
+        fitted[name].sample(test_batch, bad)

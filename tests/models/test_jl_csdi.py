@@ -234,7 +234,8 @@ def test_sample_when_same_seed_repeats_and_other_seed_differs(
 def test_sample_when_sampler_does_not_fit_the_noise_raises_naming_the_right_ones(
         fitted: dict[str, JLCSDI], features: FeatureSet) -> None:
     batch = features.dataset("test").batch(slice(0, 1))
-    with pytest.raises(TapecastError, match="'ddpm' or 'ddim'"):
+    with pytest.raises(TapecastError, match=r"needs a jump-laplace-noise model.*use 'ddpm', "
+                       r"'ddim'|use 'ddpm' or 'ddim'"):
         fitted["gaussian"].sample(batch, 2, sampler="sde-mgd")
     with pytest.raises(TapecastError, match="'sde' or 'sde-mgd'"):
         fitted["jump-laplace"].sample(batch, 2, sampler="ddim")
@@ -287,6 +288,20 @@ def test_sample_when_the_net_is_on_cuda_samples_there_like_on_cpu(
     fitted.net.to("cuda")
     assert fitted.device.type == "cuda"
     np.testing.assert_allclose(fitted.sample(batch, 4, seed=2).values, on_cpu, atol=1e-3)
+
+
+@pytest.mark.parametrize("counts,message", [
+    ({"n_trades": [40] * 8}, "needs the context windows' n_signed"),
+    ({"n_trades": [40] * 5, "n_signed": [38] * 5}, r"n_trades must have shape \(B, 8\)"),
+    ({"n_trades": [40.5] * 8, "n_signed": [38] * 8}, "n_trades must hold finite whole"),
+    ({"n_trades": [np.nan] * 8, "n_signed": [38] * 8}, "n_trades must hold finite whole"),
+    ({"n_trades": [40] * 8, "n_signed": [-1] * 8}, "n_signed must hold finite whole"),
+    ({"n_trades": [40] * 8, "n_signed": [41] * 8}, "n_signed must not exceed n_trades"),
+])
+def test_make_batch_when_counts_are_bad_raises_one_line(
+        counts: dict[str, Any], message: str, fitted: dict[str, JLCSDI]) -> None:
+    with pytest.raises(TapecastError, match=message):
+        fitted["gaussian"].make_batch(np.zeros((8, 8)), extras=counts)
 
 
 def test_device_when_built_is_the_cpu(fitted: dict[str, JLCSDI]) -> None:

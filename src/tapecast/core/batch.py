@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -87,7 +86,8 @@ class ForecastBatch:
             if np.ndim(value) == 0 or np.shape(value)[0] != b:
                 raise TapecastError(f"batch extra '{name}' must have {b} rows (one per origin), "
                                     f"got shape {np.shape(value)}")
-        object.__setattr__(self, "extras", MappingProxyType(dict(self.extras)))
+        object.__setattr__(self, "extras", dict(self.extras))  # a copy: the caller's dict is
+        # not shared (a plain dict, so batches pickle for worker pools)
 
     # ------------------------------------------------------------------------------------------
     # sizes
@@ -190,7 +190,10 @@ class ForecastBatch:
             target all NaN, window ids ``0 .. C + H - 1``, regimes ``""``.
         """
         names = tuple(str(c) for c in channels)
-        x = np.asarray(context, dtype=np.float64)
+        try:
+            x = np.asarray(context, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TapecastError("context must hold numbers (NaN where undefined)") from None
         single = x.ndim == 2
         if single:
             x = x[None]
@@ -198,16 +201,24 @@ class ForecastBatch:
             raise TapecastError(f"context must have shape (B, {len(names)}, C) or "
                                 f"({len(names)}, C) for channels {list(names)}, got "
                                 f"{np.shape(context)}")
-        if not isinstance(horizon, int | np.integer) or horizon < 1:
+        if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
             raise TapecastError(f"horizon must be a positive integer, got {horizon!r}")
         b, k, c = x.shape
         ids = np.broadcast_to(np.arange(c + horizon, dtype=np.int64), (b, c + horizon)).copy()
         ts = np.full((b, c + horizon), np.datetime64("NaT", "ns"))
         if timestamps is not None:
-            given = np.asarray(timestamps, dtype="datetime64[ns]")
+            try:
+                given = np.asarray(timestamps, dtype="datetime64[ns]")
+            except (TypeError, ValueError) as exc:
+                raise TapecastError(f"timestamps must be datetimes ({exc})") from None
             ts[:, :c] = _per_origin(given, single, (b, c), "timestamps")
-        inst = np.full(b, "", dtype=object) if instruments is None else np.broadcast_to(
-            np.asarray(instruments), (b,))
+        inst = np.full(b, "", dtype=object)
+        if instruments is not None:
+            named = np.asarray(instruments)
+            if named.ndim > 1 or (named.ndim == 1 and named.shape[0] != b):
+                raise TapecastError(f"instruments must be one name or {b} names (one per "
+                                    f"origin), got shape {named.shape}")
+            inst = np.broadcast_to(named, (b,))
         out_extras = {name: _pad_horizon(_per_origin(np.asarray(v), single, None, name), c,
                                          horizon)
                       for name, v in (extras or {}).items()}

@@ -15,10 +15,16 @@ A component's settings are one frozen dataclass that derives from :class:`Config
 What the base gives every config:
 
 - **Types checked from the annotations** on every construction (``__post_init__``): an ``int``
-  field takes an ``int`` (not a ``bool``, not ``2.0``), a ``float`` field an ``int`` or a
-  ``float``, a ``Literal`` field one of its values, ``X | None`` either, a ``tuple[...]`` field a
-  tuple or list (stored as a tuple: frozen and hashable), a nested config an instance of its
+  field takes any integer (``int``, ``numpy.int64``, ...; not a ``bool``, not ``2.0``), a
+  ``float`` field any real number (integers too; not a ``bool``), numpy scalars stored as the
+  builtin ``int``/``float``; a ``Literal`` field one of its values, ``X | None`` either, a
+  ``tuple[...]`` field a tuple or list (stored as a tuple: frozen and hashable), a ``dict`` or
+  ``Mapping`` field a mapping (stored as a new ``dict``), a nested config an instance of its
   class. Then :meth:`ConfigBase.validate`, the subclass's own range and cross-field checks.
+- **Hashing**: configs are frozen and compare by value; one is hashable when its field values
+  are. A config with a ``dict``/``Mapping`` or ``list`` field (``JLCSDIConfig.sample_steps``)
+  is *not* hashable (``hash`` raises ``TypeError``): key caches by ``json.dumps(config.to_dict(),
+  sort_keys=True)`` instead. Such a field must not be mutated in place after construction.
   A subclass checks itself in ``validate``, never in ``__post_init__`` (defining one is a
   ``TypeError`` at class creation, so the type checks cannot be skipped by accident).
 - :meth:`ConfigBase.to_dict`: a JSON-ready dict in field order (tuples become lists, nested
@@ -43,6 +49,7 @@ import dataclasses
 import datetime as dt
 import enum
 import math
+import numbers
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -223,12 +230,13 @@ class ConfigBase:
         x = getattr(self, field) if value is _UNSET else value
         if x is None:
             return
-        if isinstance(x, bool) or not isinstance(x, int | float):
+        if isinstance(x, bool) or not isinstance(x, numbers.Real):
             self.fail(field, f"must be a number, got {x!r}")
-        if not math.isfinite(x):
+        number: float = x if isinstance(x, int | float) else float(x)
+        if not math.isfinite(number):
             self.fail(field, f"must be a finite number, got {x!r}")
-        too_low = low is not None and (x < low if low_inclusive else x <= low)
-        too_high = high is not None and (x > high if high_inclusive else x >= high)
+        too_low = low is not None and (number < low if low_inclusive else number <= low)
+        too_high = high is not None and (number > high if high_inclusive else number >= high)
         if too_low or too_high:
             self.fail(field, f"must be {_interval(low, high, low_inclusive, high_inclusive)}, "
                              f"got {x!r}")
@@ -393,13 +401,13 @@ def _convert_class(value: Any, hint: type, parse: bool) -> Any:
             raise _Mismatch("true or false", value)
         return value
     if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
+        if type(value) is int:
+            return value
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise _Mismatch("an integer", value)
-        return value
+        return int(value)  # numpy integers and int subclasses -> int
     if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _Mismatch("a number", value)
-        return value
+        return _builtin_number(value)
     if hint is str:
         if not isinstance(value, str):
             raise _Mismatch("a string", value)
@@ -411,6 +419,16 @@ def _convert_class(value: Any, hint: type, parse: bool) -> Any:
         if parsed is not _UNSET:
             return parsed
     raise _Mismatch(_describe(hint, parse), value)
+
+
+def _builtin_number(value: Any) -> int | float:
+    """A real number (not a bool) as a builtin ``int`` or ``float`` (numpy scalars included, so
+    :meth:`ConfigBase.to_dict` stays plain JSON)."""
+    if type(value) is int or type(value) is float:
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise _Mismatch("a number", value)
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
 
 
 def _parse(value: Any, hint: type) -> Any:

@@ -24,10 +24,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
 
+import numpy as np
 from numpy.typing import ArrayLike
 
 from tapecast.core.batch import ForecastBatch, OriginSource
+from tapecast.core.errors import TapecastError
 from tapecast.core.forecast import Samples
+
+
+def check_n_samples(n_samples: object) -> int:
+    """``n_samples`` as an int when it is a positive integer (not a bool), else one line."""
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer) \
+            or n_samples < 1:
+        raise TapecastError(f"n_samples must be a positive integer, got {n_samples!r}")
+    return int(n_samples)
 
 
 @runtime_checkable

@@ -43,6 +43,7 @@ from tapecast.core.batch import ForecastBatch, OriginSource, as_batch
 from tapecast.core.config import ConfigBase
 from tapecast.core.errors import TapecastError
 from tapecast.core.forecast import Samples
+from tapecast.core.forecaster import check_n_samples
 
 # ----------------------------------------------------------------------------------------------
 # training windows
@@ -306,8 +307,7 @@ class Baseline(ABC, Generic[ConfigT]):
         if tuple(batch.channels) != self._channels:
             raise TapecastError(f"baseline '{self.name}' was fitted on channels "
                                 f"{list(self._channels)}, the batch has {list(batch.channels)}")
-        if n_samples < 1:
-            raise TapecastError(f"n_samples must be at least 1, got {n_samples}")
+        n_samples = check_n_samples(n_samples)
         rng = np.random.default_rng(seed)
         values = self._draw(batch, n_samples, rng, self._stats)  # (B, S, K, H)
         c = batch.context_length

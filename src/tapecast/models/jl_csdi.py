@@ -46,6 +46,7 @@ from torch import nn
 from tapecast.core.batch import ForecastBatch, OriginSource, as_batch
 from tapecast.core.errors import TapecastError
 from tapecast.core.forecast import Samples
+from tapecast.core.forecaster import check_n_samples
 from tapecast.core.io import atomic_path, atomic_write_text
 from tapecast.diffusion import (
     GaussianNoise,
@@ -181,7 +182,7 @@ class JLCSDI:
             built on demand) or a :class:`~tapecast.core.batch.ForecastBatch`.
         seed : int, optional
             Training seed (weight initialisation, data order, noise draws); default the
-            config's ``train.seed``.
+            config's ``train.seed``. Every call starts from freshly initialised weights.
         run_dir : path, optional
             Run folder: the training loop's ``best/``, ``last/``, logs, and this model's files.
             None trains in a temporary folder that is removed afterwards (nothing to resume).
@@ -214,8 +215,7 @@ class JLCSDI:
         KeyboardInterrupt
             After ``run_dir/last`` was written (call ``fit`` again to resume).
         """
-        if seed is not None and seed != self.config.train.seed:
-            self._reseed(seed)
+        self._reseed(self.config.train.seed if seed is None else seed)
         if run_dir is None:
             with tempfile.TemporaryDirectory(prefix="tapecast-jl-csdi-") as tmp:
                 return self._fit(train, val, Path(tmp), False, normalizer, callbacks,
@@ -224,8 +224,11 @@ class JLCSDI:
                          shuffle_pairs_seed, keep=True)
 
     def _reseed(self, seed: int) -> None:
-        """Use training seed ``seed``: the config records it and the denoiser is re-initialised."""
-        self.config = self.config.with_train(seed=seed)
+        """A fresh denoiser from training seed ``seed`` (recorded in the config): every ``fit``
+        starts here, so a second ``fit`` of one object equals a first (a resumed run then loads
+        its checkpoint over it)."""
+        if seed != self.config.train.seed:
+            self.config = self.config.with_train(seed=seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.net = build_denoiser(self.config.denoiser)
@@ -381,10 +384,15 @@ class JLCSDI:
         if missing:
             raise TapecastError(f"JL-CSDI needs the context windows' {' and '.join(missing)} "
                                 "beside their values (extras=...)")
+        given = dict(extras or {})
+        n_trades = _whole_counts(given["n_trades"], "n_trades", self.config.context)
+        n_signed = _whole_counts(given["n_signed"], "n_signed", self.config.context)
+        if np.any(n_signed > n_trades):
+            raise TapecastError("extras: n_signed must not exceed n_trades in any window")
+        given.update(n_trades=n_trades, n_signed=n_signed)
         batch = ForecastBatch.from_context(normalizer.channels, context, self.config.horizon,
                                            timestamps=timestamps, instruments=instruments,
-                                           extras={k: np.asarray(v, dtype=np.int64)
-                                                   for k, v in (extras or {}).items()})
+                                           extras=given)
         if batch.context_length != self.config.context:
             raise TapecastError(f"this model reads {self.config.context} context windows, got "
                                 f"{batch.context_length}")
@@ -445,8 +453,7 @@ class JLCSDI:
 
     def _check_batch(self, batch: ForecastBatch, n_samples: int) -> None:
         normalizer, _ = self._require_fitted()
-        if not isinstance(n_samples, int) or n_samples < 1:
-            raise TapecastError(f"n_samples must be a positive integer, got {n_samples!r}")
+        check_n_samples(n_samples)
         if (batch.context_length, batch.horizon) != (self.config.context, self.config.horizon):
             raise TapecastError(f"the batch has {batch.context_length} context and "
                                 f"{batch.horizon} horizon windows; this model reads "
@@ -529,6 +536,21 @@ class JLCSDI:
         except (RuntimeError, OSError, ValueError, SafetensorError) as exc:
             first = (str(exc).splitlines() or [type(exc).__name__])[0]
             raise TapecastError(f"{path}: weights do not fit the config ({first})") from None
+
+
+def _whole_counts(value: ArrayLike, name: str, context: int) -> NDArray[np.int64]:
+    """Trade counts of the C context windows, (B, C) or (C,): finite whole numbers >= 0."""
+    counts = np.asarray(value)
+    if counts.ndim not in (1, 2) or counts.shape[-1] != context:
+        raise TapecastError(f"extras: {name} must have shape (B, {context}) or ({context},) (one "
+                            f"count per context window), got {counts.shape}")
+    numeric = np.issubdtype(counts.dtype, np.number) and not np.issubdtype(counts.dtype,
+                                                                           np.bool_)
+    as_float = counts.astype(np.float64) if numeric else np.array([np.nan])
+    if not numeric or not np.isfinite(as_float).all() or (as_float < 0).any() \
+            or (as_float != np.round(as_float)).any():
+        raise TapecastError(f"extras: {name} must hold finite whole numbers >= 0")
+    return counts.astype(np.int64)
 
 
 def _is_main() -> bool:

@@ -25,7 +25,7 @@ import numpy as np
 from tapecast.core.batch import ForecastBatch, OriginSource
 from tapecast.core.errors import TapecastError
 from tapecast.core.forecast import Forecast, Samples
-from tapecast.core.forecaster import Forecaster
+from tapecast.core.forecaster import Forecaster, check_n_samples
 from tapecast.workflows.progress import Reporter
 
 StopHook = Callable[[int, float], bool]
@@ -62,9 +62,8 @@ def sample_in_chunks(forecaster: Forecaster, batch: ForecastBatch, n_samples: in
     Samples or None
         values (B, S, K, H); None when stopped.
     """
-    if not isinstance(n_samples, int) or n_samples < 1:
-        raise TapecastError(f"n_samples must be a positive integer, got {n_samples!r}")
-    if not isinstance(chunk, int) or chunk < 1:
+    check_n_samples(n_samples)
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise TapecastError(f"chunk must be a positive integer, got {chunk!r}")
     parts: list[Samples] = []
     start = time.perf_counter()
