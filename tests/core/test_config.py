@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pytest
 
 from tapecast.core.config import ConfigBase, ConfigError
@@ -243,3 +244,52 @@ def test_subclass_when_it_defines_post_init_then_type_error_at_class_creation() 
 
             def __post_init__(self) -> None:
                 pass
+
+
+def test_constructor_when_numpy_scalars_then_stored_as_builtin_numbers() -> None:
+    scalars: dict[str, Any] = {"lr": np.float32(1e-3), "ratio": np.float64(0.25),
+                               "cap": np.int64(1), "count": np.int64(5), "clip": np.float16(0.5)}
+    config = Ranges(**scalars)
+    assert config == Ranges(lr=float(np.float32(1e-3)), ratio=0.25, cap=1, count=5, clip=0.5)
+    kinds = {name: type(getattr(config, name)) for name in ("lr", "ratio", "cap", "count", "clip")}
+    assert kinds == {"lr": float, "ratio": float, "cap": int, "count": int, "clip": float}
+    assert json.loads(json.dumps(config.to_dict())) == config.to_dict()
+    fields: dict[str, Any] = {"steps": {"ddim": np.uint16(7)}, "betas": (np.float32(0.5), 0.75),
+                              "every": np.int32(3)}
+    outer = Outer(**fields)
+    assert outer.steps == {"ddim": 7} and type(outer.steps["ddim"]) is int
+    assert outer.betas == (0.5, 0.75) and type(outer.betas[0]) is float
+    assert outer.every == 3 and type(outer.every) is int
+    assert Inner.from_dict({"channels": np.int8(3)}).channels == 3
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"count": np.bool_(True)}, r"Ranges\.count: must be an integer, got np\.True_"),
+    ({"count": np.float64(2.0)}, r"Ranges\.count: must be an integer, got np\.float64\(2\.0\)"),
+    ({"count": np.float32(2.5)}, r"Ranges\.count: must be an integer, got np\.float32\(2\.5\)"),
+    ({"lr": np.bool_(False)}, r"Ranges\.lr: must be a number, got np\.False_"),
+    ({"lr": np.complex128(1)}, r"Ranges\.lr: must be a number, got np\.complex128\(1\+0j\)"),
+    ({"lr": np.float64("nan")}, r"Ranges\.lr: must be a finite number, got nan"),
+    ({"lr": np.float32(-1)}, r"Ranges\.lr: must be > 0, got -1\.0"),
+    ({"count": np.int64(0)}, r"Ranges\.count: must be in \[1, 20000000\], got 0"),
+])
+def test_constructor_when_numpy_scalar_of_wrong_kind_then_error(changes: dict[str, Any],
+                                                               message: str) -> None:
+    with raises(message):
+        Ranges(**changes)
+
+
+def test_train_config_when_numpy_learning_rate_then_accepted_as_float() -> None:
+    from tapecast.train.config import TrainConfig
+
+    lr: Any = np.float32(1e-3)
+    config = TrainConfig(lr=lr)
+    assert type(config.lr) is float and config.lr == pytest.approx(1e-3)
+
+
+def test_hash_when_config_has_a_mapping_field_then_unhashable_as_documented() -> None:
+    assert hash(Inner(channels=3)) == hash(Inner(channels=3))
+    assert hash(Ranges(count=3)) == hash(Ranges(count=3))
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(Outer())
+    assert Outer(steps={"ddim": 4}) == Outer(steps={"ddim": 4})
