@@ -58,7 +58,8 @@ def test_train_forecast_evaluate_when_tiny_run_scores_beside_climatology(
     prov = forecast.provenance
     assert (prov["sampler"], prov["steps"], prov["seed"], prov["split"]) == ("sde-mgd", 2, 3,
                                                                               "test")
-    for key in ("features_sha256", "wall_s", "windows_per_s", "tapecast_version", "git_commit"):
+    for key in ("features_sha256", "wall_s", "windows_per_s", "package_version", "git_commit",
+                "split_spec", "split"):
         assert key in prov
     clim = tmp_path / "clim.npz"
     result = runner.invoke(app, ["baseline", "climatology", "-F", str(features), "--n-samples",
@@ -130,7 +131,8 @@ def test_forecast_when_sampler_misfits_or_run_missing_exits_2(
     _train(features, tiny_json, run, "--max-steps", "1", "--noise", "gaussian")
     result = runner.invoke(app, ["forecast", str(run), "-F", str(features), "--sampler",
                                  "sde-mgd", "--out", str(tmp_path / "f.npz")])
-    assert result.exit_code == 2 and "'ddpm' or 'ddim'" in result.output
+    assert result.exit_code == 2 and "needs a jump-laplace-noise model" in result.output
+    assert "use 'ddpm', 'ddim'" in result.output or "use 'ddpm' or 'ddim'" in result.output
     assert not (tmp_path / "f.npz").exists()
     result = runner.invoke(app, ["forecast", str(tmp_path / "nope"), "-F", str(features),
                                  "--out", str(tmp_path / "f.npz")])

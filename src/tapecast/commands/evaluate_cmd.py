@@ -90,12 +90,9 @@ def baseline(
         test = fs.dataset(split, fold=fold)
         err_console.print(f"tapecast baseline {name}: fitting on {len(train):,} train origins, "
                           f"forecasting {len(test):,} {split} origins", highlight=False)
-        from tapecast.evaluate.metrics import git_commit, package_version
+        from tapecast.workflows.forecast import split_provenance
 
-        provenance = {
-            "features": str(features), "package_version": package_version(),
-            "git_commit": git_commit(), "features_sha256": fs.meta.windows_sha256,
-            "split": split, "fold": fold, "split_spec": fs.split_spec.to_dict()}
+        provenance = split_provenance(features, fs, split, fold)
         batch = test.batch(slice(None))
         with RichReporter(transient=True) as reporter:
             reporter.stage(f"sampling {name}", batch.size)

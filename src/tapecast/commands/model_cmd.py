@@ -6,7 +6,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -50,15 +50,6 @@ def _config(name: str, noise: str | None, max_steps: int | None, fs: FeatureSet,
     if precision is not None:
         config = config.with_train(precision=precision)
     return config
-
-
-def _provenance_base(features: Path, fs: FeatureSet, fold: int | None) -> dict[str, Any]:
-    import tapecast
-    from tapecast.evaluate.metrics import git_commit
-
-    return {"features": str(features), "features_sha256": fs.meta.windows_sha256, "fold": fold,
-            "split_spec": fs.split_spec.to_dict(), "tapecast_version": tapecast.__version__,
-            "git_commit": git_commit()}
 
 
 def train(
@@ -112,7 +103,9 @@ def train(
         except KeyboardInterrupt:
             fail(f"interrupted; {out / 'last'} holds the last completed step: run the same "
                  "command again to resume", code=130)
-        run = {**_provenance_base(features, fs, fold), "config": cfg.to_dict(),
+        from tapecast.workflows.forecast import split_provenance
+
+        run = {**split_provenance(features, fs, "train", fold), "config": cfg.to_dict(),
                "n_parameters": forecaster.n_parameters, **forecaster.training}
         if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 writes
             atomic_write_text(out / RUN_FILE, json.dumps(run, indent=1) + "\n")
@@ -152,6 +145,7 @@ def forecast(
         from tapecast.features.featureset import FeatureSet
         from tapecast.models.jl_csdi import JLCSDI
         from tapecast.workflows import forecast_batch
+        from tapecast.workflows.forecast import split_provenance
 
         if n_samples < 1 or chunk < 1:
             raise TapecastError(f"--n-samples and --chunk must be at least 1, got {n_samples}, "
@@ -175,8 +169,8 @@ def forecast(
             made = forecast_batch(
                 forecaster, batch, n_samples, name=f"{forecaster.name}/{name}", seed=seed,
                 chunk=chunk, reporter=reporter, sampler=name, steps=n_steps,
-                provenance={**_provenance_base(features, fs, fold), "run": str(run),
-                            "split": split, "threads": torch.get_num_threads()})
+                provenance={**split_provenance(features, fs, split, fold), "run": str(run),
+                            "threads": torch.get_num_threads()})
         assert made is not None  # no stop hook
         made.provenance["wall_s"] = time.perf_counter() - start
         made.save(out)

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from tapecast.core.errors import TapecastError
 from tapecast.core.forecast import Forecast, Samples
 from tapecast.core.forecaster import Forecaster, check_n_samples
 from tapecast.workflows.progress import Reporter
+
+if TYPE_CHECKING:
+    from tapecast.features.featureset import FeatureSet
 
 StopHook = Callable[[int, float], bool]
 """``stop(done, elapsed_s)``: asked before each chunk with the origins done so far; True stops."""
@@ -132,6 +136,18 @@ def fit_and_forecast(forecaster: Forecaster, train: OriginSource, test: Forecast
     assert forecast is not None  # no stop hook
     forecast.provenance.update(fit_s=fit_s, wall_s=time.perf_counter() - start)
     return forecast
+
+
+def split_provenance(features: str | Path, fs: FeatureSet, split: str | None = None,
+                     fold: int | None = None) -> dict[str, Any]:
+    """What a forecast of a features folder's split records about its data and code: the folder,
+    its windows' SHA-256, the split spec, the split and fold, the package version and the git
+    commit (one set of keys for ``tapecast forecast``, ``tapecast baseline`` and ``train``)."""
+    from tapecast.evaluate.metrics import git_commit, package_version
+
+    return {"features": str(features), "features_sha256": fs.meta.windows_sha256,
+            "split_spec": fs.split_spec.to_dict(), "split": split, "fold": fold,
+            "package_version": package_version(), "git_commit": git_commit()}
 
 
 def _jsonable(options: Mapping[str, Any]) -> dict[str, Any]:
