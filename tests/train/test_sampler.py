@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tapecast.core.errors import TapecastError
-from tapecast.train import EpochShuffle, RandomWindows, Sampler, TokenWindows
+from tapecast.train import BatchSampler, EpochShuffle, RandomWindows, TokenWindows
 from tapecast.train.data import as_dataset
 from tapecast.train.sampler import epoch_order
 
@@ -23,7 +23,7 @@ def test_epoch_order_when_same_seed_and_epoch_is_the_same_permutation() -> None:
 def test_epoch_shuffle_when_cut_into_batches_covers_the_epoch_permutation(
         drop_last: bool, steps: int, last: int) -> None:
     sampler = EpochShuffle(drop_last)
-    assert isinstance(sampler, Sampler)
+    assert isinstance(sampler, BatchSampler)
     assert sampler.steps_per_epoch(20, 6) == steps
     batches = [sampler.indices(20, 6, seed=1, epoch=2, batch=b) for b in range(steps)]
     assert len(batches[-1]) == last
@@ -34,7 +34,7 @@ def test_epoch_shuffle_when_cut_into_batches_covers_the_epoch_permutation(
 
 def test_random_windows_when_same_position_draws_the_same_batch() -> None:
     sampler = RandomWindows(epoch_steps=10)
-    assert isinstance(sampler, Sampler) and sampler.steps_per_epoch(1000, 8) == 10
+    assert isinstance(sampler, BatchSampler) and sampler.steps_per_epoch(1000, 8) == 10
     assert RandomWindows().steps_per_epoch(1000, 8) == 125
     draw = sampler.indices(1000, 8, seed=1, epoch=0, batch=3)
     assert draw.dtype == torch.int64 and draw.shape == (8,)

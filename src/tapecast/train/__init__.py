@@ -17,17 +17,17 @@ from tapecast.train.ema import EMA
 from tapecast.train.loop import TrainEvent, TrainResult, fit
 from tapecast.train.loss import LossFn, LossOutput
 from tapecast.train.optim import make_optimizer, parameter_groups
-from tapecast.train.sampler import EpochShuffle, RandomWindows, Sampler
+from tapecast.train.sampler import BatchSampler, EpochShuffle, RandomWindows
 
 __all__ = [
     "EMA",
     "Batch",
+    "BatchSampler",
     "Dataset",
     "EpochShuffle",
     "LossFn",
     "LossOutput",
     "RandomWindows",
-    "Sampler",
     "TensorDictDataset",
     "TokenWindows",
     "TrainConfig",

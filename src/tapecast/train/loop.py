@@ -54,7 +54,7 @@ from tapecast.train.ema import EMA
 from tapecast.train.loss import LossFn, ShardLoss, compute_loss, derived_metrics
 from tapecast.train.optim import make_optimizer
 from tapecast.train.progress import ProgressBar, TrainLog
-from tapecast.train.sampler import TRAIN, EpochShuffle, Sampler, seeded_stream
+from tapecast.train.sampler import TRAIN, BatchSampler, EpochShuffle, seeded_stream
 from tapecast.train.validate import Validation, ValidationPlan, to_device, validate
 
 LOG_NAME, CONFIG_NAME = "train_log.jsonl", "train_config.json"
@@ -126,7 +126,7 @@ class TrainResult:
 def fit(model: nn.Module, loss_fn: LossFn, train_data: Any, val_data: Any | None,
         config: TrainConfig, *, run_dir: str | Path, resume: bool = True,
         callbacks: Sequence[Callback] = (), progress: bool = True,
-        restore_best: bool = True, sampler: Sampler | None = None) -> TrainResult:
+        restore_best: bool = True, sampler: BatchSampler | None = None) -> TrainResult:
     """Train ``model`` with AdamW, EMA, clipping; keep the best and the last checkpoint.
 
     Parameters
@@ -157,7 +157,7 @@ def fit(model: nn.Module, loss_fn: LossFn, train_data: Any, val_data: Any | None
     restore_best : bool
         Load the best weights into ``model`` at the end (else it keeps the trained weights).
         The model leaves in the train/eval mode it came in.
-    sampler : Sampler or None
+    sampler : BatchSampler or None
         Which samples form each batch (:mod:`tapecast.train.sampler`); None shuffles the
         samples each epoch (``EpochShuffle(config.drop_last)``).
 
@@ -241,7 +241,7 @@ def _num_threads(n: int | None) -> Iterator[None]:
 class _Data:
     """The training and validation datasets and the training sampler of a fit."""
 
-    def __init__(self, train_data: Any, val_data: Any | None, sampler: Sampler | None) -> None:
+    def __init__(self, train_data: Any, val_data: Any | None, sampler: BatchSampler | None) -> None:
         self.train = as_dataset(train_data)
         self.val = None if val_data is None else as_dataset(val_data)
         self.sampler = sampler
@@ -266,7 +266,7 @@ class _Trainer:
                  flag: _InterruptFlag, device: torch.device) -> None:
         self.model, self.loss_fn, self.config, self.ctx = model, loss_fn, config, ctx
         self.train, self.val, self.device = data.train, data.val, device
-        self.sampler: Sampler = data.sampler or EpochShuffle(config.drop_last)
+        self.sampler: BatchSampler = data.sampler or EpochShuffle(config.drop_last)
         self.run_dir, self.callbacks, self.flag = run_dir, tuple(callbacks), flag
         self.params = [p for p in model.parameters() if p.requires_grad]
         if not self.params:

@@ -56,7 +56,7 @@ def epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
 
 
 @runtime_checkable
-class Sampler(Protocol):
+class BatchSampler(Protocol):
     """The batches of a training run, as pure functions of their position (module docstring)."""
 
     def steps_per_epoch(self, n: int, batch_size: int) -> int:
