@@ -17,6 +17,7 @@ import math
 import torch
 
 from tapecast.diffusion import GaussianNoise, JumpLaplaceNoise
+from tapecast.diffusion.noise_ve import VENoise
 
 
 def gaussian_eps(
@@ -85,3 +86,95 @@ def jl_model_output(
 ) -> torch.Tensor:
     """What a perfect network would output (the score times ``κ(t)``)."""
     return jl_score(noise, x, float(t), mu, s) * float(noise.target_scale(float(t)))
+
+
+def gaussian_x0(
+    noise: GaussianNoise,
+    x: torch.Tensor,
+    t: torch.Tensor | int,
+    mu: float | torch.Tensor,
+    s: float | torch.Tensor,
+) -> torch.Tensor:
+    """Exact ``E[x0 | x_t] = mu + sqrt(ab) s^2 (x_t - sqrt(ab) mu) / (ab s^2 + 1 - ab)``."""
+    ab = float(noise.alpha_bar(int(t)))
+    return mu + math.sqrt(ab) * s * s * (x - math.sqrt(ab) * mu) / (ab * s * s + 1.0 - ab)
+
+
+def gaussian_v(
+    noise: GaussianNoise,
+    x: torch.Tensor,
+    t: torch.Tensor | int,
+    mu: float | torch.Tensor,
+    s: float | torch.Tensor,
+) -> torch.Tensor:
+    """Exact ``E[v | x_t] = sqrt(ab) E[eps | x_t] - sqrt(1 - ab) E[x0 | x_t]`` (v is linear in
+    ``(eps, x0)``, Salimans & Ho 2022); finite at ``ab = 0``, where it is ``-mu``."""
+    ab = float(noise.alpha_bar(int(t)))
+    eps = gaussian_eps(noise, x, t, mu, s)
+    return math.sqrt(ab) * eps - math.sqrt(1.0 - ab) * gaussian_x0(noise, x, t, mu, s)
+
+
+def gaussian_model_output(
+    noise: GaussianNoise,
+    x: torch.Tensor,
+    t: torch.Tensor | int,
+    mu: float | torch.Tensor,
+    s: float | torch.Tensor,
+) -> torch.Tensor:
+    """What a perfect network of ``noise.prediction`` (ε or v) outputs for data ``N(mu, s^2)``."""
+    if noise.prediction == "v":
+        return gaussian_v(noise, x, t, mu, s)
+    return gaussian_eps(noise, x, t, mu, s)
+
+
+# -- variance-exploding noise: Gaussian data and Gaussian mixtures ------------------------------
+
+
+def ve_model_output(
+    noise: VENoise,
+    x: torch.Tensor,
+    t: torch.Tensor | float,
+    mu: float | torch.Tensor,
+    s: float | torch.Tensor,
+) -> torch.Tensor:
+    """What a perfect VE network outputs for data ``N(mu, s^2)``: ``σ ∇log p_t`` with
+    ``p_t = N(mu, s^2 + σ(t)^2)``, i.e. ``-σ (x - mu) / (s^2 + σ^2)``."""
+    sigma = float(noise.sigma(float(t)))
+    return -sigma * (x - mu) / (s * s + sigma * sigma)
+
+
+def mixture_logp(
+    x: torch.Tensor,
+    weights: torch.Tensor,
+    means: torch.Tensor,
+    stds: torch.Tensor,
+    sigma: float | torch.Tensor,
+) -> torch.Tensor:
+    """Log-density of ``Σ_k w_k N(m_k, s_k^2 I)`` convolved with ``N(0, σ^2 I)`` at ``x``.
+
+    ``x`` (B, D), ``weights`` (K,), ``means`` (K, D), ``stds`` (K,), ``sigma`` scalar or (B,).
+    Differentiable in ``x``; returns (B,).
+    """
+    dim = x.shape[1]
+    sigma = torch.as_tensor(sigma, dtype=x.dtype).reshape(-1, 1)  # (B | 1, 1)
+    var = stds[None, :] ** 2 + sigma**2  # (B | 1, K)
+    sq = ((x[:, None, :] - means[None]) ** 2).sum(-1)  # (B, K)
+    log_comp = -0.5 * sq / var - 0.5 * dim * torch.log(2.0 * math.pi * var)
+    return torch.logsumexp(torch.log(weights)[None] + log_comp, dim=1)
+
+
+def mixture_score(
+    x: torch.Tensor,
+    weights: torch.Tensor,
+    means: torch.Tensor,
+    stds: torch.Tensor,
+    sigma: float | torch.Tensor,
+) -> torch.Tensor:
+    """``∇_x`` of :func:`mixture_logp` in closed form (responsibility-weighted component
+    scores), differentiable in ``x``. (B, D)."""
+    sigma = torch.as_tensor(sigma, dtype=x.dtype).reshape(-1, 1)  # (B | 1, 1)
+    var = stds[None, :] ** 2 + sigma**2  # (B | 1, K)
+    diff = x[:, None, :] - means[None]  # (B, K, D)
+    log_comp = -0.5 * (diff**2).sum(-1) / var - 0.5 * x.shape[1] * torch.log(var)
+    resp = torch.softmax(torch.log(weights)[None] + log_comp, dim=1)  # (B, K)
+    return -(resp[..., None] * diff / var[..., None]).sum(1)

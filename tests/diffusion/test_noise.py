@@ -58,6 +58,50 @@ def test_gaussian_sample_timesteps_when_seeded_is_reproducible_and_in_range() ->
     assert torch.equal(a, b) and int(a.min()) >= 0 and int(a.max()) <= 49
 
 
+@pytest.mark.parametrize("prediction", ["epsilon", "v"])
+def test_gaussian_add_noise_when_prediction_set_returns_its_target_and_inverts_it(
+    prediction: str,
+) -> None:
+    noise = GaussianNoise.from_schedule("cosine", 200, prediction=prediction)  # type: ignore[arg-type]
+    assert noise.prediction == prediction
+    gen = torch.Generator().manual_seed(4)
+    x0 = torch.randn(64, 3, generator=gen, dtype=torch.float64)
+    t = torch.randint(0, 200, (64,), generator=gen)
+    x_t, target = noise.add_noise(x0, t, generator=torch.Generator().manual_seed(5))
+    _, eps = GaussianNoise(noise.betas).add_noise(x0, t, generator=torch.Generator().manual_seed(5))
+    abar = noise.alpha_bar(t)[:, None]
+    v = abar.sqrt() * eps - (1.0 - abar).sqrt() * x0  # Salimans & Ho 2022, Sec. 4
+    assert torch.allclose(target, eps if prediction == "epsilon" else v)
+    assert torch.allclose(noise.predict_x0(x_t, target, t), x0, atol=1e-9)
+    assert torch.allclose(noise.predict_eps(x_t, target, t), eps, atol=1e-9)
+    one = int(t[0])  # a single step takes the samplers' scalar path
+    assert torch.allclose(noise.predict_x0(x_t[:1], target[:1], one), x0[:1], atol=1e-9)
+    assert torch.allclose(noise.predict_eps(x_t[:1], target[:1], one), eps[:1], atol=1e-9)
+
+
+def test_gaussian_v_when_terminal_snr_is_zero_gives_x0_as_minus_v_and_eps_as_x_t() -> None:
+    noise = GaussianNoise.from_schedule("linear", 100, prediction="v", zero_terminal_snr=True)
+    assert noise.zero_terminal_snr and float(noise.alpha_bar(99)) == 0.0
+    x0 = torch.randn(10, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x_t, v = noise.add_noise(x0, torch.full((10,), 99), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(v, -x0)  # v = 0 * eps - 1 * x0
+    assert torch.equal(noise.predict_x0(x_t, v, 99), x0)
+    assert torch.equal(noise.predict_eps(x_t, v, 99), x_t)
+
+
+def test_gaussian_noise_when_zero_terminal_snr_with_eps_prediction_raises() -> None:
+    with pytest.raises(TapecastError, match="needs prediction='v'"):
+        GaussianNoise.from_schedule("tanh6-1", 800, zero_terminal_snr=True)
+    assert not GaussianNoise.from_schedule("tanh6-1", 800).zero_terminal_snr
+
+
+def test_gaussian_noise_when_prediction_or_betas_invalid_raises() -> None:
+    with pytest.raises(TapecastError, match="unknown Gaussian prediction 'x0'"):
+        GaussianNoise.from_schedule("linear", 10, prediction="x0")  # type: ignore[arg-type]
+    with pytest.raises(TapecastError, match="only the last may be 1"):
+        GaussianNoise(torch.tensor([0.1, 1.0, 0.5]), prediction="v")
+
+
 # -- Jump-Laplace: law of x_t ----------------------------------------------------------------
 
 

@@ -66,6 +66,10 @@ def _build(name: str) -> tuple[Sampler, Model]:
         "sde-iso": (JumpLaplaceSDESampler(JumpLaplaceNoise(event_ndim=2)), score),
         "sde-mgd": (get_sampler("sde-mgd", jl, n_samples=4, targets=_targets()), score),
         "ddim-mgd": (MomentGuided(DDIMSampler(gauss, eta=0.5), 4, _targets()), eps),
+        "dpm-solver++": (get_sampler("dpm-solver++", gauss), eps),
+        "ddpm-v": (get_sampler("ddpm", _v_noise()), _exact_v),
+        "ddim-v": (get_sampler("ddim", _v_noise(), eta=0.5), _exact_v),
+        "dpm-solver++-v": (get_sampler("dpm-solver++", _v_noise()), _exact_v),
     }
     return samplers[name]
 
@@ -80,6 +84,10 @@ NAMES = [
     "sde-iso",
     "sde-mgd",
     "ddim-mgd",
+    "dpm-solver++",
+    "ddpm-v",
+    "ddim-v",
+    "dpm-solver++-v",
 ]
 
 
@@ -228,13 +236,13 @@ def test_jl_sde_when_card_settings_has_dt_012_from_t6() -> None:
             "sde",
             GaussianNoise.from_schedule("linear", 10),
             "sampler 'sde' needs a jump-laplace-noise model; this model uses gaussian noise; "
-            "use 'ddpm' or 'ddim'",
+            "use 'ddpm', 'ddim' or 'dpm-solver++'",
         ),
         (
             "sde-mgd",
             GaussianNoise.from_schedule("linear", 10),
             "sampler 'sde-mgd' needs a jump-laplace-noise model; this model uses gaussian noise; "
-            "use 'ddpm' or 'ddim'",
+            "use 'ddpm', 'ddim' or 'dpm-solver++'",
         ),
     ],
 )
@@ -348,3 +356,48 @@ def test_jl_ode_when_50_steps_with_exact_score_recovers_gaussian_data() -> None:
     mean, std = _recovered(sampler, mu=1.0, s=0.5, n_steps=50)
     assert mean == pytest.approx(1.0, abs=0.03)
     assert std == pytest.approx(0.5, rel=0.12)  # measured 0.548
+
+
+# -- v-prediction, zero terminal SNR and DPM-Solver++ ------------------------------------------
+
+
+def _v_noise() -> GaussianNoise:
+    """tanh6-1 rescaled to zero terminal SNR, with the v-prediction it requires."""
+    return GaussianNoise.from_schedule("tanh6-1", 800, prediction="v", zero_terminal_snr=True)
+
+
+def _exact_v(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    from tests.diffusion.oracles import gaussian_v
+
+    return gaussian_v(_v_noise(), x, t, MU, S)
+
+
+def test_registry_when_package_imported_offers_dpm_solver_for_gaussian_noise() -> None:
+    assert "dpm-solver++" in samplers_for("gaussian")
+    with pytest.raises(TapecastError, match="sampler 'dpm-solver\\+\\+' needs a gaussian-noise"):
+        get_sampler("dpm-solver++", JumpLaplaceNoise())
+
+
+@pytest.mark.parametrize("name", ["ddpm", "ddim", "dpm-solver++"])
+def test_gaussian_sampler_when_v_prediction_with_zero_terminal_snr_recovers_gaussian_data(
+    name: str,
+) -> None:
+    """End to end with ᾱ_T = 0: the first step sees x_T = ε exactly and x0_hat = -v = mu."""
+    sampler = get_sampler(name, _v_noise())
+    mean, std = _recovered_v(sampler, mu=1.0, s=0.5, n_steps=50)
+    assert mean == pytest.approx(1.0, abs=0.02)
+    tolerance = {"ddpm": 0.10, "ddim": 0.06, "dpm-solver++": 0.02}[name]
+    assert std == pytest.approx(0.5, rel=tolerance)  # measured 0.465, 0.484, 0.502
+
+
+def _recovered_v(sampler: Sampler, mu: float, s: float, n_steps: int) -> tuple[float, float]:
+    from tests.diffusion.oracles import gaussian_model_output
+
+    noise = sampler.noise
+    assert isinstance(noise, GaussianNoise)
+
+    def model(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return gaussian_model_output(noise, x, t, mu, s)
+
+    out = _run(sampler, model, (20_000, 1), seed=0, n_steps=n_steps, dtype=torch.float64)
+    return float(out.mean()), float(out.std())

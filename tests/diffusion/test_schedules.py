@@ -15,6 +15,7 @@ from tapecast.diffusion.schedules import (
     linear_betas,
     make_betas,
     quad_betas,
+    rescale_zero_terminal_snr,
     tanh_betas,
 )
 
@@ -80,3 +81,32 @@ def test_make_betas_when_parameter_wrong_raises_tapecast_error() -> None:
         make_betas("linear", 10, s=0.1)
     with pytest.raises(TapecastError, match="beta_start <= beta_end"):
         make_betas("quad", 10, beta_start=0.5, beta_end=0.1)
+
+
+# -- zero terminal SNR (Lin et al. 2024, Algorithm 1) -----------------------------------------
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_rescale_zero_terminal_snr_when_applied_ends_at_zero_keeps_first_and_is_monotone(
+    name: str,
+) -> None:
+    betas = make_betas(name, 50 if name == "quad" else 800)
+    rescaled = rescale_zero_terminal_snr(betas)
+    abar, before = alphas_cumprod(rescaled), alphas_cumprod(betas)
+    assert rescaled.dtype == torch.float64 and rescaled.shape == betas.shape
+    assert float(abar[-1]) == 0.0 and float(rescaled[-1]) == 1.0
+    assert float(abar[0]) == pytest.approx(float(before[0]), rel=1e-12)
+    assert bool((abar[1:] < abar[:-1]).all())
+    assert bool(((rescaled[:-1] > 0) & (rescaled[:-1] < 1)).all())
+
+
+def test_rescale_zero_terminal_snr_when_compared_with_lin_algorithm_1_matches() -> None:
+    root = alphas_cumprod(linear_betas(1000)).sqrt()
+    expected = root[0] * (root - root[-1]) / (root[0] - root[-1])  # Lin et al. 2024, Alg. 1
+    rescaled = alphas_cumprod(rescale_zero_terminal_snr(linear_betas(1000))).sqrt()
+    assert torch.allclose(rescaled, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_rescale_zero_terminal_snr_when_one_step_raises_tapecast_error() -> None:
+    with pytest.raises(TapecastError, match="zero-terminal-SNR"):
+        rescale_zero_terminal_snr(torch.tensor([0.5], dtype=torch.float64))

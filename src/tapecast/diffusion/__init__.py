@@ -28,6 +28,7 @@ from tapecast.diffusion.registry import (
 from tapecast.diffusion.schedules import SCHEDULES, alphas_cumprod, make_betas
 from tapecast.diffusion.scheduling_ddim import DDIMSampler
 from tapecast.diffusion.scheduling_ddpm import DDPMSampler
+from tapecast.diffusion.scheduling_dpm_solver import DPMSolverPlusPlus
 from tapecast.diffusion.scheduling_jl_sde import JumpLaplaceSDESampler
 from tapecast.diffusion.scheduling_sde_mgd import sde_mgd
 
@@ -35,6 +36,7 @@ __all__ = [
     "SCHEDULES",
     "DDIMSampler",
     "DDPMSampler",
+    "DPMSolverPlusPlus",
     "GaussianNoise",
     "JumpLaplaceNoise",
     "JumpLaplaceSDESampler",
