@@ -6,8 +6,9 @@ A hypothesis test runs random operation sequences against a tiny pure-Python ref
 from __future__ import annotations
 
 import doctest
-from typing import Literal
+from typing import Any, Literal
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -116,6 +117,92 @@ def test_operations_when_arguments_impossible_raise_book_error_naming_field(
     with pytest.raises(BookError, match=f"field '{field}'"):
         call(book)  # type: ignore[operator]
     assert book.content_hash() == before  # nothing applied
+
+
+@pytest.mark.parametrize(
+    ("call", "field", "got"),
+    [
+        (lambda b: b.add(2, "bid", 99.7, 1), "price", "99.7"),  # was truncated to 99
+        (lambda b: b.add(12.5, "bid", 10, 1), "order_id", "12.5"),  # was rested as 12
+        (lambda b: b.add("7", "bid", 10, 1), "order_id", "'7'"),  # was a numba TypingError
+        (lambda b: b.add(2**63, "bid", 10, 1), "order_id", "9223372036854775808"),  # Overflow
+        (lambda b: b.add(-(2**63) - 1, "bid", 10, 1), "order_id", "-9223372036854775809"),
+        (lambda b: b.add(True, "bid", 10, 1), "order_id", "True"),
+        (lambda b: b.add(np.bool_(True), "bid", 10, 1), "order_id", "np.True_"),
+        (lambda b: b.add(2, "bid", 2**63, 1), "price", "9223372036854775808"),
+        (lambda b: b.add(2, "ask", -(2**63), 1), "price", "-9223372036854775808"),
+        (lambda b: b.add(2, "bid", float("nan"), 1), "price", "nan"),
+        (lambda b: b.add(2, "bid", float("inf"), 1), "price", "inf"),
+        (lambda b: b.add(2, "bid", "10", 1), "price", "'10'"),
+        (lambda b: b.add(2, "bid", 10, 1.5), "size", "1.5"),
+        (lambda b: b.add(2, "bid", 10, 2**63), "size", "9223372036854775808"),
+        (lambda b: b.add(2, "bid", 10, True), "size", "True"),
+        (lambda b: b.cancel(1.5), "order_id", "1.5"),
+        (lambda b: b.cancel(1, 2.5), "size", "2.5"),
+        (lambda b: b.execute("1", 1), "order_id", "'1'"),
+        (lambda b: b.execute(1, np.float64(0.5)), "size", r"np.float64\(0.5\)"),
+        (lambda b: b.modify(1, 10.25, 1), "price", "10.25"),
+        (lambda b: b.modify(2**64, 10, 1), "order_id", "18446744073709551616"),
+        (lambda b: b.modify(1, 10, None), "size", "None"),
+        (lambda b: b.order("1"), "order_id", "'1'"),
+        (lambda b: b.order(2**63), "order_id", "9223372036854775808"),
+        (lambda b: b.queue("bid", 10.5), "price", "10.5"),
+        (lambda b: b.top_n(-1), "n", "-1"),
+        (lambda b: b.top_n(2.5), "n", "2.5"),
+        (lambda b: b.top_n(2**63), "n", "9223372036854775808"),
+        (lambda b: b.levels("bid", -1), "n", "-1"),
+        (lambda b: b.levels("bid", "2"), "n", "'2'"),
+    ],
+)
+def test_operations_when_values_not_int64_integers_raise_one_line_book_error(
+    call: object, field: str, got: str
+) -> None:
+    book = OrderBook()
+    book.add(1, "bid", 10, 5)
+    before = book.content_hash()
+    with pytest.raises(BookError, match=f"^order book, field '{field}': expected [^\\n]*, "
+                                        f"got {got}$"):
+        call(book)  # type: ignore[operator]
+    assert book.content_hash() == before  # nothing applied
+    assert book.order(1) == RestingOrder(1, "bid", 10, 5)
+
+
+def test_operations_when_numpy_integers_or_whole_floats_take_them_as_int() -> None:
+    book = OrderBook()
+    book.add(np.int64(1), "bid", np.int32(10), np.uint8(5))
+    whole: Any = [2.0, 11.0, np.float64(3.0), 1.0]  # whole floats are taken as ints
+    book.add(whole[0], "ask", whole[1], whole[2])
+    book.add(2**63 - 1, "ask", -(2**63) + 1, 1)  # the int64 limits
+    assert book.order(np.int64(1)) == RestingOrder(1, "bid", 10, 5)
+    assert book.order(2) == RestingOrder(2, "ask", 11, 3)
+    assert type(book.order(np.int16(2)).order_id) is int  # type: ignore[union-attr]
+    assert book.best("ask") == (-(2**63) + 1, 1)
+    assert book.queue("bid", np.int64(10)) == [(1, 5)]
+    assert book.cancel(np.int64(1), np.int64(2)) == 3
+    assert book.execute(np.uint32(1), whole[3]) == 2
+    book.modify(np.int64(2), np.int64(12), np.int64(4))
+    assert book.order(2) == RestingOrder(2, "ask", 12, 4)
+    prices, _ = book.top_n(np.int64(1))
+    assert prices.shape == (2, 1) and book.top_n(0)[0].shape == (2, 0)
+    assert book.levels("bid", np.int8(1)) == [Level(10, 2, 1)] and book.levels("bid", 0) == []
+
+
+def test_contains_when_numpy_integer_or_not_an_id_answers_without_error() -> None:
+    book = OrderBook()
+    book.add(1, "bid", 10, 5)
+    assert np.int64(1) in book and np.uint8(1) in book and 1 in book and 1.0 in book
+    assert np.int64(2) not in book
+    for value in ("1", True, np.bool_(True), 1.5, 2**63, None, (1,)):
+        assert value not in book
+
+
+def test_modify_when_same_price_and_same_size_keeps_place() -> None:
+    book = OrderBook()
+    for oid in (1, 2):
+        book.add(oid, "ask", 20, 5)
+    book.modify(1, 20, 5)  # nothing changes: stays first
+    assert book.queue("ask", 20) == [(1, 5), (2, 5)]
+    assert "same size" in (OrderBook.modify.__doc__ or "")
 
 
 def test_content_hash_when_same_book_built_differently_is_equal() -> None:
@@ -249,7 +336,8 @@ def test_order_book_when_random_operations_matches_reference_book(
         assert len(book) == len(ref.where)
     # the same content rebuilt afresh, order by order in time priority, hashes the same
     fresh = OrderBook()
-    for s in ("bid", "ask"):
+    sides: tuple[Side, Side] = ("bid", "ask")
+    for s in sides:
         for price, queue in ref.sides[s].items():
             for oid, size in queue:
                 fresh.add(oid, s, price, size)
