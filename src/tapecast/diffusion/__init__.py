@@ -6,6 +6,7 @@ Samplers hold no ``nn.Module`` and networks never loop over steps; the contracts
 module, and each registers itself (a new one is a new file listed below).
 """
 
+from tapecast.diffusion.likelihood import log_likelihood
 from tapecast.diffusion.mgd import (
     MomentGuided,
     MomentTargets,
@@ -15,6 +16,7 @@ from tapecast.diffusion.mgd import (
 )
 from tapecast.diffusion.noise_gaussian import GaussianNoise
 from tapecast.diffusion.noise_jump_laplace import JumpLaplaceNoise
+from tapecast.diffusion.noise_ve import VENoise
 from tapecast.diffusion.protocols import NoiseKind, NoiseProcess, Sampler
 from tapecast.diffusion.registry import (
     get_noise,
@@ -30,10 +32,12 @@ from tapecast.diffusion.scheduling_ddim import DDIMSampler
 from tapecast.diffusion.scheduling_ddpm import DDPMSampler
 from tapecast.diffusion.scheduling_dpm_solver import DPMSolverPlusPlus
 from tapecast.diffusion.scheduling_jl_sde import JumpLaplaceSDESampler
+from tapecast.diffusion.scheduling_langevin import AnnealedLangevinSampler
 from tapecast.diffusion.scheduling_sde_mgd import sde_mgd
 
 __all__ = [
     "SCHEDULES",
+    "AnnealedLangevinSampler",
     "DDIMSampler",
     "DDPMSampler",
     "DPMSolverPlusPlus",
@@ -46,10 +50,12 @@ __all__ = [
     "NoiseKind",
     "NoiseProcess",
     "Sampler",
+    "VENoise",
     "alphas_cumprod",
     "ensemble_moments",
     "get_noise",
     "get_sampler",
+    "log_likelihood",
     "make_betas",
     "noise_kinds",
     "register_noise",
