@@ -70,6 +70,8 @@ def _build(name: str) -> tuple[Sampler, Model]:
         "ddpm-v": (get_sampler("ddpm", _v_noise()), _exact_v),
         "ddim-v": (get_sampler("ddim", _v_noise(), eta=0.5), _exact_v),
         "dpm-solver++-v": (get_sampler("dpm-solver++", _v_noise()), _exact_v),
+        "langevin": (_langevin(), _exact_ve),
+        "langevin-nodenoise": (_langevin(denoise=False), _exact_ve),
     }
     return samplers[name]
 
@@ -401,3 +403,73 @@ def _recovered_v(sampler: Sampler, mu: float, s: float, n_steps: int) -> tuple[f
 
     out = _run(sampler, model, (20_000, 1), seed=0, n_steps=n_steps, dtype=torch.float64)
     return float(out.mean()), float(out.std())
+
+
+# -- variance-exploding noise and annealed Langevin dynamics -----------------------------------
+# Langevin visits each level T times (timesteps repeat), so it runs the shared battery below
+# rather than through NAMES, whose timestep and noise-kind checks assume distinct times and
+# Gaussian or Jump-Laplace noise.
+
+VE_NAMES = ["langevin", "langevin-nodenoise"]
+LANGEVIN_STEPS_PER_LEVEL = 5
+
+
+def _ve_noise() -> registry.NoiseProcess:
+    return get_noise("ve", sigma_min=0.01, sigma_max=10.0)
+
+
+def _langevin(denoise: bool = True) -> Sampler:
+    return get_sampler("langevin", _ve_noise(), steps_per_level=LANGEVIN_STEPS_PER_LEVEL,
+                       epsilon=5e-5, denoise=denoise)
+
+
+def _exact_ve(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    from tapecast.diffusion import VENoise
+    from tests.diffusion.oracles import ve_model_output
+
+    noise = _ve_noise()
+    assert isinstance(noise, VENoise)
+    return ve_model_output(noise, x, t, MU, S)
+
+
+@pytest.mark.parametrize("name", VE_NAMES)
+@pytest.mark.parametrize("n_levels", [1, 7, 50])
+def test_ve_sampler_when_set_timesteps_visits_each_level_in_non_increasing_order(
+    name: str, n_levels: int
+) -> None:
+    sampler, _ = _build(name)
+    sampler.set_timesteps(n_levels)
+    times = sampler.timesteps
+    extra = 1 if name == "langevin" else 0
+    assert times.shape == (n_levels * LANGEVIN_STEPS_PER_LEVEL + extra,)
+    assert bool((times[1:] <= times[:-1]).all())
+    assert times.unique().numel() == n_levels
+    assert float(sampler.previous_time(times.numel() - 1)) <= 0.0
+
+
+@pytest.mark.parametrize("name", VE_NAMES)
+def test_ve_sampler_when_run_through_the_shared_contract_passes(name: str) -> None:
+    test_sampler_when_same_seed_is_deterministic_and_other_seed_differs(name)
+    for dtype in (torch.float32, torch.float64):
+        test_sampler_when_stepping_keeps_shape_dtype_and_stays_finite(name, dtype)
+    test_sampler_when_inspected_holds_no_nn_module(name)
+    sampler, _ = _build(name)
+    assert sampler.noise_kind == "ve" == sampler.noise.kind
+
+
+def test_registry_when_package_imported_offers_langevin_for_ve_noise() -> None:
+    assert "langevin" in samplers_for("ve") and "ve" in noise_kinds()
+    assert get_noise("ve").kind == "ve"
+    with pytest.raises(TapecastError, match=r"^sampler 'langevin' needs a ve-noise model; this "
+                       r"model uses gaussian noise; use 'ddpm', 'ddim'"):
+        get_sampler("langevin", _gaussian_noise())
+    with pytest.raises(TapecastError, match=r"^sampler 'ddim' needs a gaussian-noise model; "
+                       r"this model uses ve noise; use 'langevin'$"):
+        get_sampler("ddim", _ve_noise())
+
+
+def test_langevin_when_20_levels_with_exact_score_recovers_gaussian_data() -> None:
+    sampler = get_sampler("langevin", _ve_noise(), steps_per_level=100, epsilon=5e-5)
+    out = _run(sampler, _exact_ve, (20_000, 1), seed=0, n_steps=20, dtype=torch.float64)
+    assert float(out.mean()) == pytest.approx(MU, abs=0.02)
+    assert float(out.std()) == pytest.approx(S, rel=0.04)
