@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from tapecast.core.config import ConfigError
 from tapecast.core.errors import TapecastError
 from tapecast.train import TrainConfig, fit
 from tapecast.train import device as dev
+from tapecast.train.config import Precision
 from tests.train.ddp_worker import loss_fn, make_data, make_model
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -51,15 +53,25 @@ def test_cpu_flags_when_cpuinfo_lists_flags_reads_the_first_cpu(tmp_path: Path) 
 
 def test_resolve_precision_when_fp16_on_cpu_raises_and_explicit_choices_stay() -> None:
     cpu = torch.device("cpu")
-    with pytest.raises(TapecastError, match=r"fp16.*CUDA"):
+    with pytest.raises(ConfigError, match=r"^TrainConfig\.precision: 'fp16' needs a CUDA device "
+                                          r"\(its gradient scaler is CUDA only\); use 'bf16' or "
+                                          r"'fp32' on a CPU$"):
         dev.resolve_precision("fp16", cpu)
     assert dev.resolve_precision("bf16", cpu) == "bf16"
     assert dev.resolve_precision("fp32", cpu) == "fp32"
 
 
+def test_resolve_precision_when_bf16_on_a_gpu_without_it_names_the_config_field(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    with pytest.raises(ConfigError, match=r"^TrainConfig\.precision: cuda:0 has no bfloat16; "
+                                          r"use 'fp16' or 'fp32'$"):
+        dev.resolve_precision("bf16", torch.device("cuda", 0))
+
+
 def test_fit_when_fp16_asked_on_cpu_raises_before_training(tmp_path: Path) -> None:
     train, val = make_data()
-    with pytest.raises(TapecastError, match="precision"):
+    with pytest.raises(TapecastError, match=r"^TrainConfig\.precision: 'fp16' needs"):
         fit(make_model(), loss_fn, train, val, dataclasses.replace(BASE, precision="fp16"),
             run_dir=tmp_path, progress=False)
 
@@ -68,7 +80,8 @@ def test_resolve_device_when_cpu_or_auto_without_gpu(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert dev.resolve_device("cpu") == torch.device("cpu")
     assert dev.resolve_device("auto") == torch.device("cpu")
-    with pytest.raises(TapecastError, match="no CUDA"):
+    with pytest.raises(ConfigError, match=r"^TrainConfig\.device: 'cuda' asked for, but this "
+                                          r"torch build sees no CUDA device; use 'cpu' or 'auto'$"):
         dev.resolve_device("cuda")
     assert dev.backend_for(torch.device("cpu")) == "gloo"
     assert dev.backend_for(torch.device("cuda", 1)) == "nccl"
@@ -82,7 +95,8 @@ def test_resolve_device_when_torchrun_gives_each_rank_its_local_gpu(
     assert dev.resolve_device("auto", local_rank=3, distributed=True) == torch.device("cuda", 3)
     assert dev.resolve_device("cuda:1", local_rank=2, distributed=True) == torch.device("cuda", 1)
     assert dev.resolve_device("cuda") == torch.device("cuda", 0)
-    with pytest.raises(TapecastError, match="only 4"):
+    with pytest.raises(ConfigError, match=r"^TrainConfig\.device: cuda:7 asked for, but only 4 "
+                                          r"CUDA device\(s\) are visible$"):
         dev.resolve_device("cuda:7")
 
 
@@ -97,7 +111,7 @@ def test_fit_when_precision_auto_on_cpu_records_what_it_chose(
 @CUDA
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
 def test_fit_when_on_cuda_trains_on_the_gpu_in_each_precision(tmp_path: Path,
-                                                              precision: str) -> None:
+                                                              precision: Precision) -> None:
     train, val = make_data()
     model = make_model()
     config = dataclasses.replace(BASE, device="cuda", precision=precision, max_steps=6)

@@ -21,7 +21,7 @@ from typing import Literal
 
 import torch
 
-from tapecast.core.errors import TapecastError
+from tapecast.core.config import ConfigError
 from tapecast.train.config import Precision
 
 Resolved = Literal["fp32", "bf16", "fp16"]
@@ -42,20 +42,21 @@ def resolve_device(name: str, *, local_rank: int = 0, distributed: bool = False)
 
     Raises
     ------
-    TapecastError
-        When CUDA is asked for but not available, or ``cuda:N`` names a missing GPU.
+    ConfigError
+        ``"TrainConfig.device: ..."`` (a :class:`~tapecast.core.errors.TapecastError`) when
+        CUDA is asked for but not available, or ``cuda:N`` names a missing GPU.
     """
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cpu":
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise TapecastError(f"train config field 'device': {name!r} asked for, but this torch "
-                            f"build sees no CUDA device; use 'cpu' or 'auto'")
+        raise ConfigError("TrainConfig", "device", f"{name!r} asked for, but this torch build "
+                          "sees no CUDA device; use 'cpu' or 'auto'")
     index = local_rank if name == "cuda" and distributed else torch.device(name).index or 0
     if index >= torch.cuda.device_count():
-        raise TapecastError(f"train config field 'device': cuda:{index} asked for, but only "
-                            f"{torch.cuda.device_count()} CUDA device(s) are visible")
+        raise ConfigError("TrainConfig", "device", f"cuda:{index} asked for, but only "
+                          f"{torch.cuda.device_count()} CUDA device(s) are visible")
     return torch.device("cuda", index)
 
 
@@ -97,19 +98,20 @@ def resolve_precision(precision: Precision, device: torch.device) -> Resolved:
 
     Raises
     ------
-    TapecastError
-        For ``"fp16"`` on a CPU, or ``"bf16"`` on a GPU without bfloat16.
+    ConfigError
+        ``"TrainConfig.precision: ..."`` (a :class:`~tapecast.core.errors.TapecastError`) for
+        ``"fp16"`` on a CPU, or ``"bf16"`` on a GPU without bfloat16.
     """
     cuda = device.type == "cuda"
     if precision == "auto":
         fast = torch.cuda.is_bf16_supported() if cuda else bf16_is_fast()
         return "bf16" if fast else "fp32"
     if precision == "fp16" and not cuda:
-        raise TapecastError("train config field 'precision': 'fp16' needs a CUDA device (its "
-                            "gradient scaler is CUDA only); use 'bf16' or 'fp32' on a CPU")
+        raise ConfigError("TrainConfig", "precision", "'fp16' needs a CUDA device (its gradient "
+                          "scaler is CUDA only); use 'bf16' or 'fp32' on a CPU")
     if precision == "bf16" and cuda and not torch.cuda.is_bf16_supported():
-        raise TapecastError(f"train config field 'precision': {device} has no bfloat16; "
-                            f"use 'fp16' or 'fp32'")
+        raise ConfigError("TrainConfig", "precision",
+                          f"{device} has no bfloat16; use 'fp16' or 'fp32'")
     return precision
 
 
