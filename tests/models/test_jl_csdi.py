@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 
 from tapecast.cli import app
 from tapecast.core.errors import TapecastError
+from tapecast.diffusion.training import diffusion_loss
 from tapecast.features.channels import IMBALANCE_CHANNELS
 from tapecast.features.featureset import FeatureSet
-from tapecast.models.jl_csdi import JLCSDI, diffusion_loss
+from tapecast.models.jl_csdi import JLCSDI
 from tapecast.models.jl_csdi_config import JLCSDIConfig, NoiseName, jlcsdi_config
 from tapecast.models.jl_csdi_io import (
     NormalizedOrigins,
@@ -128,10 +129,10 @@ def test_diffusion_loss_when_no_target_observed_is_zero() -> None:
     model = JLCSDI(tiny_config())
     batch = {"context": torch.randn(3, 8, 8), "context_mask": torch.ones(3, 8, 8),
              "target": torch.randn(3, 8, 2), "target_mask": torch.zeros(3, 8, 2)}
-    loss = diffusion_loss(model.net, model.noise, 2, batch, torch.Generator().manual_seed(0))
+    loss = diffusion_loss(model.net, model.noise, batch, torch.Generator().manual_seed(0), draws=2)
     assert float(loss.detach()) == 0.0
     batch["target_mask"] = torch.ones(3, 8, 2)
-    loss = diffusion_loss(model.net, model.noise, 2, batch, torch.Generator().manual_seed(0))
+    loss = diffusion_loss(model.net, model.noise, batch, torch.Generator().manual_seed(0), draws=2)
     assert float(loss.detach()) > 0.0
 
 

@@ -17,7 +17,14 @@ from tapecast.diffusion.mgd import (
 from tapecast.diffusion.noise_gaussian import GaussianNoise
 from tapecast.diffusion.noise_jump_laplace import JumpLaplaceNoise
 from tapecast.diffusion.noise_ve import VENoise
-from tapecast.diffusion.protocols import NoiseKind, NoiseProcess, Sampler
+from tapecast.diffusion.protocols import (
+    ConditionalDenoiser,
+    Conditioning,
+    NoiseKind,
+    NoiseProcess,
+    Sampler,
+    Unconditional,
+)
 from tapecast.diffusion.registry import (
     get_noise,
     get_sampler,
@@ -27,6 +34,7 @@ from tapecast.diffusion.registry import (
     sampler_names,
     samplers_for,
 )
+from tapecast.diffusion.sampling import draw_samples, reverse_sample
 from tapecast.diffusion.schedules import SCHEDULES, alphas_cumprod, make_betas
 from tapecast.diffusion.scheduling_ddim import DDIMSampler
 from tapecast.diffusion.scheduling_ddpm import DDPMSampler
@@ -34,10 +42,13 @@ from tapecast.diffusion.scheduling_dpm_solver import DPMSolverPlusPlus
 from tapecast.diffusion.scheduling_jl_sde import JumpLaplaceSDESampler
 from tapecast.diffusion.scheduling_langevin import AnnealedLangevinSampler
 from tapecast.diffusion.scheduling_sde_mgd import sde_mgd
+from tapecast.diffusion.training import denoising_loss, diffusion_loss
 
 __all__ = [
     "SCHEDULES",
     "AnnealedLangevinSampler",
+    "ConditionalDenoiser",
+    "Conditioning",
     "DDIMSampler",
     "DDPMSampler",
     "DPMSolverPlusPlus",
@@ -50,8 +61,12 @@ __all__ = [
     "NoiseKind",
     "NoiseProcess",
     "Sampler",
+    "Unconditional",
     "VENoise",
     "alphas_cumprod",
+    "denoising_loss",
+    "diffusion_loss",
+    "draw_samples",
     "ensemble_moments",
     "get_noise",
     "get_sampler",
@@ -60,6 +75,7 @@ __all__ = [
     "noise_kinds",
     "register_noise",
     "register_sampler",
+    "reverse_sample",
     "sampler_names",
     "samplers_for",
     "sde_mgd",

@@ -8,7 +8,7 @@ imports them (so the package has no import cycle).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import torch
@@ -99,3 +99,37 @@ class Sampler(Protocol):
         *,
         generator: torch.Generator | None = ...,
     ) -> torch.Tensor: ...
+
+
+class Conditioning(Protocol):
+    """What a network computes once from a batch's condition (a context encoding, a cache).
+
+    ``expand(n)`` repeats each row ``n`` times, row-major (row ``b·n + s``), so one encoding
+    serves ``n`` noise draws or samples of each window without encoding it again.
+    """
+
+    def expand(self, n: int) -> Conditioning: ...
+
+
+class ConditionalDenoiser(Protocol):
+    """A network the core trains and samples: ``condition`` once per batch, then a call per
+    noise level. Networks never loop over steps (the reverse loop is
+    :func:`tapecast.diffusion.sampling.reverse_sample`)."""
+
+    def condition(self, batch: Mapping[str, torch.Tensor]) -> Conditioning:
+        """The conditioning of a batch's rows from its tensors (a model's own keys; the core
+        reads ``target`` and ``target_mask`` only)."""
+        ...
+
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor, cond: Conditioning, /
+                 ) -> torch.Tensor:
+        """The model output at ``x_t`` (B, ...) and network times ``t`` (B,), shape of ``x_t``."""
+        ...
+
+
+class Unconditional:
+    """The conditioning of a network that sees no condition (a score model of a state vector):
+    expanding it is a no-op."""
+
+    def expand(self, n: int) -> Unconditional:
+        return self

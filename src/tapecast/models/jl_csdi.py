@@ -49,13 +49,14 @@ from tapecast.core.forecast import Samples
 from tapecast.core.forecaster import check_n_samples
 from tapecast.core.io import atomic_path, atomic_write_text
 from tapecast.diffusion import (
-    GaussianNoise,
-    JumpLaplaceNoise,
     MomentGuided,
     MomentTargets,
     Sampler,
     get_sampler,
 )
+from tapecast.diffusion.protocols import ConditionalDenoiser
+from tapecast.diffusion.sampling import draw_samples
+from tapecast.diffusion.training import diffusion_loss
 from tapecast.features.channels import IMBALANCE_CHANNELS
 from tapecast.features.dataset import ForecastDataset
 from tapecast.features.normalize import OrderFlowNormalizer
@@ -78,45 +79,6 @@ from tapecast.train import fit as train_fit
 KIND, FORMAT_VERSION = "tapecast.jl-csdi", 1
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 NORMALIZATION_FILE, STATS_FILE = "normalization.json", "data_stats.json"
-Batch = dict[str, torch.Tensor]
-
-
-def diffusion_loss(net: CSDIDenoiser | CachedCSDIDenoiser,
-                   noise: GaussianNoise | JumpLaplaceNoise, draws: int, batch: Batch,
-                   generator: torch.Generator) -> torch.Tensor:
-    """Masked MSE between the denoiser's output and the noise process' regression target.
-
-    Each window's context is encoded once and shared by ``draws`` noise draws of its horizon.
-    Times come from ``noise.sample_timesteps``; ``noise.add_noise`` gives ``x_t`` and the target
-    (ε, or the scaled generalized score); the squared error is weighted by
-    ``noise.loss_weight(t)`` and averaged over the observed horizon entries.
-
-    Parameters
-    ----------
-    net : CSDIDenoiser or CachedCSDIDenoiser
-    noise : GaussianNoise or JumpLaplaceNoise
-    draws : int
-        Noise draws per window.
-    batch : dict of str -> Tensor
-        ``context``, ``context_mask`` (B, K, C); ``target``, ``target_mask`` (B, K, H).
-    generator : torch.Generator
-        Every random draw of the loss.
-
-    Returns
-    -------
-    Tensor
-        Scalar loss (0 when no horizon entry is observed).
-    """
-    cache: Any = net.encode_context(batch["context"], batch["context_mask"]).expand(draws)
-    x0 = batch["target"].repeat_interleave(draws, dim=0)  # (B·d, K, H), window-major
-    mask = batch["target_mask"].repeat_interleave(draws, dim=0)
-    t = noise.sample_timesteps(x0.shape[0], generator=generator, device=x0.device)
-    x_t, target = noise.add_noise(x0, t, generator=generator)
-    predicted = net(x_t, noise.model_time(t).to(x0.device), cache)  # (B·d, K, H)
-    weight = noise.loss_weight(t).to(x0.device)[:, None, None]
-    squared = weight * mask * (predicted.float() - target.float()) ** 2
-    loss: torch.Tensor = squared.sum() / mask.sum().clamp_min(1.0)
-    return loss
 
 
 class JLCSDI:
@@ -271,8 +233,9 @@ class JLCSDI:
         return self
 
     def _loss(self, net: nn.Module, batch: Any, generator: torch.Generator) -> torch.Tensor:
-        denoiser = cast(CSDIDenoiser | CachedCSDIDenoiser, net)
-        return diffusion_loss(denoiser, self.noise, self.config.noise_draws, batch, generator)
+        denoiser = cast(ConditionalDenoiser, net)
+        return diffusion_loss(denoiser, self.noise, batch, generator,
+                              draws=self.config.noise_draws)
 
     @staticmethod
     def _probe(data: OriginSource) -> ForecastBatch:
@@ -345,11 +308,11 @@ class JLCSDI:
             proc.set_targets(self._mgd_targets(context, mask, mgd_targets))
         self.net.eval()
         device = self.device
-        cache = self.net.encode_context(context.to(device),
-                                        mask.to(device)).expand(n_samples)  # rows b·S + s
-        b, k, h = batch.size, len(batch.channels), batch.horizon
-        x = self._reverse(proc, cache, (b * n_samples, k, h), seed, device)
-        z = x.view(b, n_samples, k, h).double().cpu().numpy()  # (B, S, K, H), model space
+        k, h = len(batch.channels), batch.horizon
+        x = draw_samples(self.net, proc, {"context": context.to(device),
+                                          "context_mask": mask.to(device)},
+                         n_samples, (k, h), seed=seed, device=device)  # rows b·S + s
+        z = x.double().cpu().numpy()  # (B, S, K, H), model space
         c = batch.context_length
         return Samples(self._to_raw(z, batch), batch.channels, batch.window_ids[:, c:],
                        batch.timestamps[:, c:], batch.instruments, batch.regimes)
@@ -402,20 +365,6 @@ class JLCSDI:
     def device(self) -> torch.device:
         """Where the denoiser's weights are; sampling runs there (``model.net.to("cuda")``)."""
         return next(self.net.parameters()).device
-
-    def _reverse(self, proc: Sampler, cache: Any, shape: tuple[int, int, int], seed: int,
-                 device: torch.device) -> torch.Tensor:
-        """The reverse loop: initial noise, then one network call and one step per time.
-
-        Draws come from a CPU generator (the same samples for a seed on every device) and are
-        moved to ``device`` by the noise processes.
-        """
-        generator = torch.Generator().manual_seed(seed)
-        x = proc.init_noise(shape, generator, device=device)  # (B·S, K, H)
-        for i, t in enumerate(proc.timesteps):
-            out = self.net(x, proc.model_time(t).to(device).expand(shape[0]), cache)
-            x = proc.step(out, i, x, generator=generator)
-        return x
 
     def _sampler(self, name: str, n_samples: int) -> Sampler:
         options: dict[str, Any] = {}
@@ -558,4 +507,4 @@ def _is_main() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-__all__ = ["JLCSDI", "JLCSDIConfig", "diffusion_loss", "jlcsdi_config"]
+__all__ = ["JLCSDI", "JLCSDIConfig", "jlcsdi_config"]

@@ -24,6 +24,7 @@ broadcast it over samples, then ``net(x_noisy_horizon, t, cache)`` at every reve
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -253,6 +254,11 @@ class CSDIDenoiser(nn.Module):
             skip_sum = skip_sum + skip
         out: Tensor = self.head(skip_sum)  # (B, K, L)
         return out
+
+    def condition(self, batch: Mapping[str, Tensor]) -> GridContext:
+        """The diffusion core's conditioning hook: :meth:`encode_context` of the batch's
+        ``context`` (B, K, C) and ``context_mask``."""
+        return self.encode_context(batch["context"], batch.get("context_mask"))
 
     def encode_context(self, context: Tensor, context_mask: Tensor | None = None,
                        timepoints: Tensor | None = None,

@@ -26,6 +26,7 @@ W channels, heads attention heads of width dh = W / heads.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import cast
 
@@ -205,6 +206,11 @@ class CachedCSDIDenoiser(nn.Module):
     def cached_blocks(self) -> list[CachedBlock]:
         """The residual blocks, typed."""
         return [cast(CachedBlock, block) for block in self.blocks]
+
+    def condition(self, batch: Mapping[str, Tensor]) -> ContextCache:
+        """The diffusion core's conditioning hook: :meth:`encode_context` of the batch's
+        ``context`` (B, K, C) and ``context_mask``."""
+        return self.encode_context(batch["context"], batch.get("context_mask"))
 
     def encode_context(self, context: Tensor, context_mask: Tensor | None = None,
                        timepoints: Tensor | None = None,
