@@ -42,6 +42,7 @@ from tapecast.diffusion.scheduling_dpm_solver import DPMSolverPlusPlus
 from tapecast.diffusion.scheduling_jl_sde import JumpLaplaceSDESampler
 from tapecast.diffusion.scheduling_langevin import AnnealedLangevinSampler
 from tapecast.diffusion.scheduling_sde_mgd import sde_mgd
+from tapecast.diffusion.scheduling_ve_sde import VESDESampler
 from tapecast.diffusion.training import denoising_loss, diffusion_loss
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "Sampler",
     "Unconditional",
     "VENoise",
+    "VESDESampler",
     "alphas_cumprod",
     "denoising_loss",
     "diffusion_loss",
