@@ -92,7 +92,13 @@ NAMES = [
     "ddpm-v",
     "ddim-v",
     "dpm-solver++-v",
+    "langevin",
+    "langevin-nodenoise",
+    "ve-sde",
+    "ve-ode",
 ]
+NOISE_OF = {"sde": "jump-laplace", "langevin": "ve", "ve-": "ve"}
+"""The noise kind of each NAMES entry, by prefix (gaussian otherwise)."""
 
 
 def _run(
@@ -119,16 +125,29 @@ def _run(
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("n_steps", [1, 7, 50])
-def test_sampler_when_set_timesteps_has_n_strictly_decreasing_times(
+def test_sampler_when_set_timesteps_has_non_increasing_times_ending_at_clean_data(
+    name: str, n_steps: int
+) -> None:
+    """At least n steps, never back up in time, and the last returns clean data. A sampler may
+    visit one level several times (annealed Langevin: steps are indexed, not timed)."""
+    sampler, _ = _build(name)
+    sampler.set_timesteps(n_steps)
+    times = sampler.timesteps
+    assert times.dim() == 1 and times.shape[0] >= n_steps
+    assert bool((times[1:] <= times[:-1]).all())
+    last = sampler.previous_time(times.shape[0] - 1)
+    assert float(last) <= 0.0  # the last step returns clean data (-1 or t = 0)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if not n.startswith("langevin")])
+@pytest.mark.parametrize("n_steps", [1, 7, 50])
+def test_sampler_when_one_visit_per_level_has_n_strictly_decreasing_times(
     name: str, n_steps: int
 ) -> None:
     sampler, _ = _build(name)
     sampler.set_timesteps(n_steps)
     times = sampler.timesteps
-    assert times.shape == (n_steps,)
-    assert bool((times[1:] < times[:-1]).all())
-    last = sampler.previous_time(n_steps - 1)
-    assert float(last) <= 0.0  # the last step returns clean data (-1 or t = 0)
+    assert times.shape == (n_steps,) and bool((times[1:] < times[:-1]).all())
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -184,7 +203,7 @@ def test_sampler_when_inspected_holds_no_nn_module(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_sampler_when_noise_kind_asked_names_its_noise(name: str) -> None:
     sampler, _ = _build(name)
-    expected = "jump-laplace" if name.startswith("sde") else "gaussian"
+    expected = next((k for p, k in NOISE_OF.items() if name.startswith(p)), "gaussian")
     assert sampler.noise_kind == expected == sampler.noise.kind
 
 
@@ -412,7 +431,6 @@ def _recovered_v(sampler: Sampler, mu: float, s: float, n_steps: int) -> tuple[f
 # rather than through NAMES, whose timestep and noise-kind checks assume distinct times and
 # Gaussian or Jump-Laplace noise.
 
-VE_NAMES = ["langevin", "langevin-nodenoise", "ve-sde", "ve-ode"]
 LANGEVIN_STEPS_PER_LEVEL = 5
 
 
@@ -447,19 +465,6 @@ def test_langevin_when_set_timesteps_visits_each_level_in_non_increasing_order(
     assert bool((times[1:] <= times[:-1]).all())
     assert times.unique().numel() == n_levels
     assert float(sampler.previous_time(times.numel() - 1)) <= 0.0
-
-
-@pytest.mark.parametrize("name", VE_NAMES)
-def test_ve_sampler_when_run_through_the_shared_contract_passes(name: str) -> None:
-    test_sampler_when_same_seed_is_deterministic_and_other_seed_differs(name)
-    for dtype in (torch.float32, torch.float64):
-        test_sampler_when_stepping_keeps_shape_dtype_and_stays_finite(name, dtype)
-    test_sampler_when_inspected_holds_no_nn_module(name)
-    sampler, _ = _build(name)
-    assert sampler.noise_kind == "ve" == sampler.noise.kind
-    if name.startswith("ve-"):  # distinct times: the shared timestep check applies as it is
-        for n_steps in (1, 7, 50):
-            test_sampler_when_set_timesteps_has_n_strictly_decreasing_times(name, n_steps)
 
 
 def test_registry_when_package_imported_offers_langevin_for_ve_noise() -> None:
