@@ -92,7 +92,8 @@ def test_config_when_esc1_has_the_card_settings() -> None:
 @pytest.mark.parametrize("changes, field", [
     ({"noise": "uniform"}, "noise"), ({"sampler": "sde"}, "sampler"),
     ({"mgd_strength": 0.0}, "mgd_strength"), ({"sample_steps": {"euler": 3}}, "sample_steps"),
-    ({"noise_draws": 0}, "noise_draws")])
+    ({"noise_draws": 0}, "noise_draws"), ({"zero_terminal_snr": True}, "zero_terminal_snr"),
+    ({"gaussian_prediction": "x0"}, "gaussian_prediction")])
 def test_config_when_value_invalid_raises_naming_the_field(changes: dict[str, Any],
                                                           field: str) -> None:
     with pytest.raises(TapecastError, match=field):
@@ -303,6 +304,17 @@ def test_make_batch_when_counts_are_bad_raises_one_line(
         counts: dict[str, Any], message: str, fitted: dict[str, JLCSDI]) -> None:
     with pytest.raises(TapecastError, match=message):
         fitted["gaussian"].make_batch(np.zeros((8, 8)), extras=counts)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm-solver++"])
+def test_fit_when_v_prediction_at_zero_terminal_snr_samples_finite_forecasts(
+        sampler: str, features: FeatureSet) -> None:
+    config = tiny_config("gaussian", steps=2, gaussian_prediction="v", zero_terminal_snr=True)
+    model = JLCSDI(config).fit(features.dataset("train"), progress=False)
+    assert model.noise.prediction == "v" and float(model.noise.alpha_bar(49)) == 0.0
+    batch = features.dataset("test").batch(slice(0, 2))
+    samples = model.sample(batch, 4, sampler=sampler, steps=3, seed=0)
+    assert samples.values.shape == (2, 4, 8, 2) and np.isfinite(samples.values).all()
 
 
 def test_device_when_built_is_the_cpu(fitted: dict[str, JLCSDI]) -> None:

@@ -259,8 +259,9 @@ class JLCSDI:
         if not (run / "last").exists() or not meta_path.exists():
             return
         stored = read_json(meta_path, "config.json").get("config", {})
-        mine = self.config.to_dict()
-        changed = sorted(k for k in mine if k not in ("train", "name") and stored.get(k) != mine[k])
+        mine, defaults = self.config.to_dict(), JLCSDIConfig().to_dict()
+        changed = sorted(k for k in mine if k not in ("train", "name")
+                         and stored.get(k, defaults.get(k)) != mine[k])
         if changed:
             raise TapecastError(f"{run}: holds a run of another model (different "
                                 f"{', '.join(changed)}); train it with the same config, or "

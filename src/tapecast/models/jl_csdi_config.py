@@ -79,6 +79,12 @@ class JLCSDIConfig(ConfigBase):
         generalized-score regression).
     schedule : {"linear", "quad", "cosine", "tanh6-1"}
         Beta schedule of the Gaussian noise.
+    gaussian_prediction : {"epsilon", "v"}
+        What the network predicts under Gaussian noise: ε (Ho et al. 2020) or
+        v = √ᾱ ε − √(1−ᾱ) x0 (Salimans & Ho 2022), which stays well conditioned where ᾱ → 0.
+    zero_terminal_snr : bool
+        Rescale the Gaussian schedule to ᾱ = 0 at its last step (Lin et al. 2024); needs
+        ``gaussian_prediction="v"``.
     train_timesteps : int
         Training diffusion steps N (Gaussian: the schedule's length; Jump-Laplace: the time
         grid ``T k / N``).
@@ -123,6 +129,8 @@ class JLCSDIConfig(ConfigBase):
     denoiser: DenoiserConfig = field(default_factory=lambda: denoiser_config("small"))
     noise: NoiseName = "jump-laplace"
     schedule: str = "tanh6-1"
+    gaussian_prediction: Literal["epsilon", "v"] = "epsilon"
+    zero_terminal_snr: bool = False
     train_timesteps: int = 800
     jl_t_max: float = 6.0
     jl_laplace_scale: float = 1.0
@@ -158,6 +166,9 @@ class JLCSDIConfig(ConfigBase):
             self.fail("sampler", f"must be a sampler for {self.noise} noise "
                                  f"({', '.join(samplers_for(self.noise))}), got {self.sampler!r}")
         self.check_range("mgd_context_windows", low=3, high=self.denoiser.context)
+        if self.zero_terminal_snr and self.gaussian_prediction != "v":
+            self.fail("zero_terminal_snr", "needs gaussian_prediction='v' (at zero terminal SNR "
+                                           "the noise is not predictable), got 'epsilon'")
 
     # derived values --------------------------------------------------------------------------
     @property
@@ -187,7 +198,9 @@ class JLCSDIConfig(ConfigBase):
     def make_noise(self) -> GaussianNoise | JumpLaplaceNoise:
         """The forward noise process this config names."""
         if self.noise == "gaussian":
-            return GaussianNoise.from_schedule(self.schedule, self.train_timesteps)
+            return GaussianNoise.from_schedule(self.schedule, self.train_timesteps,
+                                               prediction=self.gaussian_prediction,
+                                               zero_terminal_snr=self.zero_terminal_snr)
         return JumpLaplaceNoise(laplace_scale=self.jl_laplace_scale, ou_rate=self.jl_ou_rate,
                                 t_max=self.jl_t_max, num_train_timesteps=self.train_timesteps)
 
