@@ -125,7 +125,8 @@ def forecast(
     split: Annotated[str, typer.Option(help="Split to forecast: val or test.")] = "test",
     n_samples: Annotated[int, typer.Option(help="Monte Carlo samples per origin.")] = 32,
     sampler: Annotated[str | None, typer.Option(
-        help="ddpm or ddim (Gaussian noise), sde or sde-mgd (Jump-Laplace noise); default: "
+        help="ddpm, ddim or dpm-solver++ (Gaussian noise), sde or sde-mgd (Jump-Laplace noise); "
+        "default: "
         "the model's.", show_default=False)] = None,
     steps: Annotated[int | None, typer.Option(
         help="Reverse steps (default: the model's for the sampler).", show_default=False)] = None,
