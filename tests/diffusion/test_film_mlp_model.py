@@ -6,10 +6,13 @@ The FiLM-MLP of :mod:`tests.diffusion.film_mlp` learns a conditional 1-D law
 ddim and DPM-Solver++ through :func:`tapecast.diffusion.draw_samples`. A model that ignored its
 condition would put every conditional mean at 0.
 
-On the cosine schedule (ᾱ at the last step 2e-7) ε-prediction is ill-conditioned for the
-deterministic samplers: their first step divides the predicted noise's error by sqrt(ᾱ), so
-ddim and DPM-Solver++ with ε miss the conditional law (the over-dispersion of few-step ``ddim``
-in ``docs/jl-csdi.md``), while v-prediction recovers it with every sampler. The test pins both.
+On the cosine schedule the last training step has ᾱ = 2e-7 (its β clipped at 0.999). The
+deterministic samplers' usual "trailing" grid starts there, and their first step divides an
+ε-network's error by sqrt(ᾱ): with ε-prediction ddim and DPM-Solver++ start one step lower
+("leading" spacing), while v-prediction (x̂₀ = sqrt(ᾱ) x − sqrt(1 − ᾱ) v̂, bounded) samples from
+the very last step with every sampler. Both settings recover the law; the trailing ε run does
+not, and the test pins that too (the same effect as few-step ``ddim`` on SPY in
+``docs/jl-csdi.md``).
 """
 
 from __future__ import annotations
@@ -47,10 +50,10 @@ def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     return net, noise
 
 
-def _conditional_moments(net: FiLMMLP, noise: GaussianNoise, name: str
+def _conditional_moments(net: FiLMMLP, noise: GaussianNoise, name: str, **options: str
                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Sample mean and std of 400 draws at c_0 = -1.5, 0, 1.5, and the true means."""
-    sampler = get_sampler(name, noise)
+    sampler = get_sampler(name, noise, **options)
     sampler.set_timesteps(STEPS[name])
     context = torch.zeros(3, 4)
     context[:, 0] = torch.tensor([-1.5, 0.0, 1.5])
@@ -64,13 +67,21 @@ def _conditional_moments(net: FiLMMLP, noise: GaussianNoise, name: str
 def test_film_mlp_when_trained_samples_the_conditional_law(
         name: str, trained: tuple[FiLMMLP, GaussianNoise]) -> None:
     net, noise = trained
+    deterministic_eps = noise.prediction == "epsilon" and name != "ddpm"
+    options = {"spacing": "leading"} if deterministic_eps else {}
+    mean, std, expected = _conditional_moments(net, noise, name, **options)
+    torch.testing.assert_close(mean, expected, atol=0.1, rtol=0.0)
+    assert bool(((std > 0.8 * NOISE_STD) & (std < 1.25 * NOISE_STD)).all()), std
+
+
+@pytest.mark.parametrize("name", ["ddim", "dpm-solver++"])
+def test_film_mlp_when_eps_model_starts_at_the_clipped_last_step_misses_the_law(
+        name: str, trained: tuple[FiLMMLP, GaussianNoise]) -> None:
+    net, noise = trained
+    if noise.prediction != "epsilon":
+        pytest.skip("v-prediction is well conditioned there (the test above)")
     mean, std, expected = _conditional_moments(net, noise, name)
-    if noise.prediction == "epsilon" and name != "ddpm":  # ill-conditioned: see the docstring
-        assert bool((mean[1:] > mean[:-1]).all())  # still conditional, but off the law
-        assert float((mean - expected).abs().max()) > 0.15
-        return
-    torch.testing.assert_close(mean, expected, atol=0.15, rtol=0.0)
-    assert bool(((std > 0.5 * NOISE_STD) & (std < 1.6 * NOISE_STD)).all()), std
+    assert float((mean - expected).abs().max()) > 0.15 or float(std.max()) > 1.5 * NOISE_STD
 
 
 def test_film_mlp_when_file_is_read_is_a_short_model() -> None:

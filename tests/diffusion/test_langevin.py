@@ -79,7 +79,7 @@ def test_langevin_step_when_seeded_is_alg1_line6_and_last_step_is_tweedie() -> N
 
 
 def test_langevin_when_exact_score_recovers_gaussian_data() -> None:
-    """NCSN's relative step ``ε/σ_L² = 0.5``, 20 levels from σ = 10 to 0.01, 100 steps each."""
+    """Relative step ``ε/σ_L² = 0.5`` (NCSN: 0.2); 20 levels, σ = 10 to 0.01, 100 steps each."""
     sampler = AnnealedLangevinSampler(VENoise(0.01, 10.0), steps_per_level=100, epsilon=5e-5)
     out = _run(sampler, mu=1.0, s=0.5, n_levels=20)
     assert float(out.mean()) == pytest.approx(1.0, abs=0.02)

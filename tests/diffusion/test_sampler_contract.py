@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -21,7 +22,10 @@ from tapecast.diffusion import (
     JumpLaplaceSDESampler,
     MomentGuided,
     MomentTargets,
+    RowConditioning,
     Sampler,
+    Unconditional,
+    draw_samples,
     get_noise,
     get_sampler,
     noise_kinds,
@@ -135,8 +139,10 @@ def test_sampler_when_set_timesteps_has_non_increasing_times_ending_at_clean_dat
     times = sampler.timesteps
     assert times.dim() == 1 and times.shape[0] >= n_steps
     assert bool((times[1:] <= times[:-1]).all())
-    last = sampler.previous_time(times.shape[0] - 1)
-    assert float(last) <= 0.0  # the last step returns clean data (-1 or t = 0)
+    last = float(sampler.previous_time(times.shape[0] - 1))
+    # the last step returns clean data: step -1 (Gaussian, VE with a final denoising or
+    # noise-free step) or t = 0 (Jump-Laplace); langevin without denoising stops at σ_min (t = 0)
+    assert last == (0.0 if name.startswith("sde") or name == "langevin-nodenoise" else -1.0)
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if not n.startswith("langevin")])
@@ -427,9 +433,7 @@ def _recovered_v(sampler: Sampler, mu: float, s: float, n_steps: int) -> tuple[f
 
 
 # -- variance-exploding noise and annealed Langevin dynamics -----------------------------------
-# Langevin visits each level T times (timesteps repeat), so it runs the shared battery below
-# rather than through NAMES, whose timestep and noise-kind checks assume distinct times and
-# Gaussian or Jump-Laplace noise.
+# Langevin visits each level T times (timesteps repeat); it is in NAMES like every sampler.
 
 LANGEVIN_STEPS_PER_LEVEL = 5
 
@@ -501,3 +505,52 @@ def test_ve_sde_when_exact_score_recovers_gaussian_data(
     out = _run(sampler, _exact_ve, (20_000, 1), seed=0, n_steps=n_steps, dtype=torch.float64)
     assert float(out.mean()) == pytest.approx(mean, abs=0.025)
     assert float(out.std()) == pytest.approx(std, rel=std_tol)
+
+
+# -- the reverse loop and the registry's edges -------------------------------------------------
+
+
+class _Float64Net(nn.Module):
+    """An unconditional float64 network: x -> 0.5 x (so samples stay finite)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.tensor(0.5, dtype=torch.float64))
+
+    def condition(self, batch: object) -> Unconditional:
+        return Unconditional()
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: object) -> torch.Tensor:
+        return self.scale * x
+
+
+def test_draw_samples_when_the_net_is_float64_samples_in_float64() -> None:
+    sampler = get_sampler("ddim", _gaussian_noise())
+    sampler.set_timesteps(4)
+    x = draw_samples(_Float64Net(), sampler, {"note": "not a tensor"}, 3, (2,), seed=0, rows=2)
+    assert x.shape == (2, 3, 2) and x.dtype == torch.float64 and bool(torch.isfinite(x).all())
+
+
+def test_row_conditioning_when_expanded_repeats_each_row() -> None:
+    cond = RowConditioning(torch.tensor([[1.0], [2.0]])).expand(3)
+    assert cond.value[:, 0].tolist() == [1.0, 1.0, 1.0, 2.0, 2.0, 2.0]
+
+
+def test_get_sampler_when_a_constructor_raises_type_error_it_is_not_called_an_option() -> None:
+    @register_sampler("broken-test", noise_kind="gaussian")
+    def broken(noise: object) -> Sampler:
+        raise TypeError("inside the constructor")
+
+    try:
+        with pytest.raises(TypeError, match="inside the constructor"):
+            get_sampler("broken-test", _gaussian_noise())
+        with pytest.raises(TapecastError, match="sampler 'broken-test'"):
+            get_sampler("broken-test", _gaussian_noise(), speed=2)
+    finally:
+        registry._SAMPLERS.pop("broken-test")
+
+
+def test_set_timesteps_when_given_a_numpy_integer_accepts_it() -> None:
+    sampler = DDIMSampler(_gaussian_noise())
+    sampler.set_timesteps(np.int64(5))
+    assert sampler.timesteps.shape == (5,)

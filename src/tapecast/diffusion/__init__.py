@@ -22,6 +22,7 @@ from tapecast.diffusion.protocols import (
     Conditioning,
     NoiseKind,
     NoiseProcess,
+    RowConditioning,
     Sampler,
     Unconditional,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "MomentTrajectory",
     "NoiseKind",
     "NoiseProcess",
+    "RowConditioning",
     "Sampler",
     "Unconditional",
     "VENoise",

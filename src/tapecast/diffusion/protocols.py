@@ -127,6 +127,18 @@ class ConditionalDenoiser(Protocol):
         ...
 
 
+class RowConditioning:
+    """A conditioning held as one tensor with a row per batch row, ``(B, ...)``: ``expand(n)``
+    repeats each row ``n`` times (row ``b·n + s``). A bare tensor is not a Conditioning: its
+    own ``expand`` broadcasts instead of repeating rows."""
+
+    def __init__(self, value: torch.Tensor) -> None:
+        self.value = value
+
+    def expand(self, n: int) -> RowConditioning:
+        return RowConditioning(self.value.repeat_interleave(n, dim=0))  # (B·n, ...)
+
+
 class Unconditional:
     """The conditioning of a network that sees no condition (a score model of a state vector):
     expanding it is a no-op."""

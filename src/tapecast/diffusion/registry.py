@@ -25,6 +25,8 @@ sampler or noise (they import it), so the package has no import cycle.
 
 from __future__ import annotations
 
+import inspect
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -48,12 +50,23 @@ _SAMPLERS: dict[str, SamplerEntry] = {}
 _NOISES: dict[NoiseKind, Callable[..., Any]] = {}
 
 
+def is_count(value: object) -> bool:
+    """Whether ``value`` is an integer (Python or numpy, not a bool): a number of steps."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _same(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
+    """One class or factory, also across ``importlib.reload`` of its module."""
+    return a is b or (getattr(a, "__module__", None), getattr(a, "__qualname__", None)) == (
+        getattr(b, "__module__", None), getattr(b, "__qualname__", None))
+
+
 def register_sampler(name: str, *, noise_kind: NoiseKind) -> Callable[[T], T]:
     """Decorator: make a sampler class (or a factory ``(noise, **options) -> Sampler``)
     available to :func:`get_sampler` as ``name``, for noise processes of ``noise_kind``."""
     def decorate(build: T) -> T:
         known = _SAMPLERS.get(name)
-        if known is not None and known.build is not build:
+        if known is not None and not _same(known.build, build):
             raise TapecastError(f"a sampler named '{name}' is already registered")
         _SAMPLERS[name] = SamplerEntry(name, noise_kind, build)
         return build
@@ -64,7 +77,7 @@ def register_noise(kind: NoiseKind) -> Callable[[T], T]:
     """Decorator: make a noise-process class available to :func:`get_noise` as ``kind``."""
     def decorate(build: T) -> T:
         known = _NOISES.get(kind)
-        if known is not None and known is not build:
+        if known is not None and not _same(known, build):
             raise TapecastError(f"a noise process of kind '{kind}' is already registered")
         _NOISES[kind] = build
         return build
@@ -95,10 +108,8 @@ def get_noise(kind: str, **options: Any) -> NoiseProcess:
     """A registered noise process of ``kind`` built with ``options`` (its constructor's)."""
     if kind not in _NOISES:
         raise TapecastError(f"unknown noise {kind!r}; expected one of {_quoted(noise_kinds())}")
-    try:
-        noise: NoiseProcess = _NOISES[kind](**options)
-    except TypeError as exc:  # an option this noise does not take
-        raise TapecastError(f"noise '{kind}': {exc}") from None
+    _check_options(f"noise '{kind}'", _NOISES[kind], (), options)
+    noise: NoiseProcess = _NOISES[kind](**options)
     return noise
 
 
@@ -130,12 +141,25 @@ def get_sampler(name: str, noise: NoiseProcess, **options: Any) -> Sampler:
             f"sampler '{name}' needs a {entry.noise_kind}-noise model; this model uses {kind} "
             f"noise; use {_quoted(samplers_for(str(kind)))}"
         )
-    try:
-        sampler: Sampler = entry.build(noise, **options)
-    except TypeError as exc:  # an option this sampler does not take
-        raise TapecastError(f"sampler '{name}': {exc}") from None
+    _check_options(f"sampler '{name}'", entry.build, (noise,), options)
+    sampler: Sampler = entry.build(noise, **options)
     return sampler
 
 
+def _check_options(what: str, build: Callable[..., Any], args: tuple[Any, ...],
+                   options: dict[str, Any]) -> None:
+    """A TapecastError when ``build`` does not take these options (checked against its
+    signature, so a TypeError raised inside a constructor is not mistaken for one)."""
+    try:
+        signature = inspect.signature(build)
+    except (TypeError, ValueError):  # no signature to check: the call itself will tell
+        return
+    try:
+        signature.bind(*args, **options)
+    except TypeError as exc:
+        raise TapecastError(f"{what}: {exc}") from None
+
+
 __all__ = ["NoiseKind", "NoiseProcess", "Sampler", "SamplerEntry", "get_noise", "get_sampler",
-           "noise_kinds", "register_noise", "register_sampler", "sampler_names", "samplers_for"]
+           "is_count", "noise_kinds", "register_noise", "register_sampler", "sampler_names",
+           "samplers_for"]

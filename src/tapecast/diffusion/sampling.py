@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
+from torch import nn
 
 from tapecast.core.errors import TapecastError
 from tapecast.diffusion.protocols import ConditionalDenoiser, Conditioning, Sampler
@@ -23,8 +24,13 @@ from tapecast.diffusion.protocols import ConditionalDenoiser, Conditioning, Samp
 
 def reverse_sample(net: ConditionalDenoiser, sampler: Sampler, cond: Conditioning,
                    shape: Sequence[int], *, generator: torch.Generator,
-                   device: torch.device | str | None = None) -> torch.Tensor:
+                   device: torch.device | str | None = None,
+                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Run ``sampler`` from its initial noise to data with ``net`` at every step.
+
+    Autograd records the loop unless the caller disables it (:func:`draw_samples` runs under
+    ``torch.no_grad``); the network's time input is the sampler's ``model_time`` (float32: a
+    float64 network casts it).
 
     Parameters
     ----------
@@ -39,13 +45,15 @@ def reverse_sample(net: ConditionalDenoiser, sampler: Sampler, cond: Conditionin
         Every draw (initial noise, step noise).
     device : torch.device or str, optional
         Where the samples live (the network's device).
+    dtype : torch.dtype
+        Of the samples (the network's parameters' dtype).
 
     Returns
     -------
     Tensor
-        The samples, ``shape``, float32, on ``device``.
+        The samples, ``shape``, ``dtype``, on ``device``.
     """
-    x = sampler.init_noise(shape, generator, device=device)  # (rows, *event)
+    x = sampler.init_noise(shape, generator, dtype=dtype, device=device)  # (rows, *event)
     for i, t in enumerate(sampler.timesteps):
         out = net(x, sampler.model_time(t).to(x.device).expand(shape[0]), cond)
         x = sampler.step(out, i, x, generator=generator)
@@ -60,19 +68,29 @@ def draw_samples(net: ConditionalDenoiser, sampler: Sampler,
                  ) -> torch.Tensor:
     """``n_samples`` draws per row of ``batch``, shape ``(B, n_samples, *event_shape)``.
 
-    ``batch`` holds what the network's ``condition`` reads (its tensors on ``device``); ``B``
-    is their shared first dimension, or ``rows`` for a network that reads no tensor.
+    ``batch`` holds what the network's ``condition`` reads; ``B`` is its tensors' shared first
+    dimension, or ``rows`` for a network that reads no tensor. The samples live on ``device``
+    (default: the network's parameters', else the batch's, else the CPU) in the dtype of the
+    network's parameters (float32 for a network without any).
     """
     cond = net.condition(batch)
     rows = rows if rows is not None else _rows(batch)
+    param = next(iter(net.parameters()), None) if isinstance(net, nn.Module) else None
+    tensors = [v for v in batch.values() if isinstance(v, torch.Tensor)]
+    if device is None:
+        device = param.device if param is not None else (
+            tensors[0].device if tensors else None)
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
     x = reverse_sample(net, sampler, cond.expand(n_samples), (rows * n_samples, *event_shape),
-                       generator=torch.Generator().manual_seed(seed), device=device)
+                       generator=torch.Generator().manual_seed(seed), device=device,
+                       dtype=dtype)
     return x.reshape(rows, n_samples, *event_shape)
 
 
 def _rows(batch: Mapping[str, torch.Tensor]) -> int:
     """The rows of a batch (the first dimension its tensors share)."""
-    sizes = {int(v.shape[0]) for v in batch.values() if v.dim() > 0}
+    sizes = {int(v.shape[0]) for v in batch.values()
+             if isinstance(v, torch.Tensor) and v.dim() > 0}
     if len(sizes) != 1:
         raise TapecastError(f"batch tensors must share one first dimension (pass rows= for an "
                             f"unconditional network), got {sorted(sizes)}")

@@ -28,7 +28,7 @@ import torch
 
 from tapecast.core.errors import TapecastError
 from tapecast.diffusion.noise_gaussian import GaussianNoise, draw_normal
-from tapecast.diffusion.registry import register_sampler
+from tapecast.diffusion.registry import is_count, register_sampler
 
 if TYPE_CHECKING:
     from tapecast.diffusion.protocols import NoiseKind
@@ -50,7 +50,7 @@ def respaced_timesteps(
     torch.Tensor
         int64, shape ``(n_steps,)``.
     """
-    if not isinstance(n_steps, int) or not 1 <= n_steps <= num_train_timesteps:
+    if not is_count(n_steps) or not 1 <= n_steps <= num_train_timesteps:
         raise TapecastError(
             f"number of sampling steps must be in 1..{num_train_timesteps}, got {n_steps!r}"
         )

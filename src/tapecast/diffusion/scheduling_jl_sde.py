@@ -32,7 +32,7 @@ import torch
 
 from tapecast.core.errors import TapecastError
 from tapecast.diffusion.noise_jump_laplace import JumpLaplaceNoise
-from tapecast.diffusion.registry import register_sampler
+from tapecast.diffusion.registry import is_count, register_sampler
 
 if TYPE_CHECKING:
     from tapecast.diffusion.protocols import NoiseKind
@@ -83,7 +83,7 @@ class JumpLaplaceSDESampler:
 
     def set_timesteps(self, n_steps: int) -> None:
         """Uniform grid ``t_i = T i / n``, ``i = n .. 1`` (float64, decreasing); ``Δ = T/n``."""
-        if not isinstance(n_steps, int) or n_steps < 1:
+        if not is_count(n_steps) or n_steps < 1:
             raise TapecastError(f"number of sampling steps must be >= 1, got {n_steps!r}")
         self.dt = self.noise.t_max / n_steps
         self.timesteps = torch.arange(n_steps, 0, -1, dtype=torch.float64) * self.dt

@@ -34,7 +34,7 @@ import torch
 from tapecast.core.errors import TapecastError
 from tapecast.diffusion.noise_gaussian import draw_normal
 from tapecast.diffusion.noise_ve import VENoise
-from tapecast.diffusion.registry import register_sampler
+from tapecast.diffusion.registry import is_count, register_sampler
 
 if TYPE_CHECKING:
     from tapecast.diffusion.protocols import NoiseKind
@@ -69,7 +69,7 @@ class AnnealedLangevinSampler:
             raise TapecastError(
                 f"annealed Langevin needs VENoise, got {type(noise).__name__}"
             )
-        if not isinstance(steps_per_level, int) or steps_per_level < 1:
+        if not is_count(steps_per_level) or steps_per_level < 1:
             raise TapecastError(f"steps_per_level must be an int >= 1, got {steps_per_level!r}")
         if not epsilon > 0:
             raise TapecastError(f"Langevin epsilon must be > 0, got {epsilon}")
@@ -82,7 +82,7 @@ class AnnealedLangevinSampler:
 
     def set_timesteps(self, n_steps: int) -> None:
         """Use ``n_steps`` noise levels ``L`` (``timesteps`` then has ``L T (+ 1)`` entries)."""
-        if not isinstance(n_steps, int) or n_steps < 1:
+        if not is_count(n_steps) or n_steps < 1:
             raise TapecastError(f"number of noise levels must be >= 1, got {n_steps!r}")
         levels = torch.linspace(1.0, 0.0, n_steps, dtype=torch.float64)
         self.levels = levels if n_steps > 1 else torch.zeros(1, dtype=torch.float64)

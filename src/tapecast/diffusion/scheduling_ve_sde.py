@@ -25,7 +25,7 @@ import torch
 from tapecast.core.errors import TapecastError
 from tapecast.diffusion.noise_gaussian import draw_normal
 from tapecast.diffusion.noise_ve import VENoise
-from tapecast.diffusion.registry import register_sampler
+from tapecast.diffusion.registry import is_count, register_sampler
 
 if TYPE_CHECKING:
     from tapecast.diffusion.protocols import NoiseKind
@@ -56,7 +56,7 @@ class VESDESampler:
 
     def set_timesteps(self, n_steps: int) -> None:
         """``n`` evenly spaced times from 1 to 0 (one step: ``t = 1`` to clean data)."""
-        if not isinstance(n_steps, int) or n_steps < 1:
+        if not is_count(n_steps) or n_steps < 1:
             raise TapecastError(f"number of sampling steps must be >= 1, got {n_steps!r}")
         self.timesteps = torch.linspace(1.0, 0.0, n_steps, dtype=torch.float64)
 

@@ -55,9 +55,14 @@ def diffusion_loss(net: ConditionalDenoiser, noise: NoiseProcess, batch: Batch,
     x_t, target = noise.add_noise(x0, t, generator=generator)
     predicted = net(x_t, noise.model_time(t).to(x0.device), cond)  # (B·d, ...)
     weight = noise.loss_weight(t).to(x0.device).reshape(-1, *([1] * (x0.dim() - 1)))
-    squared = weight * mask * (predicted.float() - target.float()) ** 2
+    squared = weight * mask * (_at_least_fp32(predicted) - _at_least_fp32(target)) ** 2
     loss: torch.Tensor = squared.sum() / mask.sum().clamp_min(1.0)
     return loss
+
+
+def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision outputs (autocast) upcast to float32; float32 and float64 kept."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def denoising_loss(noise: NoiseProcess, *, draws: int = 1
