@@ -15,12 +15,11 @@ from tapecast.core.config import ConfigError
 from tapecast.core.errors import TapecastError
 from tapecast.data import read
 from tapecast.data.schemas import BARS, QUOTE_BARS
-from tapecast.features.price import (
+from tapecast.features.price import PriceGridConfig, price_grid
+from tapecast.features.price_windows import (
     PriceArrays,
-    PriceGridConfig,
     context_features,
     gather_windows,
-    price_grid,
     price_windows,
 )
 

@@ -9,7 +9,8 @@ import pytest
 from tapecast.core.errors import TapecastError
 from tapecast.data.schemas import BARS, QUOTE_BARS
 from tapecast.data.tables import Tables
-from tapecast.features.price import PriceGridConfig, price_grid, price_windows
+from tapecast.features.price import PriceGridConfig, price_grid
+from tapecast.features.price_windows import price_windows
 from tapecast.sim import SyntheticMarketConfig, generate_market
 from tapecast.sim.bars import market_bars
 
