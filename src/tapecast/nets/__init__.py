@@ -19,6 +19,8 @@ from torch import Tensor, nn
 from tapecast.nets.config import DENOISER_CONFIGS, DenoiserConfig, denoiser_config
 from tapecast.nets.csdi import CSDIDenoiser, GridContext
 from tapecast.nets.csdi_cached import CachedCSDIDenoiser, ContextCache
+from tapecast.nets.film import FiLMConditioning, PriceDenoiser
+from tapecast.nets.film_config import PriceDenoiserConfig
 
 
 class Denoiser(Protocol):
@@ -53,7 +55,10 @@ __all__ = [
     "ContextCache",
     "Denoiser",
     "DenoiserConfig",
+    "FiLMConditioning",
     "GridContext",
+    "PriceDenoiser",
+    "PriceDenoiserConfig",
     "build_denoiser",
     "count_parameters",
     "denoiser_config",
