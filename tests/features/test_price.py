@@ -213,8 +213,12 @@ def test_price_windows_mark_gap_session_edges_and_targets() -> None:
     assert invalid["session_start"] == config.warmup_s
     assert invalid["session_end"] == config.horizon_s
     # the 90-second hole: staleness 61..90 at seconds 1861..1890 spoils the origins whose context
-    # or horizon holds one of those rows
-    assert invalid["stale"] == (1_890 + config.context_s - 1) - (1_861 - config.horizon_s) + 1
+    # holds one of those rows (a stale horizon is not known at the origin and is kept)
+    assert invalid["stale"] == (1_890 + config.context_s - 1) - 1_861 + 1
+    first_stale = int(grid["staleness_s"].to_numpy().argmax()) - 29  # row of staleness 61
+    horizon_only = every.filter((pl.col("row") >= first_stale - config.horizon_s)
+                                & (pl.col("row") < first_stale))
+    assert horizon_only["valid"].all()
     valid = every.filter(pl.col("valid"))
     price = grid["price"].to_numpy()
     rows = valid["row"].to_numpy()
@@ -307,3 +311,14 @@ def test_lean_second_bars_causal_when_later_bars_change() -> None:
     grid2, _ = price_grid(bars.filter(pl.col("ts") < cut), quotes.filter(pl.col("ts") < cut))
     known = pl.col("ts") <= cut
     assert_frame_equal(grid.filter(known), grid2.filter(known))
+
+
+def test_price_arrays_when_rows_leave_the_grid_raises_instead_of_wrapping() -> None:
+    bars, quotes = synthetic_bars(days=1)
+    config = PriceGridConfig()
+    grid, _ = price_grid(bars, quotes, config)
+    arrays = PriceArrays.from_grid(grid, config)
+    with pytest.raises(TapecastError, match="origin rows must lie in"):
+        arrays.context(np.array([config.context_s - 2]))  # would wrap to the grid's end
+    with pytest.raises(TapecastError, match="origin rows must lie in"):
+        arrays.target(np.array([grid.height - 1]))

@@ -82,3 +82,11 @@ def test_streaming_when_mid_asked_and_session_has_no_quote_bars_raises() -> None
     with pytest.raises(TapecastError, match="price='mid': X 2024-01-08 has trade bars but no "
                                             "quote bars"):
         grid.finish()
+
+
+def test_streaming_when_a_late_bar_belongs_to_a_closed_session_raises() -> None:
+    grid = StreamingPriceGrid(PriceGridConfig(), "X")
+    grid.update_bar(OPEN_NS, 100.0, 10.0)
+    assert len(grid.advance(OPEN_NS + 24 * 3600 * NS)) == 23_400  # the session closed
+    with pytest.raises(TapecastError, match="a session already closed"):
+        grid.update_quote_bar(OPEN_NS + 23_399 * NS, 99.0, 1.0, 101.0, 1.0)

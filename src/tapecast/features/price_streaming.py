@@ -127,6 +127,7 @@ class StreamingPriceGrid:
         self._last_ts = {"bars": -(2**62), "quote_bars": -(2**62)}
         self._session: _Session | None = None
         self._next = 0  # next row to emit
+        self._closed_until = -(2**62)  # close of the last session finished (no bar may reopen it)
         self._trade: tuple[float, float] | None = None  # the pending row's bar: close, volume
         self._quote: tuple[float, float, float, float] | None = None
         self._state = _State(config.realized_spans[-1])
@@ -172,6 +173,7 @@ class StreamingPriceGrid:
             raise TapecastError(
                 f"price='mid': {self.instrument} {session.day} has trade bars but no quote bars; "
                 f"give its quote bars or use price='auto'")
+        self._closed_until = max(self._closed_until, session.close)
         self._session = None
         self._state = _State(self.config.realized_spans[-1])
         return out
@@ -188,6 +190,8 @@ class StreamingPriceGrid:
             return [], None
         out: list[GridRow] = []
         if session != self._session:
+            if session.open < self._closed_until:
+                self._fail(table, ts_ns, "a bar for a session already closed (late or unsorted)")
             out += self.finish()
             self._session, self._next = session, 0
         row = -((session.open - ts_ns) // NS)  # first row stamped at or after ts + 1 s

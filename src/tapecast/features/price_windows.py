@@ -4,7 +4,8 @@ targets, and their context arrays gathered on demand.
 An origin is a grid row t; its context is rows ``t - C + 1 .. t`` (C = ``context_s``), its target
 r = log(P_{t+H} / P_t) (H = ``horizon_s``). It is valid when the context and horizon lie inside
 one session, every 1-s return the context's features need and every return of the horizon
-exists (a price and one price source throughout), and no row is staler than ``max_gap_s``.
+exists (a price and one price source throughout), and no context row is staler than
+``max_gap_s`` (the horizon's staleness is not known at t and is not checked).
 """
 
 from __future__ import annotations
@@ -63,8 +64,12 @@ def _window_reasons(grid: pl.DataFrame, config: PriceGridConfig
     a = np.where(inside, rows - config.warmup_s + 1, 0)
     b = np.where(inside, rows + h + 1, 0)
     no_price = inside & (missing[b] - missing[a] > 0)
+    # staleness is judged on the context only: at t a forecaster cannot know whether the next
+    # H seconds will be stale, and a stale horizon still has a forward-filled target (a real
+    # zero return on the price lattice)
     a = np.where(inside, rows - c + 1, 0)
-    too_stale = inside & ~no_price & (stale_sums[b] - stale_sums[a] > 0)
+    b_context = np.where(inside, rows + 1, 0)
+    too_stale = inside & ~no_price & (stale_sums[b_context] - stale_sums[a] > 0)
     reason[too_stale] = REASONS.index("stale")
     reason[no_price] = REASONS.index("no_price")
     reason[position + h > length - 1] = REASONS.index("session_end")
@@ -196,15 +201,25 @@ class PriceArrays:
         features = np.stack(columns, axis=1) if columns else np.zeros((grid.height, 0))
         return cls(features, grid["price"].fill_null(np.nan).to_numpy(), config)
 
+    def _rows(self, rows: NDArray[np.int64], ahead: int) -> NDArray[np.int64]:
+        """``rows`` as int64, checked to leave C - 1 rows before and ``ahead`` after them."""
+        out = np.asarray(rows, dtype=np.int64)
+        low, high = self.config.context_s - 1, self.price.shape[0] - 1 - ahead
+        if out.size and (int(out.min()) < low or int(out.max()) > high):
+            raise TapecastError(f"origin rows must lie in {low}..{high} of the grid (use "
+                                f"price_windows' valid rows), got {int(out.min())}.."
+                                f"{int(out.max())}")
+        return out
+
     def context(self, rows: NDArray[np.int64]) -> NDArray[np.float64]:
         """Context of the origins at grid ``rows``: float64 ``(B, K, C)``, oldest first."""
         offsets = np.arange(-self.config.context_s + 1, 1)  # (C,)
-        block = self.features[np.asarray(rows)[:, None] + offsets]  # (B, C, K)
+        block = self.features[self._rows(rows, 0)[:, None] + offsets]  # (B, C, K)
         return np.ascontiguousarray(block.transpose(0, 2, 1))  # (B, K, C)
 
     def target(self, rows: NDArray[np.int64]) -> NDArray[np.float64]:
         """The path log(P_{t+h} / P_t), h = 1..H: float64 ``(B, H)``; the last column is r."""
-        rows = np.asarray(rows)
+        rows = self._rows(rows, self.config.horizon_s)
         ahead = rows[:, None] + np.arange(1, self.config.horizon_s + 1)  # (B, H)
         path: NDArray[np.float64] = np.log(self.price[ahead] / self.price[rows][:, None])
         return path  # (B, H)

@@ -163,20 +163,21 @@ class PriceDenoiser(nn.Module):
         context : Tensor, float (B, K, C)
             Normalized context channels, oldest second first; finite where observed.
         context_mask : Tensor, bool or float (B, K, C), optional
-            True (or > 0) where observed; all observed by default. Masked entries are replaced
-            by 0 (never read, so they may be NaN) and the mask is a second set of K channels.
+            True (or > 0) where observed; by default wherever the context is finite. Masked
+            entries are replaced by 0 (never read, so they may be NaN) and the mask is a second
+            set of K channels.
         """
         cfg, dtype = self.config, self.inp.weight.dtype
         if context.dim() != 3 or tuple(context.shape[1:]) != (cfg.n_features, cfg.context):
             raise TapecastError(f"context must be (B, {cfg.n_features}, {cfg.context}) "
                                 f"(B, K, C), got {tuple(context.shape)}")
         context = context.to(dtype)
-        if context_mask is None:
-            observed = torch.ones_like(context)
+        if context_mask is None:  # NaN (a quote-less day's spread) is unobserved, not read
+            keep = torch.isfinite(context)
         else:
             keep = context_mask if context_mask.dtype == torch.bool else context_mask > 0
-            context = torch.where(keep, context, torch.zeros((), dtype=dtype))
-            observed = keep.to(dtype)
+        context = torch.where(keep, context, torch.zeros((), dtype=dtype))
+        observed = keep.to(dtype)
         out: Tensor = self.encoder(torch.cat([context, observed], dim=1))  # (B, 2K, C) -> (B, d)
         return out
 
