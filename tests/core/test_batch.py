@@ -92,3 +92,25 @@ def test_from_context_when_input_is_bad_raises_one_line(kwargs: dict[str, object
     with pytest.raises(TapecastError, match=message):
         ForecastBatch.from_context(CHANNELS, args.pop("context"), args.pop("horizon"),  # type: ignore[arg-type]
                                    **args)  # type: ignore[arg-type]
+
+
+def test_batch_when_target_channels_are_its_own_keeps_them_through_select_and_concat() -> None:
+    import dataclasses
+
+    base = _batch()
+    batch = dataclasses.replace(base, target=base.target[:, :1], target_channels=("r_30s",))
+    assert batch.target_names == ("r_30s",) and not batch.forecasts_its_context
+    assert _batch().target_names == CHANNELS and _batch().forecasts_its_context
+    part = batch.select(np.array([0, 2]))
+    assert part.target_names == ("r_30s",) and part.target.shape == (2, 1, H)
+    assert ForecastBatch.concat([part, part]).target_names == ("r_30s",)
+    with pytest.raises(TapecastError, match="1 target channel names"):
+        dataclasses.replace(base, target_channels=("r_30s",))  # target still has 2 channels
+    with pytest.raises(TapecastError, match="differ in channels"):
+        ForecastBatch.concat([part, _batch()])
+
+
+def test_from_context_when_target_channels_given_sizes_the_unknown_target_by_them() -> None:
+    batch = ForecastBatch.from_context(CHANNELS, np.ones((3, 2, C)), 1,
+                                       target_channels=["r_30s"])
+    assert batch.target.shape == (3, 1, 1) and batch.target_names == ("r_30s",)

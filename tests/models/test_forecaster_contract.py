@@ -226,3 +226,19 @@ def test_sample_when_n_samples_is_not_a_positive_integer_raises(
         name: str, bad: object, fitted: dict[str, Any], test_batch: ForecastBatch) -> None:
     with pytest.raises(TapecastError, match="n_samples must be a positive integer"):
         fitted[name].sample(test_batch, bad)
+
+
+@pytest.mark.parametrize("name", FORECASTERS)
+def test_forecaster_when_batch_targets_other_channels_raises_naming_them(
+        name: str, make: Make, fitted: dict[str, Any], train: ForecastBatch,
+        test_batch: ForecastBatch) -> None:
+    """The order-flow forecasters and baselines model the context's own channels; a batch that
+    forecasts another channel (the price family's) is refused in one line, not mis-read."""
+    other = dataclasses.replace(test_batch, target=test_batch.target[:, :1],
+                                target_channels=("r_30s",))
+    with pytest.raises(TapecastError, match=r"forecasts the context's own channels"):
+        fitted[name].sample(other, 4)
+    other_train = dataclasses.replace(train, target=train.target[:, :1],
+                                      target_channels=("r_30s",))
+    with pytest.raises(TapecastError, match=r"r_30s"):
+        make(name).fit(other_train, seed=0)

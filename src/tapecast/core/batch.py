@@ -4,11 +4,13 @@ Forecasters (models and baselines alike) get a :class:`ForecastBatch` and return
 :class:`tapecast.core.forecast.Samples` in the same raw units; models that work in normalized
 space normalize inside (the normalizer travels with the model). Axis conventions::
 
-    context : (B, K, C)   the C windows (or bars) before each origin
-    target  : (B, K, H)   the H windows being forecast (realized values; NaN when unknown)
+    context : (B, K, C)    the C windows (or bars) before each origin
+    target  : (B, K_t, H)  the H steps being forecast (realized values; NaN when unknown)
 
-with ``B`` origins, ``K`` channels, ``C`` context length and ``H`` horizon. Per-position
-metadata (window ids, time stamps) runs over context then horizon, ``(B, C + H)``.
+with ``B`` origins, ``K`` context channels, ``C`` context length and ``H`` horizon. The target's
+channels are the context's (``K_t = K``: order flow forecasts its own windows) unless the batch
+names its own ``target_channels`` (the price family reads K features and forecasts one return).
+Per-position metadata (window ids, time stamps) runs over context then horizon, ``(B, C + H)``.
 
 A feature family adds what only it needs as *extras*, arrays keyed by name with the origins on
 their first axis. An extra whose second axis has length ``C + H`` is *positional*: its columns
@@ -41,7 +43,7 @@ class ForecastBatch:
         Channel names in axis order.
     context : ndarray, float64, shape (B, K, C)
         Raw channel values of the C context positions (NaN where undefined).
-    target : ndarray, float64, shape (B, K, H)
+    target : ndarray, float64, shape (B, K_t, H)
         Realized raw values of the H horizon positions (NaN where undefined or unknown).
     window_ids : ndarray, int64, shape (B, C + H)
         Ids of the positions over context then horizon (the ``window`` column of the
@@ -54,6 +56,8 @@ class ForecastBatch:
     extras : mapping of str to ndarray, optional
         Family-specific arrays with B rows; positional when their second axis is ``C + H``
         (see the module docstring). Read with :meth:`extra`.
+    target_channels : tuple of str, length K_t, optional
+        The target's channel names when they are not the context's (None: ``channels``).
     """
 
     channels: tuple[str, ...]
@@ -64,6 +68,7 @@ class ForecastBatch:
     instruments: NDArray[np.str_]
     regimes: NDArray[np.str_]
     extras: Mapping[str, NDArray[Any]] = field(default_factory=dict)
+    target_channels: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.context.ndim != 3 or self.target.ndim != 3:
@@ -71,9 +76,11 @@ class ForecastBatch:
                                 f"got {self.context.shape} and {self.target.shape}")
         b, k, c = self.context.shape
         h = self.target.shape[2]
-        if self.target.shape[:2] != (b, k) or len(self.channels) != k:
+        k_target = k if self.target_channels is None else len(self.target_channels)
+        if self.target.shape[:2] != (b, k_target) or len(self.channels) != k:
             raise TapecastError(f"inconsistent batch: context {self.context.shape}, target "
-                                f"{self.target.shape}, {len(self.channels)} channel names")
+                                f"{self.target.shape}, {len(self.channels)} channel names, "
+                                f"{k_target} target channel names")
         for name in ("window_ids", "timestamps"):
             if getattr(self, name).shape != (b, c + h):
                 raise TapecastError(f"{name} must have shape ({b}, {c + h}), "
@@ -91,6 +98,17 @@ class ForecastBatch:
 
     # ------------------------------------------------------------------------------------------
     # sizes
+
+    @property
+    def target_names(self) -> tuple[str, ...]:
+        """The target's channel names, K_t (the context's unless ``target_channels`` is set)."""
+        return self.channels if self.target_channels is None else self.target_channels
+
+    @property
+    def forecasts_its_context(self) -> bool:
+        """Whether the target's channels are the context's (what the order-flow forecasters
+        and the baselines of :mod:`tapecast.models.baselines` model)."""
+        return self.target_names == self.channels
 
     @property
     def size(self) -> int:
@@ -134,7 +152,8 @@ class ForecastBatch:
         return ForecastBatch(self.channels, self.context[index], self.target[index],
                              self.window_ids[index], self.timestamps[index],
                              self.instruments[index], self.regimes[index],
-                             {k: v[index] for k, v in self.extras.items()})
+                             {k: v[index] for k, v in self.extras.items()},
+                             self.target_channels)
 
     def batch(self, index: Index) -> ForecastBatch:
         """Same as :meth:`select`: a batch is its own :class:`OriginSource`."""
@@ -147,8 +166,10 @@ class ForecastBatch:
             raise TapecastError("cannot concatenate an empty list of batches")
         first = batches[0]
         for other in batches[1:]:
-            if (other.channels, other.context_length, other.horizon, set(other.extras)) != (
-                    first.channels, first.context_length, first.horizon, set(first.extras)):
+            if (other.channels, other.target_names, other.context_length, other.horizon,
+                    set(other.extras)) != (first.channels, first.target_names,
+                                           first.context_length, first.horizon,
+                                           set(first.extras)):
                 raise TapecastError("batches to concatenate differ in channels, lengths or "
                                     "extras")
 
@@ -157,7 +178,8 @@ class ForecastBatch:
 
         return cls(first.channels, cat("context"), cat("target"), cat("window_ids"),
                    cat("timestamps"), cat("instruments"), cat("regimes"),
-                   {k: np.concatenate([b.extras[k] for b in batches]) for k in first.extras})
+                   {k: np.concatenate([b.extras[k] for b in batches]) for k in first.extras},
+                   first.target_channels)
 
     # ------------------------------------------------------------------------------------------
     # building a batch from what a user holds
@@ -166,7 +188,9 @@ class ForecastBatch:
     def from_context(cls, channels: tuple[str, ...] | list[str], context: ArrayLike,
                      horizon: int, *, timestamps: ArrayLike | None = None,
                      instruments: ArrayLike | str | None = None,
-                     extras: Mapping[str, ArrayLike] | None = None) -> ForecastBatch:
+                     extras: Mapping[str, ArrayLike] | None = None,
+                     target_channels: tuple[str, ...] | list[str] | None = None
+                     ) -> ForecastBatch:
         """A batch to forecast from raw context alone (the last C windows or bars a user holds).
 
         Parameters
@@ -183,6 +207,8 @@ class ForecastBatch:
             Family extras. A positional extra may be given over the context only, shape
             ``(B, C, ...)`` (or ``(C, ...)`` for one origin): its horizon is unknown and is filled
             with NaN (floats) or 0 (integers).
+        target_channels : sequence of str, optional
+            The target's channels when they are not the context's.
 
         Returns
         -------
@@ -222,8 +248,10 @@ class ForecastBatch:
         out_extras = {name: _pad_horizon(_per_origin(np.asarray(v), single, None, name), c,
                                          horizon)
                       for name, v in (extras or {}).items()}
-        return cls(names, x, np.full((b, k, horizon), np.nan), ids, ts,
-                   np.asarray(inst).astype(str), np.full(b, "", dtype=str), out_extras)
+        targets = None if target_channels is None else tuple(str(c) for c in target_channels)
+        k_target = k if targets is None else len(targets)
+        return cls(names, x, np.full((b, k_target, horizon), np.nan), ids, ts,
+                   np.asarray(inst).astype(str), np.full(b, "", dtype=str), out_extras, targets)
 
 
 @runtime_checkable

@@ -20,6 +20,7 @@ constants so that moving a goalpost is a visible diff.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,8 +95,7 @@ def shuffle_pairs(batch: ForecastBatch, rng: np.random.Generator) -> ForecastBat
 
     extras = {k: move_horizon(v) if batch.is_positional(k) else v
               for k, v in batch.extras.items()}
-    return ForecastBatch(batch.channels, batch.context, batch.target[perm], batch.window_ids,
-                         batch.timestamps, batch.instruments, batch.regimes, extras)
+    return dataclasses.replace(batch, target=batch.target[perm], extras=extras)
 
 
 # running ----------------------------------------------------------------------------------------

@@ -91,8 +91,10 @@ class TrainingWindows:
         """Distinct windows and within-horizon transitions of a (possibly overlapping) batch.
 
         Only ids are expanded per origin and position; values are gathered for the kept
-        windows alone, so memory stays near the size of the batch itself.
+        windows alone, so memory stays near the size of the batch itself. The batch must
+        forecast its context's own channels (a window is one row of every channel).
         """
+        _require_own_channels(batch, "TrainingWindows")
         b, length, c = batch.size, batch.context_length + batch.horizon, batch.context_length
         names, code = np.unique(np.asarray(batch.instruments).astype(str), return_inverse=True)
         inst = np.repeat(code.reshape(-1), length)  # (B*(C+H),) instrument code per position
@@ -121,6 +123,13 @@ class TrainingWindows:
     def complete_pairs(self) -> NDArray[np.float64]:
         """Transitions whose both windows are finite in every channel, shape (M', 2, K)."""
         return self.pairs[np.isfinite(self.pairs).all(axis=(1, 2))]
+
+
+def _require_own_channels(batch: ForecastBatch, who: str) -> None:
+    """A TapecastError unless the batch forecasts its context's own channels."""
+    if not batch.forecasts_its_context:
+        raise TapecastError(f"{who} forecasts the context's own channels; this batch forecasts "
+                            f"{list(batch.target_names)} from {list(batch.channels)}")
 
 
 def _gather(batch: ForecastBatch, flat: NDArray[np.intp]) -> NDArray[np.float64]:
@@ -304,6 +313,7 @@ class Baseline(ABC, Generic[ConfigT]):
         """
         if self._channels is None or self._stats is None:
             raise TapecastError(f"baseline '{self.name}' must be fitted before sampling")
+        _require_own_channels(batch, f"baseline '{self.name}'")
         if tuple(batch.channels) != self._channels:
             raise TapecastError(f"baseline '{self.name}' was fitted on channels "
                                 f"{list(self._channels)}, the batch has {list(batch.channels)}")

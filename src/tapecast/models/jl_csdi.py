@@ -244,6 +244,10 @@ class JLCSDI:
 
     def _check_origins(self, data: OriginSource, split: str) -> None:
         probe = self._probe(data)
+        if not probe.forecasts_its_context:
+            raise TapecastError(f"the {split} origins forecast {list(probe.target_names)} from "
+                                f"{list(probe.channels)}; JL-CSDI forecasts the context's own "
+                                "channels")
         c, h = self.config.context, self.config.horizon
         if (probe.context_length, probe.horizon) != (c, h):
             raise TapecastError(f"the {split} origins have {probe.context_length} context and "
@@ -408,6 +412,10 @@ class JLCSDI:
             raise TapecastError(f"the batch has {batch.context_length} context and "
                                 f"{batch.horizon} horizon windows; this model reads "
                                 f"{self.config.context} and forecasts {self.config.horizon}")
+        if not batch.forecasts_its_context:
+            raise TapecastError(f"JL-CSDI forecasts the context's own channels; this batch "
+                                f"forecasts {list(batch.target_names)} from "
+                                f"{list(batch.channels)}")
         if tuple(batch.channels) != tuple(normalizer.channels):
             raise TapecastError(f"the JL-CSDI model was fitted on channels "
                                 f"{list(normalizer.channels)}, the batch has "
