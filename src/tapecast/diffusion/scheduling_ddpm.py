@@ -20,7 +20,6 @@ Legend: ``alpha_bar_t`` = ᾱ_t, ``alpha_t`` = α'_t = ᾱ_t/ᾱ_prev, ``beta_t`
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -29,6 +28,7 @@ import torch
 from tapecast.core.errors import TapecastError
 from tapecast.diffusion.noise_gaussian import GaussianNoise, draw_normal
 from tapecast.diffusion.registry import is_count, register_sampler
+from tapecast.diffusion.sampler_base import GridSampler
 
 if TYPE_CHECKING:
     from tapecast.diffusion.protocols import NoiseKind
@@ -66,7 +66,7 @@ def respaced_timesteps(
     return steps
 
 
-class RespacedGaussianSampler:
+class RespacedGaussianSampler(GridSampler[GaussianNoise]):
     """Shared bookkeeping of the Gaussian samplers: the respaced grid and previous steps."""
 
     noise_kind: NoiseKind = "gaussian"
@@ -86,11 +86,7 @@ class RespacedGaussianSampler:
 
     def time_at(self, index: int) -> int:
         """The training step of reverse step ``index`` (a TapecastError outside the grid)."""
-        n = int(self.timesteps.numel())
-        if not 0 <= index < n:
-            raise TapecastError(f"reverse step {index} is outside the sampler's {n} timesteps"
-                                + ("; call set_timesteps first" if n == 0 else ""))
-        return int(self.timesteps[index])
+        return int(self.grid_time(index))
 
     def previous_time(self, index: int) -> torch.Tensor:
         """The step of the sample ``step`` returns at step ``index`` (``-1``: clean data).
@@ -98,21 +94,6 @@ class RespacedGaussianSampler:
         self.time_at(index)
         last = index + 1 >= self.timesteps.numel()
         return torch.tensor(-1 if last else int(self.timesteps[index + 1]), dtype=torch.long)
-
-    def model_time(self, t: torch.Tensor | int) -> torch.Tensor:
-        """The network's time input for ``t`` (float32 scalar; expand it to the batch)."""
-        return self.noise.model_time(t)
-
-    def init_noise(
-        self,
-        shape: Sequence[int],
-        generator: torch.Generator | None = None,
-        *,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | str | None = None,
-    ) -> torch.Tensor:
-        """``x_T ~ N(0, I)`` of ``shape``."""
-        return self.noise.init_noise(shape, generator, dtype=dtype, device=device)
 
     def _coefficients(self, index: int) -> tuple[float, float]:
         """``(ᾱ_t, ᾱ_prev)`` of reverse step ``index`` as floats."""

@@ -25,7 +25,6 @@ Legend: ``ou_rate`` = θ, ``jump_rate`` = λ, ``stochasticity`` = γ, ``dt`` = �
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 import torch
@@ -33,6 +32,7 @@ import torch
 from tapecast.core.errors import TapecastError
 from tapecast.diffusion.noise_jump_laplace import JumpLaplaceNoise
 from tapecast.diffusion.registry import is_count, register_sampler
+from tapecast.diffusion.sampler_base import GridSampler
 
 if TYPE_CHECKING:
     from tapecast.diffusion.protocols import NoiseKind
@@ -42,7 +42,7 @@ FinalStep = Literal["ode", "sde"]
 
 
 @register_sampler("sde", noise_kind="jump-laplace")
-class JumpLaplaceSDESampler:
+class JumpLaplaceSDESampler(GridSampler[JumpLaplaceNoise]):
     """Reverse Jump-Laplace SDE on a uniform time grid (no nn.Module; the caller runs the network).
 
     Parameters
@@ -91,30 +91,12 @@ class JumpLaplaceSDESampler:
     def time_at(self, index: int) -> float:
         """The time of reverse step ``index`` (a TapecastError outside the grid)."""
         self._check_ready()
-        n = int(self.timesteps.numel())
-        if not 0 <= index < n:
-            raise TapecastError(f"reverse step {index} is outside the sampler's {n} timesteps")
-        return float(self.timesteps[index])
+        return float(self.grid_time(index))
 
     def previous_time(self, index: int) -> torch.Tensor:
         """The time of the sample ``step`` returns at step ``index``: ``max(t - Δ, 0)``. float64
         scalar."""
         return torch.tensor(max(self.time_at(index) - self.dt, 0.0), dtype=torch.float64)
-
-    def model_time(self, t: torch.Tensor | float) -> torch.Tensor:
-        """The network's time input for ``t`` (float32 scalar; expand it to the batch)."""
-        return self.noise.model_time(t)
-
-    def init_noise(
-        self,
-        shape: Sequence[int],
-        generator: torch.Generator | None = None,
-        *,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | str | None = None,
-    ) -> torch.Tensor:
-        """Draws of the stationary law Laplace_d(b), shape ``shape``."""
-        return self.noise.init_noise(shape, generator, dtype=dtype, device=device)
 
     def _check_ready(self) -> None:
         if self.dt <= 0:

@@ -26,7 +26,6 @@ Legend: ``levels`` = t of σ_1 … σ_L, ``steps_per_level`` = T, ``epsilon`` = 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -35,13 +34,14 @@ from tapecast.core.errors import TapecastError
 from tapecast.diffusion.noise_gaussian import draw_normal
 from tapecast.diffusion.noise_ve import VENoise
 from tapecast.diffusion.registry import is_count, register_sampler
+from tapecast.diffusion.sampler_base import GridSampler
 
 if TYPE_CHECKING:
     from tapecast.diffusion.protocols import NoiseKind
 
 
 @register_sampler("langevin", noise_kind="ve")
-class AnnealedLangevinSampler:
+class AnnealedLangevinSampler(GridSampler[VENoise]):
     """Annealed Langevin dynamics over the VE noise levels (no nn.Module; the caller loops).
 
     Parameters
@@ -96,33 +96,13 @@ class AnnealedLangevinSampler:
 
     def time_at(self, index: int) -> float:
         """The time of reverse step ``index`` (a TapecastError outside the grid)."""
-        n = int(self.timesteps.numel())
-        if not 0 <= index < n:
-            raise TapecastError(f"reverse step {index} is outside the sampler's {n} timesteps"
-                                + ("; call set_timesteps first" if n == 0 else ""))
-        return float(self.timesteps[index])
+        return float(self.grid_time(index))
 
     def previous_time(self, index: int) -> torch.Tensor:
         """Time of the sample ``step`` returns: the level's ``t`` (``-1``: denoised, clean).
         float64 scalar."""
         t = self.time_at(index)
         return torch.tensor(-1.0 if self._is_denoising(index) else t, dtype=torch.float64)
-
-    def model_time(self, t: torch.Tensor | float) -> torch.Tensor:
-        """The network's time input for ``t`` (float32 scalar; expand it to the batch)."""
-        return self.noise.model_time(t)
-
-    def init_noise(
-        self,
-        shape: Sequence[int],
-        generator: torch.Generator | None = None,
-        *,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | str | None = None,
-    ) -> torch.Tensor:
-        """Draws of the prior ``N(0, σ_max² I)`` (NCSN starts from a uniform law; any broad
-        start works, the first level forgets it)."""
-        return self.noise.init_noise(shape, generator, dtype=dtype, device=device)
 
     def step_size(self, index: int) -> float:
         """``α_i = ε σ_i² / σ_L²`` at reverse step ``index`` (Alg. 1, line 3)."""

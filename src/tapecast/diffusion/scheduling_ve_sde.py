@@ -17,7 +17,6 @@ Legend: ``sigma`` = σ(t_i), ``sigma_next`` = σ(t_{i+1}), ``stochasticity`` = �
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -26,13 +25,14 @@ from tapecast.core.errors import TapecastError
 from tapecast.diffusion.noise_gaussian import draw_normal
 from tapecast.diffusion.noise_ve import VENoise
 from tapecast.diffusion.registry import is_count, register_sampler
+from tapecast.diffusion.sampler_base import GridSampler
 
 if TYPE_CHECKING:
     from tapecast.diffusion.protocols import NoiseKind
 
 
 @register_sampler("ve-sde", noise_kind="ve")
-class VESDESampler:
+class VESDESampler(GridSampler[VENoise]):
     """Reverse VE SDE (γ = 1) or probability-flow ODE (γ = 0) on ``n`` times from 1 to 0.
 
     Parameters
@@ -62,11 +62,7 @@ class VESDESampler:
 
     def time_at(self, index: int) -> float:
         """The time of reverse step ``index`` (a TapecastError outside the grid)."""
-        n = int(self.timesteps.numel())
-        if not 0 <= index < n:
-            raise TapecastError(f"reverse step {index} is outside the sampler's {n} timesteps"
-                                + ("; call set_timesteps first" if n == 0 else ""))
-        return float(self.timesteps[index])
+        return float(self.grid_time(index))
 
     def previous_time(self, index: int) -> torch.Tensor:
         """The next grid time, or ``-1`` (clean, σ = 0) after the last step. float64 scalar."""
@@ -74,21 +70,6 @@ class VESDESampler:
         last = index + 1 >= self.timesteps.numel()
         return torch.tensor(-1.0 if last else float(self.timesteps[index + 1]),
                             dtype=torch.float64)
-
-    def model_time(self, t: torch.Tensor | float) -> torch.Tensor:
-        """The network's time input for ``t`` (float32 scalar; expand it to the batch)."""
-        return self.noise.model_time(t)
-
-    def init_noise(
-        self,
-        shape: Sequence[int],
-        generator: torch.Generator | None = None,
-        *,
-        dtype: torch.dtype = torch.float32,
-        device: torch.device | str | None = None,
-    ) -> torch.Tensor:
-        """Draws of the prior ``N(0, σ_max² I)``."""
-        return self.noise.init_noise(shape, generator, dtype=dtype, device=device)
 
     def step(
         self,
