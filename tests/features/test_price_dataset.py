@@ -54,3 +54,12 @@ def test_price_dataset_when_given_to_an_order_flow_baseline_is_refused(built) ->
         get_baseline("climatology").fit(batch)
     with pytest.raises(TapecastError, match="target must be 'return' or 'path'"):
         PriceDataset(grid, windows, config, target="level")  # type: ignore[arg-type]
+
+
+def test_price_dataset_batches_carry_the_origin_price_and_its_lattice_step(built) -> None:
+    grid, windows, config = built
+    batch = PriceDataset(grid, windows, config).batch(np.arange(50))
+    rows = windows["row"].to_numpy()[:50]
+    np.testing.assert_array_equal(batch.extra("origin_price"), grid["price"].to_numpy()[rows])
+    step = np.where(batch.extra("price_source") == "mid", config.tick_size / 2, config.tick_size)
+    np.testing.assert_array_equal(batch.extra("lattice_step"), step)

@@ -93,6 +93,10 @@ class PriceGridConfig(ConfigBase):
         Seconds ahead of the target (H).
     realized_spans : tuple of int
         Spans (seconds, increasing) of the realized-variance features.
+    tick_size : float
+        The instrument's minimum price increment (US equities above $1: one cent). Trade
+        prices move in ticks, quote mids in half-ticks: the lattice of
+        :mod:`tapecast.features.price_lattice`.
     """
 
     session: PriceSession = "us-equity-rth"
@@ -102,6 +106,7 @@ class PriceGridConfig(ConfigBase):
     context_s: int = 120
     horizon_s: int = 30
     realized_spans: tuple[int, ...] = (10, 30, 60, 120)
+    tick_size: float = 0.01
 
     def validate(self) -> None:
         """Context in {60, 120, 300}, positive horizon and spans, spans increasing."""
@@ -114,6 +119,7 @@ class PriceGridConfig(ConfigBase):
             self.check_range(f"realized_spans[{k}]", low=1, value=span)
         if any(b <= a for a, b in zip(self.realized_spans, self.realized_spans[1:], strict=False)):
             self.fail("realized_spans", f"must increase, got {self.realized_spans}")
+        self.check_range("tick_size", low=0.0, low_inclusive=False)
         try:
             session_zone(self.session, self.time_zone)
         except TapecastError as exc:

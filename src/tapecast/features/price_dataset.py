@@ -13,7 +13,10 @@ NaN where undefined); the target is ``log_return`` = log(P(t+H) / P(t)) with hor
 30-second step), or with ``target="path"`` the cumulative returns ``log(P(t+h) / P(t))``,
 h = 1..H, as horizon H. The batch names its ``target_channels``: a price model forecasts a return
 from K features, not its context channels. Positions are grid rows: the C context rows, then the
-row the return ends at (or the H path rows); ``price_source`` (mid or trade) is a per-origin extra.
+row the return ends at (or the H path rows). Per-origin extras: ``price_source`` (mid or trade),
+``origin_price`` P_t and ``lattice_step`` δ (half a tick for a mid, a tick for a trade price;
+:mod:`tapecast.features.price_lattice`), which a forecaster needs to put its samples on the
+lattice.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from numpy.typing import NDArray
 from tapecast.core.batch import ForecastBatch
 from tapecast.core.errors import TapecastError
 from tapecast.features.price import PriceGridConfig
+from tapecast.features.price_lattice import lattice_step
 from tapecast.features.price_windows import PriceArrays, context_features
 
 Target = Literal["return", "path"]
@@ -79,7 +83,8 @@ class PriceDataset:
         ForecastBatch
             context (B, K, C), target (B, 1, H) under ``target_channels = ("log_return",)``,
             window ids = grid rows (B, C + H), their time stamps, instruments, regimes ``""``,
-            extra ``price_source`` (B,).
+            extras ``price_source`` (B,) str, ``origin_price`` (B,) P_t and ``lattice_step``
+            (B,) δ, float64.
         """
         sel = np.atleast_1d(np.arange(len(self))[index])  # (B,)
         rows = self.rows[sel]
@@ -94,5 +99,8 @@ class PriceDataset:
         return ForecastBatch(self.channels, context, target[:, None, :], positions,
                              self.timestamps[positions], self.instruments[sel],
                              np.full(sel.size, "", dtype=str),
-                             {"price_source": self.price_source[sel]},
+                             {"price_source": self.price_source[sel],
+                              "origin_price": self.arrays.price[rows],
+                              "lattice_step": lattice_step(self.price_source[sel],
+                                                           self.config.tick_size)},
                              target_channels=(TARGET_CHANNEL,))
