@@ -67,8 +67,11 @@ def test_sample_when_fitted_gives_returns_on_the_price_lattice(
         test_batch.extra("lattice_step")[:, None]
     np.testing.assert_allclose(k, np.rint(k), atol=1e-3)  # whole half-ticks (float32 values)
     assert (out.values == 0).mean() > 0.02  # an atom at an unchanged price
-    continuous = fitted.sample(test_batch, 64, seed=1, lattice=False)
-    assert (continuous.values == 0).mean() == 0
+    continuous = fitted.sample(test_batch, 64, seed=1, lattice=False).values[:, :, 0, 0]
+    moved = continuous != 0  # the atom at zero stays; the moved part is off the lattice
+    k_moved = (np.expm1(continuous.astype(np.float64)) * price /
+               test_batch.extra("lattice_step")[:, None])[moved]
+    assert moved.mean() > 0.5 and np.abs(k_moved - np.rint(k_moved)).mean() > 0.1
     np.testing.assert_array_equal(out.window_ids, test_batch.window_ids[:, -1:])
 
 
@@ -83,6 +86,15 @@ def test_sample_when_sampler_named_is_seeded_and_finite(
     assert np.isfinite(a.values).all() and not np.array_equal(a.values, c.values)
     with pytest.raises(TapecastError, match="unknown price sampler 'sde'"):
         fitted.sample(test_batch, 4, sampler="sde")
+
+
+def test_zero_probability_when_trained_tracks_the_unchanged_share(
+        fitted: PriceDiffusion, train: ForecastBatch, test_batch: ForecastBatch) -> None:
+    p0 = fitted.zero_probability(test_batch)
+    assert p0.shape == (test_batch.size,) and np.all((p0 > 0) & (p0 < 1))
+    zero_share = (fitted.sample(test_batch, 256, seed=2).values == 0).mean(axis=(1, 2, 3))
+    assert abs(zero_share.mean() - p0.mean()) < 0.05  # the atom is p0 (plus nothing else)
+    assert abs(p0.mean() - (train.target == 0).mean()) < 0.1
 
 
 def test_fit_when_called_twice_equals_one_fit(train: ForecastBatch,

@@ -20,13 +20,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from tapecast.diffusion.protocols import ConditionalDenoiser, NoiseProcess
+from tapecast.diffusion.protocols import ConditionalDenoiser, Conditioning, NoiseProcess
 
 Batch = Mapping[str, torch.Tensor]
 
 
 def diffusion_loss(net: ConditionalDenoiser, noise: NoiseProcess, batch: Batch,
-                   generator: torch.Generator, *, draws: int = 1) -> torch.Tensor:
+                   generator: torch.Generator, *, draws: int = 1,
+                   cond: Conditioning | None = None) -> torch.Tensor:
     """Masked, weighted MSE between the network output and the noise process' target.
 
     Parameters
@@ -40,6 +41,9 @@ def diffusion_loss(net: ConditionalDenoiser, noise: NoiseProcess, batch: Batch,
         Every random draw of the loss (times, then noise).
     draws : int
         Noise draws per row, sharing the row's conditioning.
+    cond : Conditioning, optional
+        ``net.condition(batch)`` when the caller has already computed it (to use the same
+        encoding for another loss term); computed here otherwise.
 
     Returns
     -------
@@ -47,7 +51,7 @@ def diffusion_loss(net: ConditionalDenoiser, noise: NoiseProcess, batch: Batch,
         Scalar: the weighted squared error summed over observed entries, divided by their count
         (0 when none is observed).
     """
-    cond = net.condition(batch).expand(draws)
+    cond = (net.condition(batch) if cond is None else cond).expand(draws)
     x0 = batch["target"].repeat_interleave(draws, dim=0)  # (B·d, ...), row-major
     mask = (batch["target_mask"].repeat_interleave(draws, dim=0) if "target_mask" in batch
             else torch.ones_like(x0))

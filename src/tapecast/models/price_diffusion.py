@@ -40,10 +40,11 @@ from typing import Any, Self, cast
 
 import numpy as np
 import torch
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
+from torch.nn import functional as F
 
 from tapecast.core.batch import ForecastBatch, OriginSource
 from tapecast.core.errors import TapecastError
@@ -64,7 +65,7 @@ from tapecast.models.price_diffusion_config import (
 from tapecast.models.price_diffusion_io import NormalizedPriceOrigins, PriceNormalizer
 from tapecast.nets import count_parameters
 from tapecast.nets.film import PriceDenoiser
-from tapecast.train import TrainResult
+from tapecast.train import LossOutput, TrainResult
 from tapecast.train import fit as train_fit
 
 KIND, FORMAT_VERSION = "tapecast.price-diffusion", 1
@@ -209,9 +210,23 @@ class PriceDiffusion:
             self.save(run)
         return self
 
-    def _loss(self, net: nn.Module, batch: Any, generator: torch.Generator) -> torch.Tensor:
-        return diffusion_loss(cast(ConditionalDenoiser, net), self.noise, batch, generator,
-                              draws=self.config.noise_draws)
+    def _loss(self, net: nn.Module, batch: Any, generator: torch.Generator
+              ) -> torch.Tensor | LossOutput:
+        """The denoising loss; with the zero-move head, the diffusion part on the windows whose
+        price moved plus the head's cross-entropy on all of them."""
+        denoiser = cast(PriceDenoiser, net)
+        if not denoiser.config.zero_head:
+            return diffusion_loss(cast(ConditionalDenoiser, net), self.noise, batch, generator,
+                                  draws=self.config.noise_draws)
+        cond = denoiser.condition(batch)
+        assert cond.zero_logit is not None
+        zero = (batch["target"] == 0).all(dim=1)  # (B,)
+        moved = {**batch, "target_mask": (~zero)[:, None].expand_as(batch["target"]).float()}
+        diffusion = diffusion_loss(cast(ConditionalDenoiser, net), self.noise, moved, generator,
+                                   draws=self.config.noise_draws, cond=cond)
+        bce = F.binary_cross_entropy_with_logits(cond.zero_logit.float(), zero.float())
+        return LossOutput(diffusion + bce, metrics={"diffusion": diffusion.detach(),
+                                                    "zero_bce": bce.detach()})
 
     # ------------------------------------------------------------------------------------------
     # sampling
@@ -254,13 +269,54 @@ class PriceDiffusion:
         net.eval()
         x = draw_samples(net, proc, {"context": context.to(self.device)}, n_samples,
                          (batch.horizon,), seed=seed)  # (B, S, H), model space
-        r = x.double().cpu().numpy() * normalizer.target_scale  # (B, S, H)
-        if self.config.lattice if lattice is None else lattice:
-            r = snap_returns(r, batch.extra("origin_price"), batch.extra("lattice_step"))
+        continuous = x.double().cpu().numpy() * normalizer.target_scale  # (B, S, H)
+        snap = self.config.lattice if lattice is None else lattice
+        r = continuous
+        if snap or net.config.zero_head:
+            price, step = batch.extra("origin_price"), batch.extra("lattice_step")
+        if snap:
+            r = snap_returns(continuous, price, step)
+        if net.config.zero_head:
+            r = self._mix_zero_atom(net, context, r, continuous, price, step, snap, seed)
         c = batch.context_length
         return Samples(r[:, :, None, :].astype(np.float32), batch.target_names,
                        batch.window_ids[:, c:], batch.timestamps[:, c:], batch.instruments,
                        batch.regimes)
+
+    def zero_probability(self, batch: ForecastBatch) -> NDArray[np.float64]:
+        """P(unchanged price after H seconds | window) of the zero-move head, (B,)."""
+        normalizer, net = self._require_fitted()
+        if not net.config.zero_head:
+            raise TapecastError("this price model has no zero-move head (zero_atom is off or "
+                                "it forecasts the path)")
+        context = torch.from_numpy(normalizer.context(batch)).to(self.device)
+        return self._zero_probability(net, context)
+
+    @torch.no_grad()
+    def _zero_probability(self, net: PriceDenoiser, context: torch.Tensor
+                          ) -> NDArray[np.float64]:
+        net.eval()
+        logit = net.condition({"context": context}).zero_logit
+        assert logit is not None
+        out: NDArray[np.float64] = torch.sigmoid(logit.double()).cpu().numpy()
+        return out
+
+    def _mix_zero_atom(self, net: PriceDenoiser, context: torch.Tensor,
+                       r: NDArray[np.float64], continuous: NDArray[np.float64],
+                       price: NDArray[np.float64], step: NDArray[np.float64], snapped: bool,
+                       seed: int
+                       ) -> NDArray[np.float64]:
+        """Samples of the mixture p0·δ_0 + (1 - p0)·(moved part): each sample is 0 with the
+        window's p0; a moved sample that landed on the zero cell goes one lattice step out on
+        its own side (the moved part has no mass at 0)."""
+        p0 = self._zero_probability(net, context.to(self.device))  # (B,)
+        u = np.random.default_rng([seed, 104_729]).random(r.shape[:2])  # (B, S)
+        if snapped:
+            one = np.log1p(step / price)[:, None, None]  # (B, 1, 1): one step up
+            down = np.log1p(-step / price)[:, None, None]
+            r = np.where(r == 0, np.where(continuous < 0, down, one), r)
+        out: NDArray[np.float64] = np.where((u < p0[:, None])[:, :, None], 0.0, r)
+        return out
 
     def _sampler(self, name: str) -> Sampler:
         if name not in SAMPLERS:

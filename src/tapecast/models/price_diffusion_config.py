@@ -67,7 +67,13 @@ class PriceDiffusionConfig(ConfigBase):
         ``sample()``'s default sampler; ``steps`` its reverse steps (None: :data:`DEFAULT_STEPS`).
     steps : int, optional
     noise_draws : int
-        Noise levels drawn per training origin, sharing its encoded context.
+        Noise levels drawn per training origin, sharing its encoded context (the encoder costs
+        far more than the FiLM-MLP, so many draws per encoding are nearly free).
+    zero_atom : bool
+        For the 30-s return (D = 1): a mixture of an atom at zero and a continuous part. The
+        encoder's window embedding also gives P(unchanged price | window) (a logistic head,
+        trained by cross-entropy); the diffusion learns the returns of the windows whose price
+        moved. Ignored for the path target.
     lattice : bool
         Move every sampled return to the nearest lattice price
         (:func:`tapecast.features.price_lattice.snap_returns`): P_t + k·δ, δ a half-tick for a
@@ -84,7 +90,8 @@ class PriceDiffusionConfig(ConfigBase):
     prediction: Prediction = "v"
     sampler: PriceSamplerName = "dpm-solver++"
     steps: int | None = None
-    noise_draws: int = 4
+    noise_draws: int = 16
+    zero_atom: bool = True
     lattice: bool = True
     context_clip: float = 10.0
     train: TrainConfig = field(default_factory=_small_train)
@@ -113,9 +120,11 @@ class PriceDiffusionConfig(ConfigBase):
                                            prediction=self.prediction)
 
     def with_data(self, n_features: int, context: int, target_dim: int) -> PriceDiffusionConfig:
-        """This config with the network sized to the data (K features, C seconds, D targets)."""
+        """This config with the network sized to the data (K features, C seconds, D targets);
+        the zero-move head on for D = 1 when ``zero_atom``."""
         return self.replace(net=self.net.replace(n_features=n_features, context=context,
-                                                 target_dim=target_dim))
+                                                 target_dim=target_dim,
+                                                 zero_head=self.zero_atom and target_dim == 1))
 
     def with_train(self, **changes: object) -> PriceDiffusionConfig:
         """This config with training-loop fields changed (``seed=1``, ``max_steps=10``)."""

@@ -59,10 +59,13 @@ class FiLMConditioning:
     n_samples : int
         Rows per window that ``forward`` expects (``expand`` multiplies it); rows are
         window-major, row ``b·n + s``.
+    zero_logit : Tensor (B,) or None
+        With ``config.zero_head``: the logit of P(price unchanged | window), per window.
     """
 
     film: Tensor
     n_samples: int = 1
+    zero_logit: Tensor | None = None
 
     @property
     def windows(self) -> int:
@@ -76,7 +79,7 @@ class FiLMConditioning:
 
     def expand(self, n: int) -> FiLMConditioning:
         """Each row repeated ``n`` times (row ``b·n + s``), without copying ``film``."""
-        return FiLMConditioning(self.film, self.n_samples * n)
+        return FiLMConditioning(self.film, self.n_samples * n, self.zero_logit)
 
 
 class CausalConvEncoder(nn.Module):
@@ -154,6 +157,8 @@ class PriceDenoiser(nn.Module):
         self.inp = nn.Linear(config.target_dim, w)
         self.layers = nn.ModuleList(nn.Linear(w, w) for _ in range(config.depth))
         self.out = nn.Linear(w, config.target_dim)
+        self.zero: nn.Linear | None = (nn.Linear(config.encoder_dim, 1) if config.zero_head
+                                       else None)
 
     def encode(self, context: Tensor, context_mask: Tensor | None = None) -> Tensor:
         """The window embedding, (B, d).
@@ -183,10 +188,13 @@ class PriceDenoiser(nn.Module):
 
     def condition(self, batch: Mapping[str, Tensor]) -> FiLMConditioning:
         """Encode ``batch["context"]`` (B, K, C) (and ``batch["context_mask"]`` if present)
-        once; the condition's FiLM part of every layer, (B, depth, 2W)."""
+        once; the condition's FiLM part of every layer, (B, depth, 2W), and with
+        ``zero_head`` the zero-move logit (B,)."""
         embedding = self.encode(batch["context"], batch.get("context_mask"))  # (B, d)
         film = self.cond_film(F.silu(embedding))  # (B, depth·2W)
-        return FiLMConditioning(film.view(-1, self.config.depth, self.config.film_dim))
+        logit = None if self.zero is None else self.zero(F.silu(embedding))[:, 0]  # (B,)
+        return FiLMConditioning(film.view(-1, self.config.depth, self.config.film_dim),
+                                zero_logit=logit)
 
     def time_conditioning(self, t: Tensor) -> Tensor:
         """The diffusion time's FiLM part: (1, depth, 2W) when all rows share ``t`` (computed

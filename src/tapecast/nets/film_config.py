@@ -47,6 +47,9 @@ class PriceDenoiserConfig(ConfigBase):
     diffusion_time_scale : float
         The network embeds ``t * diffusion_time_scale``; 1 suits the Gaussian noise's integer
         step indices 0..T-1.
+    zero_head : bool
+        Also map the window embedding to one logit (:attr:`FiLMConditioning.zero_logit`): the
+        probability that the price does not move, the atom of a lattice-valued return.
     """
 
     n_features: int = 10
@@ -61,6 +64,7 @@ class PriceDenoiserConfig(ConfigBase):
     depth: int = 4
     time_dim: int = 128
     diffusion_time_scale: float = 1.0
+    zero_head: bool = False
 
     def validate(self) -> None:
         """Sizes positive, the time embedding even, heads dividing the encoder width."""
