@@ -344,14 +344,12 @@ def _price_features(opts: PriceOptions, splits: SplitOptions) -> dict[str, Any]:
 
 def _print_price_summary(report: dict[str, Any]) -> None:
     reasons = ("session_start", "session_end", "no_price", "stale")
-    origins = Table(title="price windows per instrument: origins (1 per second), valid, invalid "
-                    "by reason", box=box.SIMPLE_HEAD)
+    origins = Table(title="price windows: origins, valid, invalid by reason",
+                    box=box.SIMPLE_HEAD)
     for col in ("instrument", "origins", "valid", "start", "end", "no price", "stale"):
         origins.add_column(col, justify="left" if col == "instrument" else "right")
-    prices = Table(title="prices: sessions by price source, zero 30-s returns (the lattice)",
-                   box=box.SIMPLE_HEAD)
-    for col in ("instrument", "sessions", "mid days", "trade days", "valid mid",
-                "valid trade", "zero share"):
+    prices = Table(title="days priced by mid / trade, zero 30-s returns", box=box.SIMPLE_HEAD)
+    for col in ("instrument", "days", "mid", "trade", "valid mid", "valid trade", "zero share"):
         prices.add_column(col, justify="left" if col == "instrument" else "right")
     trade_days: dict[str, list[str]] = {}
     for inst, day in report["sessions_without_quote_bars"]:
