@@ -259,6 +259,13 @@ def test_lattice_when_on_puts_every_sample_on_the_lattice_with_exact_zeros(
     assert (values == 0).mean() > 0.02
 
 
+def test_lattice_when_extras_are_missing_refuses_in_one_line(
+        fitted: dict[tuple[str, str], Any], test_batch: dict[str, ForecastBatch]) -> None:
+    model = fitted["price-histvol", "return"]
+    with pytest.raises(TapecastError, match=r"needs extras \['origin_price', 'lattice_step'\]"):
+        model.sample(model.make_batch(test_batch["return"].context), 4)
+
+
 def test_lattice_when_off_gives_continuous_samples(train: dict[str, ForecastBatch],
                                                    test_batch: dict[str, ForecastBatch]) -> None:
     model = get_price_baseline("price-histvol", lattice=False).fit(train["return"])

@@ -55,6 +55,8 @@ from tapecast.features.price_lattice import snap_returns
 
 RETURN_CHANNEL = "log_ret"
 """The context channel of 1-s log returns every price baseline reads."""
+LATTICE_EXTRAS = ("origin_price", "lattice_step")
+"""The per-origin extras ``lattice=True`` needs: P_t and δ."""
 
 
 @dataclass(frozen=True)
@@ -259,6 +261,11 @@ class PriceBaseline(ABC, Generic[ConfigT]):
         rng = np.random.default_rng(seed)
         values = self._draw(batch, steps, n_samples, rng)  # (B, S, H)
         if self.config.lattice:
+            missing = [k for k in LATTICE_EXTRAS if k not in batch.extras]
+            if missing:
+                raise TapecastError(f"price baseline '{self.name}' snaps its samples to the "
+                                    f"price lattice: the batch needs extras {missing} (pass them "
+                                    "to make_batch, or set lattice=False)")
             values = snap_returns(values, batch.extra("origin_price"),
                                   batch.extra("lattice_step"))
         c = batch.context_length
