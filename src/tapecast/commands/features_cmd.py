@@ -414,7 +414,8 @@ def features(
         help="--kind price: a window whose context holds a row staler than this many seconds "
              "is invalid (default 60).", show_default=False)] = None,
     synthetic: Annotated[bool, typer.Option(
-        help="--kind price: the built-in synthetic market's bars instead of a SOURCE.")]
+        "--synthetic", help="--kind price: the built-in synthetic market's bars instead of a "
+                            "SOURCE.")]
     = False,
     synthetic_sessions: Annotated[int, typer.Option(
         help="--synthetic: sessions to generate.")] = 5,
