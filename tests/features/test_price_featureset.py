@@ -16,7 +16,7 @@ from tests.features.test_price import NS, _canonical, synthetic_bars
 
 from tapecast.core.errors import TapecastError
 from tapecast.data.schemas import BARS
-from tapecast.features.featureset import META_FILE
+from tapecast.features.featureset import META_FILE, FeatureSet
 from tapecast.features.price import PriceGridConfig
 from tapecast.features.price_featureset import GRID_FILE, WINDOWS_FILE, PriceFeatureSet
 from tapecast.features.price_splits import (
@@ -120,6 +120,13 @@ def test_open_when_folder_is_an_orderflow_one_names_its_kind(tmp_path: Path) -> 
     (tmp_path / "of" / META_FILE).write_text('{"format_version": 1, "kind": "orderflow"}')
     with pytest.raises(TapecastError, match="'orderflow' features folder, not a price one"):
         PriceFeatureSet.open(tmp_path / "of")
+
+
+def test_orderflow_open_when_folder_is_a_price_one_names_its_kind(
+        built: PriceFeatureSet, tmp_path: Path) -> None:
+    built.save(tmp_path / "feat")
+    with pytest.raises(TapecastError, match="a 'price' features folder, not an order-flow one"):
+        FeatureSet.open(tmp_path / "feat")
 
 
 def test_price_split_spec_when_embargo_below_context_plus_horizon_refuses() -> None:

@@ -109,6 +109,9 @@ class FeatureMeta:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FeatureMeta:
         """Inverse of :meth:`to_dict`; a wrong version or missing field is a TapecastError."""
+        if d.get("kind", "orderflow") != "orderflow":
+            raise TapecastError(f"a '{d.get('kind')}' features folder, not an order-flow one "
+                                "(open it with its own reader, e.g. PriceFeatureSet.open)")
         if d.get("format_version") != FORMAT_VERSION:
             raise TapecastError(f"features format {d.get('format_version')!r} is not supported "
                                 f"(this tapecast reads format {FORMAT_VERSION})")
