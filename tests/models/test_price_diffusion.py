@@ -190,3 +190,15 @@ def test_fit_when_context_carries_the_volatility_learns_it() -> None:
     out = model.sample(probe, 128, lattice=False).values[:, :, 0, 0]
     wide, narrow = out[log_sigma[:200] > 0].std(), out[log_sigma[:200] < 0].std()
     assert wide / narrow > 3.0  # true ratio e^2 = 7.4
+
+
+def test_forecast_batch_when_given_price_origins_scores_the_return(
+        fitted: PriceDiffusion, test_batch: ForecastBatch) -> None:
+    from tapecast.evaluate.metrics import evaluate_forecast
+    from tapecast.workflows.forecast import forecast_batch
+
+    forecast = forecast_batch(fitted, test_batch, 32, seed=0)
+    assert forecast is not None and forecast.context is None  # context holds other channels
+    np.testing.assert_array_equal(forecast.realized, test_batch.target)
+    scores = evaluate_forecast(forecast)
+    assert scores["crps"]["log_return"]["mean"] > 0 and scores["n_windows"] == test_batch.size

@@ -105,8 +105,9 @@ def forecast_batch(forecaster: Forecaster, batch: ForecastBatch, n_samples: int,
     Returns
     -------
     Forecast or None
-        samples (B, S, K, H), realized = ``batch.target``, context = ``batch.context``; None when
-        ``stop`` stopped it.
+        samples (B, S, K, H), realized = ``batch.target``, context = ``batch.context`` when the
+        batch forecasts its own context channels (else None: a price batch's context holds
+        other channels than its target); None when ``stop`` stopped it.
     """
     start = time.perf_counter()
     samples = sample_in_chunks(forecaster, batch, n_samples, seed=seed, chunk=chunk,
@@ -119,7 +120,8 @@ def forecast_batch(forecaster: Forecaster, batch: ForecastBatch, n_samples: int,
               "sample_s": seconds,
               "windows_per_s": batch.size / seconds if seconds > 0 else None}
     return Forecast(name or forecaster.name, samples, realized=batch.target,
-                    context=batch.context, provenance=record)
+                    context=batch.context if batch.forecasts_its_context else None,
+                    provenance=record)
 
 
 def fit_and_forecast(forecaster: Forecaster, train: OriginSource, test: ForecastBatch,
