@@ -64,16 +64,17 @@ def reverse_sample(net: ConditionalDenoiser, sampler: Sampler, cond: Conditionin
 def draw_samples(net: ConditionalDenoiser, sampler: Sampler,
                  batch: Mapping[str, torch.Tensor], n_samples: int,
                  event_shape: Sequence[int], *, seed: int,
-                 device: torch.device | str | None = None, rows: int | None = None
-                 ) -> torch.Tensor:
+                 device: torch.device | str | None = None, rows: int | None = None,
+                 cond: Conditioning | None = None) -> torch.Tensor:
     """``n_samples`` draws per row of ``batch``, shape ``(B, n_samples, *event_shape)``.
 
     ``batch`` holds what the network's ``condition`` reads; ``B`` is its tensors' shared first
     dimension, or ``rows`` for a network that reads no tensor. The samples live on ``device``
     (default: the network's parameters', else the batch's, else the CPU) in the dtype of the
-    network's parameters (float32 for a network without any).
+    network's parameters (float32 for a network without any). ``cond``: ``net.condition(batch)``
+    when the caller has already computed it (to read more from the same encoding).
     """
-    cond = net.condition(batch)
+    cond = net.condition(batch) if cond is None else cond
     rows = rows if rows is not None else _rows(batch)
     param = next(iter(net.parameters()), None) if isinstance(net, nn.Module) else None
     tensors = [v for v in batch.values() if isinstance(v, torch.Tensor)]

@@ -267,8 +267,10 @@ class PriceDiffusion:
         proc = self._sampler(name)
         proc.set_timesteps(steps if steps is not None else self.config.steps_for(name))
         net.eval()
-        x = draw_samples(net, proc, {"context": context.to(self.device)}, n_samples,
-                         (batch.horizon,), seed=seed)  # (B, S, H), model space
+        inputs = {"context": context.to(self.device)}
+        cond = net.condition(inputs)  # encoder once per window: FiLM and zero-move logit
+        x = draw_samples(net, proc, inputs, n_samples, (batch.horizon,), seed=seed,
+                         cond=cond)  # (B, S, H), model space
         continuous = x.double().cpu().numpy() * normalizer.target_scale  # (B, S, H)
         snap = self.config.lattice if lattice is None else lattice
         r = continuous
@@ -277,7 +279,9 @@ class PriceDiffusion:
         if snap:
             r = snap_returns(continuous, price, step)
         if net.config.zero_head:
-            r = self._mix_zero_atom(net, context, r, continuous, price, step, snap, seed)
+            assert cond.zero_logit is not None
+            p0 = torch.sigmoid(cond.zero_logit.double()).cpu().numpy()  # (B,)
+            r = _mix_zero_atom(p0, r, continuous, price, step, snap, seed)
         c = batch.context_length
         return Samples(r[:, :, None, :].astype(np.float32), batch.target_names,
                        batch.window_ids[:, c:], batch.timestamps[:, c:], batch.instruments,
@@ -299,23 +303,6 @@ class PriceDiffusion:
         logit = net.condition({"context": context}).zero_logit
         assert logit is not None
         out: NDArray[np.float64] = torch.sigmoid(logit.double()).cpu().numpy()
-        return out
-
-    def _mix_zero_atom(self, net: PriceDenoiser, context: torch.Tensor,
-                       r: NDArray[np.float64], continuous: NDArray[np.float64],
-                       price: NDArray[np.float64], step: NDArray[np.float64], snapped: bool,
-                       seed: int
-                       ) -> NDArray[np.float64]:
-        """Samples of the mixture p0·δ_0 + (1 - p0)·(moved part): each sample is 0 with the
-        window's p0; a moved sample that landed on the zero cell goes one lattice step out on
-        its own side (the moved part has no mass at 0)."""
-        p0 = self._zero_probability(net, context.to(self.device))  # (B,)
-        u = np.random.default_rng([seed, 104_729]).random(r.shape[:2])  # (B, S)
-        if snapped:
-            one = np.log1p(step / price)[:, None, None]  # (B, 1, 1): one step up
-            down = np.log1p(-step / price)[:, None, None]
-            r = np.where(r == 0, np.where(continuous < 0, down, one), r)
-        out: NDArray[np.float64] = np.where((u < p0[:, None])[:, :, None], 0.0, r)
         return out
 
     def _sampler(self, name: str) -> Sampler:
@@ -454,6 +441,21 @@ class PriceDiffusion:
             first = (str(exc).splitlines() or [type(exc).__name__])[0]
             raise TapecastError(f"{path}: weights do not fit the config ({first})") from None
         return model
+
+
+def _mix_zero_atom(p0: NDArray[np.float64], r: NDArray[np.float64],
+                   continuous: NDArray[np.float64], price: NDArray[np.float64],
+                   step: NDArray[np.float64], snapped: bool, seed: int) -> NDArray[np.float64]:
+    """Samples (B, S, H) of the mixture p0·δ_0 + (1 - p0)·(moved part): each sample is 0 with
+    its window's p0 (B,); a moved sample that landed on the zero cell goes one lattice step out
+    on its own side (the moved part has no mass at 0)."""
+    u = np.random.default_rng([seed, 104_729]).random(r.shape[:2])  # (B, S)
+    if snapped:
+        up = np.log1p(step / price)[:, None, None]  # (B, 1, 1): one step up
+        down = np.log1p(-step / price)[:, None, None]
+        r = np.where(r == 0, np.where(continuous < 0, down, up), r)
+    out: NDArray[np.float64] = np.where((u < p0[:, None])[:, :, None], 0.0, r)
+    return out
 
 
 def _check_price_origins(data: OriginSource, split: str) -> ForecastBatch:
