@@ -166,6 +166,18 @@ def test_price_grid_when_timestamps_duplicated_or_unsorted_raises_with_count() -
         price_grid(swapped, quotes)
 
 
+def test_price_grid_when_a_price_is_not_positive_raises_naming_row_and_field() -> None:
+    bars, quotes = synthetic_bars(days=1)
+    zeroed = bars.with_columns(pl.when(pl.int_range(pl.len()) == 5).then(0.0)
+                               .otherwise(pl.col("close")).alias("close"))
+    with pytest.raises(TapecastError, match=r"bars: 1 non-positive close value\(s\), first 0.0 "
+                                            r"for X at row 5"):
+        price_grid(zeroed, quotes)
+    negative = quotes.with_columns(-pl.col("bid_close"))
+    with pytest.raises(TapecastError, match=r"quote_bars: [\d,]+ non-positive bid_close"):
+        price_grid(bars, negative)
+
+
 def test_price_grid_when_a_day_has_no_regular_hours_data_raises() -> None:
     bars, _ = synthetic_bars(days=1)
     evening = bars.with_columns(pl.col("ts") + pl.duration(hours=-7)).filter(

@@ -90,3 +90,11 @@ def test_streaming_when_a_late_bar_belongs_to_a_closed_session_raises() -> None:
     assert len(grid.advance(OPEN_NS + 24 * 3600 * NS)) == 23_400  # the session closed
     with pytest.raises(TapecastError, match="a session already closed"):
         grid.update_quote_bar(OPEN_NS + 23_399 * NS, 99.0, 1.0, 101.0, 1.0)
+
+
+def test_streaming_when_a_price_is_not_positive_raises_as_the_batch_grid() -> None:
+    grid = StreamingPriceGrid(PriceGridConfig(), "X")
+    with pytest.raises(TapecastError, match=r"bars: X on 2024-01-08: non-positive close 0.0"):
+        grid.update_bar(OPEN_NS, 0.0, 10.0)
+    with pytest.raises(TapecastError, match="non-positive ask_close -1.0"):
+        grid.update_quote_bar(OPEN_NS, 99.0, 1.0, -1.0, 1.0)

@@ -218,6 +218,13 @@ def _read_input(frame: pl.DataFrame, table: str, names: list[str]) -> _Input:
                 f"needs 1-second bars")
     code = frame["instrument"].cast(pl.Enum(names)).to_physical().to_numpy().astype(np.int64)
     values = {c: frame[c].cast(pl.Float64).fill_null(np.nan).to_numpy() for c in _COLUMNS[table]}
+    for column in _COLUMNS[table]:
+        if column.endswith("close") and (bad := values[column] <= 0).any():
+            i = int(np.flatnonzero(bad)[0])
+            raise TapecastError(
+                f"{table}: {int(bad.sum()):,} non-positive {column} value(s), first "
+                f"{values[column][i]} for {frame['instrument'][i]} at row {i} (0-based, ts "
+                f"{frame['ts'][i]}); a price must be > 0 (a log return is taken of it)")
     empty = np.zeros(0, dtype=np.int64)
     return _Input(table, code, ts_ns, values, empty, empty)
 

@@ -135,6 +135,7 @@ class StreamingPriceGrid:
     # --- input ----------------------------------------------------------------------------------
     def update_bar(self, ts_ns: int, close: float | None, volume: float | None) -> list[GridRow]:
         """Feed one 1-second trade bar (``ts_ns`` its start); the grid rows it completes."""
+        self._check_price("bars", ts_ns, close=close)
         out, row = self._arrive("bars", ts_ns)
         if row is not None:
             if self._trade is not None:
@@ -145,6 +146,7 @@ class StreamingPriceGrid:
     def update_quote_bar(self, ts_ns: int, bid_close: float | None, bid_size: float | None,
                          ask_close: float | None, ask_size: float | None) -> list[GridRow]:
         """Feed one 1-second quote bar (an empty side is None); the grid rows it completes."""
+        self._check_price("quote_bars", ts_ns, bid_close=bid_close, ask_close=ask_close)
         out, row = self._arrive("quote_bars", ts_ns)
         if row is not None:
             if self._quote is not None:
@@ -199,6 +201,15 @@ class StreamingPriceGrid:
             self._fail(table, ts_ns, "a bar for a second already emitted (late or unsorted)")
         out += self._emit_until(row)
         return out, row
+
+    def _check_price(self, table: str, ts_ns: int, **prices: float | None) -> None:
+        """A price must be > 0 (as :func:`~tapecast.features.price.price_grid` refuses)."""
+        for name, value in prices.items():
+            if value is not None and value <= 0:
+                raise TapecastError(f"{table}: {self.instrument} on "
+                                    f"{local_date(ts_ns, self.zone)}: non-positive {name} "
+                                    f"{value} (ts {np.datetime64(ts_ns, 'ns')} UTC); a price "
+                                    "must be > 0")
 
     def _locate(self, ts_ns: int) -> _Session | None:
         current = self._session
