@@ -136,4 +136,4 @@ def test_forecast_when_sampler_misfits_or_run_missing_exits_2(
     assert not (tmp_path / "f.npz").exists()
     result = runner.invoke(app, ["forecast", str(tmp_path / "nope"), "-F", str(features),
                                  "--out", str(tmp_path / "f.npz")])
-    assert result.exit_code == 2 and "no such JL-CSDI model folder" in result.output
+    assert result.exit_code == 2 and "no such model folder" in result.output

@@ -1,4 +1,7 @@
-"""``tapecast train`` (fit JL-CSDI on a features folder) and ``tapecast forecast`` (sample it)."""
+"""``tapecast train`` (fit JL-CSDI or price-diffusion on a features folder) and ``tapecast
+forecast`` (sample it). The features folder's kind picks the model (an order-flow folder JL-CSDI,
+a price folder price-diffusion, in :mod:`tapecast.commands.price_cmd`); a run folder's
+``config.json`` tells ``forecast`` which model it holds."""
 
 from __future__ import annotations
 
@@ -12,15 +15,19 @@ import typer
 from rich.markup import escape
 
 from tapecast.commands.common import console, err_console, fail, user_errors
+from tapecast.commands.folders import FeaturesKind, features_kind, require_features_kind, run_kind
 from tapecast.commands.progress import RichReporter
 from tapecast.core.errors import TapecastError
 from tapecast.core.io import atomic_write_text
 
 if TYPE_CHECKING:
+    from tapecast.core.forecast import Forecast
     from tapecast.features.featureset import FeatureSet
     from tapecast.models.jl_csdi_config import JLCSDIConfig
 
-MODELS = ("csdi", "jl-csdi")
+MODELS = ("csdi", "jl-csdi", "price-diffusion")
+MODEL_FOR_FEATURES = {"orderflow": "csdi", "price": "price-diffusion"}
+JL_CSDI_CHUNK = 4
 RUN_FILE = "run.json"
 
 
@@ -52,14 +59,29 @@ def _config(name: str, noise: str | None, max_steps: int | None, fs: FeatureSet,
     return config
 
 
+def _model_for(features: Path, model: str | None) -> str:
+    """``--model``, checked against the features folder's kind (default: the folder's model)."""
+    kind = features_kind(features)
+    if model is None:
+        return MODEL_FOR_FEATURES[kind]
+    if model not in MODELS:
+        raise TapecastError(f"--model must be one of {', '.join(MODELS)}, got {model!r}")
+    wanted: FeaturesKind = "price" if model == "price-diffusion" else "orderflow"
+    require_features_kind(features, wanted, f"--model {model}")
+    return model
+
+
 def train(
     features: Annotated[Path, typer.Option("--features", "-F", help="A features folder.",
                                            show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoints, model).",
                                       show_default=False)],
-    model: Annotated[str, typer.Option(help="Model family: csdi (JL-CSDI).")] = "csdi",
+    model: Annotated[str | None, typer.Option(
+        help="csdi (or jl-csdi) on an order-flow features folder, price-diffusion on a price "
+        "one (default: the folder's).", show_default=False)] = None,
     config: Annotated[str, typer.Option(
-        help="Preset (small, jl-csdi-esc1) or a config.json path.")] = "small",
+        help="Preset (JL-CSDI: small, jl-csdi-esc1; price-diffusion: small, tiny) or a "
+        "config.json path.")] = "small",
     noise: Annotated[str | None, typer.Option(
         help="gaussian or jump-laplace (default: the config's).", show_default=False)] = None,
     max_steps: Annotated[int | None, typer.Option(
@@ -77,17 +99,35 @@ def train(
     precision: Annotated[str | None, typer.Option(
         help="fp32, bf16, fp16 (CUDA only, with a gradient scaler) or auto (bf16 where this "
         "CPU or GPU runs it fast) (default: the config's, fp32).", show_default=False)] = None,
+    shuffle_pairs: Annotated[int | None, typer.Option(
+        help="price-diffusion: train the SHUFFLE control, each context paired with another "
+        "origin's target (a permutation drawn from this seed).", show_default=False)] = None,
+    target: Annotated[str | None, typer.Option(
+        help="price-diffusion: return (the 30-s log return) or path (the 30-step return "
+        "path) (default: return).", show_default=False)] = None,
 ) -> None:
-    """Train JL-CSDI on the train split (validating on val); OUT becomes a model folder.
+    """Train JL-CSDI (order-flow features) or price-diffusion (price features) on the train
+    split, validating on val; OUT becomes a model folder.
 
     Ctrl-C writes OUT/last; the same command resumes from there.
     """
     with user_errors():
+        name = _model_for(features, model)
+        if name == "price-diffusion":
+            if noise is not None:
+                raise TapecastError("--noise applies to JL-CSDI only (price-diffusion uses "
+                                    "Gaussian noise)")
+            from tapecast.commands.price_cmd import PriceTrainOptions, train_price
+
+            train_price(features, out, PriceTrainOptions(
+                config, max_steps, seed, device, precision, fresh, fold, shuffle_pairs, target))
+            return
+        if shuffle_pairs is not None or target is not None:
+            raise TapecastError("--shuffle-pairs and --target apply to price-diffusion only "
+                                "(a price features folder)")
         from tapecast.features.featureset import FeatureSet
         from tapecast.models.jl_csdi import JLCSDI
 
-        if model not in MODELS:
-            raise TapecastError(f"--model must be one of {', '.join(MODELS)}, got {model!r}")
         fs = FeatureSet.open(features)
         cfg = _config(config, noise, max_steps, fs, seed, device, precision)
         train_set = fs.dataset("train", fold=fold)
@@ -133,22 +173,27 @@ def forecast(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     fold: Annotated[int | None, typer.Option(
         help="Walk-forward fold (features with --split walk-forward).")] = None,
-    chunk: Annotated[int, typer.Option(help="Origins sampled together.")] = 4,
+    chunk: Annotated[int | None, typer.Option(
+        help="Origins sampled together (default: 4 for JL-CSDI, 256 for price-diffusion).",
+        show_default=False)] = None,
     threads: Annotated[int | None, typer.Option(
         help="torch CPU threads (default: torch's; 1 is faster on a busy machine).",
         show_default=False)] = None,
+    lattice: Annotated[bool | None, typer.Option(
+        "--lattice/--no-lattice", help="price-diffusion: move the sampled returns to the price "
+        "lattice, or keep them continuous (default: the model's).", show_default=False)] = None,
+    every: Annotated[int | None, typer.Option(
+        help="Forecast every N-th origin of the split (default: all for JL-CSDI; one per "
+        "horizon, 30 s, for price-diffusion, so the targets do not overlap).",
+        show_default=False)] = None,
 ) -> None:
-    """Sample a trained JL-CSDI model over SPLIT and write a forecast file for `evaluate`."""
+    """Sample a trained model (JL-CSDI or price-diffusion, read from RUN/config.json) over SPLIT
+    and write a forecast file for `evaluate`."""
     start = time.perf_counter()
     with user_errors():
         import torch
 
-        from tapecast.features.featureset import FeatureSet
-        from tapecast.models.jl_csdi import JLCSDI
-        from tapecast.workflows import forecast_batch
-        from tapecast.workflows.forecast import split_provenance
-
-        if n_samples < 1 or chunk < 1:
+        if n_samples < 1 or (chunk is not None and chunk < 1):
             raise TapecastError(f"--n-samples and --chunk must be at least 1, got {n_samples}, "
                                 f"{chunk}")
         if split not in ("val", "test"):
@@ -157,25 +202,58 @@ def forecast(
             if threads < 1:
                 raise TapecastError(f"--threads must be at least 1, got {threads}")
             torch.set_num_threads(threads)
-        forecaster = JLCSDI.load(run)
-        fs = FeatureSet.open(features)
-        name = sampler or forecaster.config.default_sampler
-        n_steps = steps if steps is not None else forecaster.config.steps_for(name)
-        batch = fs.dataset(split, fold=fold).batch(slice(None))
-        err_console.print(f"tapecast forecast: {escape(repr(forecaster))}, {batch.size:,} "
-                          f"{split} origins, {name} {n_steps} steps, {n_samples} samples",
-                          highlight=False)
-        with RichReporter(transient=True) as reporter:
-            reporter.stage(f"sampling {name}", batch.size)
-            made = forecast_batch(
-                forecaster, batch, n_samples, name=f"{forecaster.name}/{name}", seed=seed,
-                chunk=chunk, reporter=reporter, sampler=name, steps=n_steps,
-                provenance={**split_provenance(features, fs, split, fold), "run": str(run),
-                            "threads": torch.get_num_threads()})
-        assert made is not None  # no stop hook
-        made.provenance["wall_s"] = time.perf_counter() - start
-        made.save(out)
+        kind = run_kind(run)
+        wanted: FeaturesKind = "price" if kind == "price-diffusion" else "orderflow"
+        require_features_kind(features, wanted, f"the {kind} model in {run}")
+        made: Forecast
+        if kind == "price-diffusion":
+            from tapecast.commands.price_cmd import PriceForecastOptions, forecast_price
+
+            made = forecast_price(run, features, out, PriceForecastOptions(
+                split, n_samples, sampler, steps, seed, fold, chunk, lattice, every),
+                torch.get_num_threads())
+        else:
+            if lattice is not None:
+                raise TapecastError("--lattice/--no-lattice apply to price-diffusion only")
+            made = _forecast_jl_csdi(run, features, out, split, n_samples, sampler, steps, seed,
+                                     fold, chunk or JL_CSDI_CHUNK, every, start)
         samples, sample_s = made.samples, float(made.provenance["sample_s"])
     console.print(f"wrote {escape(str(out))}: {samples.batch:,} origins x {n_samples} samples x "
                   f"{len(samples.channels)} channels x {samples.horizon} steps; sampling "
-                  f"{sample_s:.1f} s ({batch.size / max(sample_s, 1e-9):.2f} windows/s)")
+                  f"{sample_s:.1f} s ({samples.batch / max(sample_s, 1e-9):.2f} windows/s)")
+
+
+def _forecast_jl_csdi(run: Path, features: Path, out: Path, split: str, n_samples: int,
+                      sampler: str | None, steps: int | None, seed: int, fold: int | None,
+                      chunk: int, every: int | None, start: float) -> Forecast:
+    """Sample the JL-CSDI model of ``run`` over ``split``; write and return the forecast."""
+    import numpy as np
+    import torch
+
+    from tapecast.features.featureset import FeatureSet
+    from tapecast.models.jl_csdi import JLCSDI
+    from tapecast.workflows import forecast_batch
+    from tapecast.workflows.forecast import split_provenance
+
+    forecaster = JLCSDI.load(run)
+    fs = FeatureSet.open(features)
+    name = sampler or forecaster.config.default_sampler
+    n_steps = steps if steps is not None else forecaster.config.steps_for(name)
+    data = fs.dataset(split, fold=fold)
+    if every is not None and every < 1:
+        raise TapecastError(f"--every must be at least 1, got {every}")
+    batch = data.batch(slice(None) if every in (None, 1) else np.arange(0, len(data), every))
+    err_console.print(f"tapecast forecast: {escape(repr(forecaster))}, {batch.size:,} "
+                      f"{split} origins, {name} {n_steps} steps, {n_samples} samples",
+                      highlight=False)
+    with RichReporter(transient=True) as reporter:
+        reporter.stage(f"sampling {name}", batch.size)
+        made = forecast_batch(
+            forecaster, batch, n_samples, name=f"{forecaster.name}/{name}", seed=seed,
+            chunk=chunk, reporter=reporter, sampler=name, steps=n_steps,
+            provenance={**split_provenance(features, fs, split, fold), "run": str(run),
+                        "threads": torch.get_num_threads()})
+    assert made is not None  # no stop hook
+    made.provenance["wall_s"] = time.perf_counter() - start
+    made.save(out)
+    return made

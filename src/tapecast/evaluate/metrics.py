@@ -140,10 +140,11 @@ def channel_groups(channels: Sequence[str],
 
 
 def regime_masks(regimes: NDArray[np.str_] | None, batch: int) -> dict[str, BoolArray]:
-    """Window masks per regime: ``low``, ``mid``, ``high`` (and other tags seen), then ``all``."""
+    """Window masks per regime: ``low``, ``mid``, ``high`` (and other tags seen), then ``all``.
+    A window tagged ``""`` (no regime, as a price origin) counts in ``all`` only."""
     out: dict[str, BoolArray] = {}
     if regimes is not None:
-        tags = list(REGIMES) + sorted(set(regimes.tolist()) - set(REGIMES))
+        tags = list(REGIMES) + sorted(set(regimes.tolist()) - set(REGIMES) - {""})
         out = {tag: np.asarray(regimes == tag) for tag in tags}
     out["all"] = np.ones(batch, dtype=bool)
     return out
@@ -246,7 +247,9 @@ def _joint_block(values: NDArray[np.float32], realized: Array, mask: BoolArray,
     if pair[0] in channels and pair[1] in channels:
         i, j = channels.index(pair[0]), channels.index(pair[1])
         out["cov_rel_error"] = _float(joint.cov_rel_error(values, realized, mask, i, j))
-    out["corr_frobenius_rel_error"] = _float(joint.corr_frobenius_rel_error(values, realized, mask))
+    out["corr_frobenius_rel_error"] = (  # a 1 x 1 correlation matrix is 1 on both sides
+        _float(joint.corr_frobenius_rel_error(values, realized, mask)) if len(channels) > 1
+        else None)
     diversity = np.asarray(joint.diversity_ratio(values, mask), dtype=np.float64)
     out["diversity_ratio"] = {name: _float(diversity[k]) for k, name in enumerate(channels)}
     return out

@@ -196,9 +196,14 @@ def _fan_panel(ax: Any, forecast: Forecast, index: int, k: int, color: Any) -> N
     if forecast.context is not None:
         ctx = forecast.context[index, k, -FAN_CONTEXT_STEPS:]
         ax.plot(np.arange(-ctx.size + 1, 1), ctx, color="0.35", lw=1.2, label="context")
-    ax.fill_between(steps, q05, q95, color=color, alpha=0.2, lw=0, label="5-95 %")
-    ax.fill_between(steps, q25, q75, color=color, alpha=0.45, lw=0, label="25-75 %")
-    ax.plot(steps, q50, color=color, lw=1.8, label="median")
+    if horizon == 1:  # one step (a price return): bands as a box around step 1, not a line
+        band_x = np.array([0.75, 1.25])
+        q05, q25, q50, q75, q95 = (np.repeat(q, 2) for q in (q05, q25, q50, q75, q95))
+    else:
+        band_x = steps
+    ax.fill_between(band_x, q05, q95, color=color, alpha=0.2, lw=0, label="5-95 %")
+    ax.fill_between(band_x, q25, q75, color=color, alpha=0.45, lw=0, label="25-75 %")
+    ax.plot(band_x, q50, color=color, lw=1.8, label="median")
     if forecast.realized is not None:
         ax.plot(steps, forecast.realized[index, k], color="k", lw=1.0, ls=":", marker="o",
                 ms=3.5, label="realized")
@@ -223,7 +228,8 @@ def fan_chart(forecasts: Sequence[Forecast], index: int,
     shown = list(channels) if channels is not None else fan_chart_channels(first.channels)
     colors = forecaster_colors([f.name for f in forecasts])
     rows, cols = len(forecasts), len(shown)
-    fig = Figure(figsize=(3.6 * cols, 2.3 * rows + 1.0), layout="constrained")
+    # one column (a price return) still needs the width of the caption and the legend
+    fig = Figure(figsize=(max(3.6 * cols, 7.2), 2.3 * rows + 1.0), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey="col")
     for r, forecast in enumerate(forecasts):
         for c, channel in enumerate(shown):
@@ -237,15 +243,18 @@ def fan_chart(forecasts: Sequence[Forecast], index: int,
             if r == rows - 1:
                 ax.set_xlabel("windows from origin")
     fig.suptitle(_window_caption(forecasts[0], index), fontsize=12)
-    fig.legend(handles=_fan_legend(), loc="outside lower center", ncols=5, fontsize=9,
+    handles = _fan_legend(with_context=any(f.context is not None for f in forecasts))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=9,
                frameon=False)
     return _png(fig)
 
 
-def _fan_legend() -> list[Any]:
-    """Legend entries of a fan chart in neutral grey (each row has its forecaster's colour)."""
+def _fan_legend(with_context: bool = True) -> list[Any]:
+    """Legend entries of a fan chart in neutral grey (each row has its forecaster's colour);
+    no context entry for forecasts without context (a price return's)."""
     grey = "0.45"
-    return [Line2D([], [], color="0.35", lw=1.2, label="context"),
+    context = [Line2D([], [], color="0.35", lw=1.2, label="context")] if with_context else []
+    return [*context,
             Patch(color=grey, alpha=0.2, label="5-95 %"),
             Patch(color=grey, alpha=0.45, label="25-75 %"),
             Line2D([], [], color=grey, lw=1.8, label="median"),
@@ -261,7 +270,7 @@ def _window_caption(forecast: Forecast, index: int) -> str:
         parts.append(str(s.instruments[index]))
     if s.timestamps is not None:
         parts.append(f"first step {np.datetime_as_string(s.timestamps[index, 0], unit='s')} UTC")
-    if s.regimes is not None:
+    if s.regimes is not None and s.regimes[index]:
         parts.append(f"regime {s.regimes[index]}")
     return "Fan chart: " + ", ".join(parts)
 

@@ -31,6 +31,7 @@ from tapecast.workflows.progress import Reporter
 
 if TYPE_CHECKING:
     from tapecast.features.featureset import FeatureSet
+    from tapecast.features.price_featureset import PriceFeatureSet
 
 StopHook = Callable[[int, float], bool]
 """``stop(done, elapsed_s)``: asked before each chunk with the origins done so far; True stops."""
@@ -140,14 +141,20 @@ def fit_and_forecast(forecaster: Forecaster, train: OriginSource, test: Forecast
     return forecast
 
 
-def split_provenance(features: str | Path, fs: FeatureSet, split: str | None = None,
-                     fold: int | None = None) -> dict[str, Any]:
+def split_provenance(features: str | Path, fs: FeatureSet | PriceFeatureSet,
+                     split: str | None = None, fold: int | None = None) -> dict[str, Any]:
     """What a forecast of a features folder's split records about its data and code: the folder,
-    its windows' SHA-256, the split spec, the split and fold, the package version and the git
-    commit (one set of keys for ``tapecast forecast``, ``tapecast baseline`` and ``train``)."""
+    its kind (``orderflow`` or ``price``), its windows' SHA-256, the split spec, the split and
+    fold, the package version and the git commit (one set of keys for ``tapecast forecast``,
+    ``tapecast baseline`` and ``train``, either kind of folder)."""
     from tapecast.evaluate.metrics import git_commit, package_version
+    from tapecast.features.price_featureset import PriceFeatureSet
 
-    return {"features": str(features), "features_sha256": fs.meta.windows_sha256,
+    if isinstance(fs, PriceFeatureSet):
+        kind, sha = "price", fs.source.get("windows_sha256")
+    else:
+        kind, sha = fs.meta.kind, fs.meta.windows_sha256
+    return {"features": str(features), "features_kind": kind, "features_sha256": sha,
             "split_spec": fs.split_spec.to_dict(), "split": split, "fold": fold,
             "package_version": package_version(), "git_commit": git_commit()}
 

@@ -1,0 +1,64 @@
+"""Which kind of features folder or run folder a command was given, read from its JSON header.
+
+``tapecast train``, ``forecast`` and ``baseline`` take an order-flow features folder (JL-CSDI
+and the order-flow baselines) or a price one (the price-diffusion model and the ``price-``
+baselines); these helpers tell them apart before anything heavy is opened, so a mismatch is
+refused in one line naming the right choice.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from tapecast.core.errors import TapecastError
+
+FeaturesKind = Literal["orderflow", "price"]
+RunKind = Literal["jl-csdi", "price-diffusion"]
+
+FEATURES_FILE = "features.json"  # tapecast.features.featureset.META_FILE
+RUN_CONFIG_FILE = "config.json"  # the model config both forecasters write
+PRICE_MODEL_KIND = "tapecast.price-diffusion"  # tapecast.models.price_diffusion.KIND
+KIND_NAMES: dict[str, str] = {"orderflow": "an order-flow", "price": "a price"}
+
+
+def _kind_field(path: Path) -> object:
+    """The ``kind`` field of a JSON object file; None when it is absent or unreadable (the
+    folder's own reader then names what is wrong)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data.get("kind") if isinstance(data, dict) else None
+
+
+def features_kind(folder: Path) -> FeaturesKind:
+    """``price`` for a ``tapecast features --kind price`` folder, else ``orderflow`` (the
+    default of folders written before the price kind existed, and of anything unreadable)."""
+    return "price" if _kind_field(folder / FEATURES_FILE) == "price" else "orderflow"
+
+
+def run_kind(run: Path) -> RunKind:
+    """The forecaster a ``tapecast train`` run folder holds, from its ``config.json``.
+
+    Raises
+    ------
+    TapecastError
+        When ``run`` is not a folder.
+    """
+    if not run.is_dir():
+        raise TapecastError(f"{run}: no such model folder (a `tapecast train` run of JL-CSDI "
+                            "or price-diffusion)")
+    return ("price-diffusion" if _kind_field(run / RUN_CONFIG_FILE) == PRICE_MODEL_KIND
+            else "jl-csdi")
+
+
+def require_features_kind(folder: Path, expected: FeaturesKind, what: str) -> None:
+    """Refuse ``folder`` unless it is a features folder of kind ``expected``; ``what`` names the
+    model or baseline that needs it."""
+    kind = features_kind(folder)
+    if kind != expected:
+        build = "tapecast features --kind price" if expected == "price" else "tapecast features"
+        raise TapecastError(f"{folder}: {KIND_NAMES[kind]} features folder; {what} needs "
+                            f"{KIND_NAMES[expected]} one (build it with `{build}`)")
