@@ -96,5 +96,5 @@ def test_streaming_when_a_price_is_not_positive_raises_as_the_batch_grid() -> No
     grid = StreamingPriceGrid(PriceGridConfig(), "X")
     with pytest.raises(TapecastError, match=r"bars: X on 2024-01-08: non-positive close 0.0"):
         grid.update_bar(OPEN_NS, 0.0, 10.0)
-    with pytest.raises(TapecastError, match="non-positive ask_close -1.0"):
+    with pytest.raises(TapecastError, match=r"non-positive ask_close -1\.0"):
         grid.update_quote_bar(OPEN_NS, 99.0, 1.0, -1.0, 1.0)

@@ -219,10 +219,10 @@ def _read_input(frame: pl.DataFrame, table: str, names: list[str]) -> _Input:
     code = frame["instrument"].cast(pl.Enum(names)).to_physical().to_numpy().astype(np.int64)
     values = {c: frame[c].cast(pl.Float64).fill_null(np.nan).to_numpy() for c in _COLUMNS[table]}
     for column in _COLUMNS[table]:
-        if column.endswith("close") and (bad := values[column] <= 0).any():
-            i = int(np.flatnonzero(bad)[0])
+        if column.endswith("close") and (nonpositive := values[column] <= 0).any():
+            i = int(np.flatnonzero(nonpositive)[0])
             raise TapecastError(
-                f"{table}: {int(bad.sum()):,} non-positive {column} value(s), first "
+                f"{table}: {int(nonpositive.sum()):,} non-positive {column} value(s), first "
                 f"{values[column][i]} for {frame['instrument'][i]} at row {i} (0-based, ts "
                 f"{frame['ts'][i]}); a price must be > 0 (a log return is taken of it)")
     empty = np.zeros(0, dtype=np.int64)
