@@ -177,3 +177,18 @@ def test_baseline_when_name_is_of_the_other_kind_exits_2_naming_the_right_ones(
     assert code == 2 and "an order-flow features folder takes the baselines" in line
     assert "climatology" in line
     assert not out.exists()
+
+
+def test_train_when_interrupted_exits_130_naming_last(
+        price_features: Path, tiny_json: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tapecast.models.price_diffusion import PriceDiffusion
+
+    def interrupted(self: PriceDiffusion, *args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PriceDiffusion, "fit", interrupted)
+    run = tmp_path / "run"
+    code, output = _run("train", "-F", price_features, "--config", tiny_json, "--out", run)
+    assert code == 130 and f"{run / 'last'} holds the last completed step" in " ".join(
+        _one_line_error(output).split())
