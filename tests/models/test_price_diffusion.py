@@ -137,6 +137,11 @@ def test_make_batch_when_given_raw_context_samples_as_the_dataset_batch(
                                      "price_source": test_batch.extra("price_source")})
     np.testing.assert_array_equal(fitted.sample(made, 8, seed=0).values,
                                   fitted.sample(test_batch, 8, seed=0).values)
+    one = fitted.make_batch(test_batch.context[0],
+                            extras={"origin_price": float(test_batch.extra("origin_price")[0]),
+                                    "price_source": str(test_batch.extra("price_source")[0])})
+    np.testing.assert_array_equal(fitted.sample(one, 8, seed=0).values,
+                                  fitted.sample(test_batch.select(np.arange(1)), 8, seed=0).values)
     with pytest.raises(TapecastError, match="origin's price"):
         fitted.make_batch(test_batch.context)
     with pytest.raises(TapecastError, match="reads 120 context seconds"):

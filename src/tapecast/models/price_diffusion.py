@@ -329,7 +329,7 @@ class PriceDiffusion:
             As :meth:`ForecastBatch.from_context`.
         extras : mapping
             ``origin_price`` (B,) P_t and ``price_source`` (B,) ``"mid"``/``"trade"`` (or
-            ``lattice_step`` (B,) δ directly).
+            ``lattice_step`` (B,) δ directly); scalars for one (K, C) window.
 
         Returns
         -------
@@ -348,10 +348,11 @@ class PriceDiffusion:
             if "price_source" not in given:
                 raise TapecastError("extras: give 'price_source' ('mid' or 'trade') or "
                                     "'lattice_step' per origin")
-            given["lattice_step"] = lattice_step(np.atleast_1d(given["price_source"]),
-                                                 self._tick())
-        for key in ("origin_price", "lattice_step"):
-            given[key] = np.atleast_1d(given[key]).astype(np.float64)
+            source = given["price_source"]
+            given["lattice_step"] = lattice_step(np.atleast_1d(source),
+                                                 self._tick()).reshape(source.shape)
+        for key in ("origin_price", "lattice_step"):  # (B,), or a scalar for one (K, C) window
+            given[key] = given[key].astype(np.float64)
             if not np.all(np.isfinite(given[key]) & (given[key] > 0)):
                 raise TapecastError(f"extras: {key} must be finite and > 0")
         batch = ForecastBatch.from_context(normalizer.channels, context, h,
