@@ -28,10 +28,11 @@ from tapecast.models.price_baselines import (
     PriceQuantReg,
     PriceQuantRegConfig,
     PriceTraining,
+    garch_t,
     get_price_baseline,
     price_baseline_names,
 )
-from tapecast.models.price_baselines.garch_t import garch_filter
+from tapecast.models.price_baselines.garch_t import fit_constant_t, garch_filter
 from tapecast.models.price_baselines.quantreg import inverse_cdf
 from tests.features.test_price import synthetic_bars
 from tests.models.batches import batch_from_series, synthetic_windows
@@ -389,6 +390,22 @@ def test_garch_t_when_fitted_on_a_simulated_series_recovers_its_parameters() -> 
     assert abs(p.alpha - alpha) < 0.02 and abs(p.beta - beta) < 0.03
     assert abs(p.omega - omega) < 0.5 * omega and abs(p.nu - nu) < 1.5
     assert model.fallbacks == []
+
+
+def test_garch_t_when_the_garch_fit_fails_falls_back_to_constant_variance_t(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(2)
+    nu = 5.0
+    eps = 2.0 * rng.standard_t(nu, 20_000) / np.sqrt(nu / (nu - 2))  # variance 4, no clustering
+    p = fit_constant_t(eps)
+    assert p is not None and p.alpha == p.beta == 0.0
+    assert abs(p.omega - 4.0) < 0.2 and abs(p.nu - nu) < 1.0
+    monkeypatch.setattr(garch_t, "fit_garch_t", lambda eps: None)
+    train = returns_batch(eps / 1e4, 120, stride=60)
+    model = PriceGarchT(PriceGarchTConfig(lattice=False)).fit(train)
+    assert model.constant_variance and model.params["X"].alpha == 0.0
+    draws = model.sample(train.select(np.arange(5)), 4000, seed=0).values[:, :, 0, -1]
+    assert abs(draws.std() * 1e4 / np.sqrt(30 * 4.0) - 1) < 0.05  # 30 s of variance 4
 
 
 def test_garch_filter_when_compared_with_arch_gives_its_conditional_variance() -> None:

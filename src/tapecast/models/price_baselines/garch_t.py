@@ -19,6 +19,9 @@ Fit
     optimizer is tuned for. An instrument with fewer than ``min_returns`` returns, or whose fit
     fails (exception, non-zero convergence flag, non-finite or non-stationary parameters), takes
     the fit on all instruments' returns (``fallbacks`` counts them); an unseen instrument too.
+    When that pooled fit fails as well (returns without volatility clustering), the model is
+    the degenerate GARCH with α = β = 0 (:func:`fit_constant_t`; ``constant_variance`` is
+    True).
 
 Forecast
     Each window's context returns are filtered through the fitted recursion, vectorized over
@@ -103,6 +106,26 @@ def fit_garch_t(eps: NDArray[np.float64]) -> GarchTParams | None:
     return params if params.alpha + params.beta < 1.0 and params.nu > 2.0 else None
 
 
+def fit_constant_t(eps: NDArray[np.float64]) -> GarchTParams | None:
+    """The degenerate GARCH(1,1)-t with α = β = 0 (a constant variance ω and Student-t
+    innovations), fitted by ``arch``'s ``ConstantVariance``: the fallback when the full fit
+    fails, e.g. on returns without volatility clustering (the optimizer then hits α + β = 1 or
+    α = 0 and reports incompatible constraints). None when this fails too."""
+    from arch.univariate import ConstantVariance, StudentsT, ZeroMean
+
+    model = ZeroMean(eps, volatility=ConstantVariance(), distribution=StudentsT(), rescale=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            res = model.fit(disp="off")
+        except (ValueError, RuntimeError, np.linalg.LinAlgError):
+            return None
+    sigma2, nu = (float(v) for v in np.asarray(res.params, dtype=np.float64))
+    if not (np.isfinite(sigma2) and sigma2 > 0 and np.isfinite(nu) and nu > 2.0):
+        return None
+    return GarchTParams(sigma2, 0.0, 0.0, nu)
+
+
 def garch_filter(eps: NDArray[np.float64], omega: NDArray[np.float64],
                  alpha: NDArray[np.float64], beta: NDArray[np.float64]) -> NDArray[np.float64]:
     """Conditional variances σ_1² .. σ_{C+1}² of B series (Bollerslev 1986, eq. 5).
@@ -176,7 +199,11 @@ class PriceGarchT(PriceBaseline[PriceGarchTConfig]):
 
     def _fit(self, data: PriceTraining, seed: int) -> None:
         scale = self.config.scale
-        pooled = fit_garch_t(data.returns * scale) if data.returns.size >= 100 else None
+        enough = data.returns.size >= 100
+        pooled = fit_garch_t(data.returns * scale) if enough else None
+        self.constant_variance = pooled is None and enough
+        if pooled is None and enough:
+            pooled = fit_constant_t(data.returns * scale)
         if pooled is None:
             raise TapecastError(f"price-garch-t: the fit on all {data.returns.size} training "
                                 "1-s returns failed (too few, or the optimizer did not converge)")
