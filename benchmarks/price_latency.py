@@ -1,123 +1,129 @@
 """Latency of one price prediction: 1 window × 256 samples on 1 thread (issue 13, "Speed").
 
-The network is :class:`tapecast.nets.film.PriceDenoiser` with its default config (K = 10 context
-channels, C = 120 s, CNN encoder d = 128, FiLM-MLP 4 × 256) at D = 1 (the 30-s return) and
-D = 30 (the path), freshly initialised (the weights do not change the cost). A prediction is
-one :func:`tapecast.diffusion.draw_samples` call, the live path: encode the window once, draw
-the initial noise, run the sampler.
+A prediction is what a live service calls: :meth:`tapecast.models.PriceDiffusion.sample` on a
+raw one-window batch, from the raw context to 256 returns on the price lattice (normalize,
+build the sampler, encode the window once, run the sampler, scale, snap to the lattice, mix in
+the zero-move atom from the encoder's head, wrap in ``Samples``). The forecaster is the ``small``
+preset (CNN encoder d = 128, FiLM-MLP 4 × 256, zero head, D = 1: the 30-s return) fitted for
+one step on a synthetic market (``tapecast.sim``; the weights do not change the cost).
 
-* **latency**: p50 and p99 over ``--predictions`` predictions (1000; ``--quick`` 200) for
-  ``ddim`` and ``dpm-solver++`` at 5, 10 and 20 network evaluations, and ``ddpm`` over all
-  1000 steps (``--ddpm-predictions``, 20; quick 3). The cases take turns in ``--rounds``
-  rounds, so a busy machine slows them alike. Targets: p99 < 100 ms, aim < 20 ms.
-* **FLOPs** per prediction counted analytically (2·m·k·n per matmul; convolutions as matmuls;
-  elementwise work not counted), checked against ``torch.utils.flop_counter`` once.
-* **bare matmul**: the same matmul shapes (same count) as ``torch.mm`` on preallocated tensors,
-  timed in the same run: ``share`` = bare time / p50, the part of a prediction that is matmul
-  work at this size. Beside it one network evaluation alone (time shared by all rows, and per
-  row, i.e. what the shared time embedding saves) and a bare 4 × 256 MLP (Linear + SiLU) on 256
-  rows, the issue's 1.2-1.9 ms estimate.
-* **batched**: windows/s at 64 windows × 256 samples per call, 10 evaluations.
-* **bf16**: where the CPU has AMX or AVX512-BF16 (checked at run time), the evaluation and the
-  10-step predictions again under ``torch.autocast("cpu", torch.bfloat16)``.
+* **latency**: p50 and p99 of ``sample`` for dpm-solver++ at 5, 10 and 20 steps and ddim at 10
+  and 20, fp32 and, where bf16 is fast here (:func:`tapecast.train.bf16_is_fast`, decided at
+  run time), under ``torch.autocast("cpu", torch.bfloat16)``. ``--predictions`` (1000) per
+  setting of ≤ 10 steps, half that at 20 steps, 20 for ddpm over all 1000 steps. Beside them
+  the bare network loop (:func:`tapecast.diffusion.draw_samples` on an already-normalized
+  context, what the previous version of this script timed) at the same settings: forecaster
+  p50 / network p50 is the wrapper's overhead. The cases take turns in ``--rounds`` rounds, so
+  a busy machine slows them alike. ``--quick``: 40 predictions, no ddpm, bf16 and the network
+  at the headline setting (dpm-solver++ 10) only.
+* **stages**: the median of each step of ``sample`` run alone (headline setting, fp32), and of
+  ``sample`` and the bare network loop called in turn (the wrapper's overhead). The window is
+  encoded once per call (since 942394e; before it the zero head encoded it a second time).
+* **FLOPs** per prediction counted with ``torch.utils.flop_counter.FlopCounterMode`` over one
+  real call (matmuls and convolutions; elementwise work not counted) and checked against the
+  analytic count (2·m·k·n per matmul, convolutions as matmuls).
+* **bare matmul**: ``torch.mm`` over the same shapes (same FLOPs) on preallocated operands, in
+  the case's dtype, timed in the same run: ``share`` = bare time / p50, the part of a prediction
+  that is matmul work at this size. Speed of light: a 1024² matmul on 1 thread, fp32 and bf16.
+* **batched**: windows/s of ``sample`` at 64 windows × 256 samples, dpm-solver++ 10, 1 thread.
 
-Run from the repository root::
+Prints a table and writes nothing, unless ``--json PATH``. ONNX export is not measured:
+onnxruntime is not a dependency of this project. Run from the repository root::
 
-    .venv/bin/python benchmarks/price_latency.py [--quick]
+    .venv/bin/python benchmarks/price_latency.py [--quick] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import gc
+import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from tapecast.diffusion import GaussianNoise, draw_samples, get_sampler
-from tapecast.features.price import PriceGridConfig
-from tapecast.features.price_windows import context_features
+from tapecast.core.batch import ForecastBatch
+from tapecast.core.forecast import Samples
+from tapecast.diffusion import draw_samples, get_sampler
+from tapecast.features.price import PriceGridConfig, price_grid
+from tapecast.features.price_dataset import PriceDataset
+from tapecast.features.price_lattice import snap_returns
+from tapecast.features.price_windows import price_windows
+from tapecast.models.price_diffusion import (
+    PriceDiffusion,
+    _mix_zero_atom,
+    price_diffusion_config,
+)
 from tapecast.nets.film import PriceDenoiser, PriceDenoiserConfig
+from tapecast.sim import SyntheticMarketConfig, generate_market
+from tapecast.sim.bars import market_bars
 from tapecast.train import bf16_is_fast
 
-SAMPLES, BATCH, T = 256, 64, 1000
+SAMPLES, BATCH, WINDOWS = 256, 64, 32
+SETTINGS = (("dpm-solver++", 5), ("dpm-solver++", 10), ("dpm-solver++", 20), ("ddim", 10),
+            ("ddim", 20))
+HEADLINE = ("dpm-solver++", 10)
 Shape = tuple[int, int, int]  # (m, k, n) of an (m × k) @ (k × n) product
-
-
-def best_of(repeats: int, fn: Callable[[], object]) -> float:
-    """Best wall seconds of ``repeats`` calls, garbage collected once before them (``timing.py``
-    collects before every call, which costs more than these millisecond calls)."""
-    gc.collect()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+Route = Literal["forecaster", "network"]
 
 
 @dataclass(frozen=True)
 class Case:
-    """One timed prediction setting."""
+    """One timed prediction setting: which call, sampler, steps, dtype."""
 
+    path: Route
     sampler: str
-    evals: int
-    target_dim: int
+    steps: int
     bf16: bool = False
 
     @property
     def name(self) -> str:
-        return f"{self.sampler} {self.evals}{' bf16' if self.bf16 else ''}"
+        return f"{self.path}: {self.sampler} {self.steps}{' bf16' if self.bf16 else ''}"
 
 
-def matmul_shapes(c: PriceDenoiserConfig, evals: int, rows: int = SAMPLES,
-                  windows: int = 1) -> list[Shape]:
-    """Every matmul of one prediction (CNN encoder, shared time embedding)."""
-    d, w, film = c.encoder_dim, c.width, c.depth * c.film_dim
-    once = [(windows * c.context, 2 * c.n_features, d)]  # 1×1 input convolution
-    once += [(windows * c.context, c.kernel_size * d, d)] * c.encoder_layers  # causal convs
-    once += [(windows, 2 * d, d), (windows, d, film)]  # pool, condition's FiLM
-    step = [(1, c.time_dim, w), (1, w, film), (rows, c.target_dim, w)]
-    step += [(rows, w, w)] * c.depth + [(rows, w, c.target_dim)]
-    return once + step * evals
+@dataclass
+class Fixture:
+    """The fitted forecaster, its one-window batches, their normalized contexts, a 64-batch."""
+
+    model: PriceDiffusion
+    net: PriceDenoiser
+    batches: list[ForecastBatch]
+    contexts: list[torch.Tensor]
+    big: ForecastBatch
 
 
-def flops(shapes: list[Shape]) -> int:
-    return sum(2 * m * k * n for m, k, n in shapes)
+def build_fixture() -> Fixture:
+    """The ``small`` forecaster fitted one step on one synthetic session (~20,000 trades)."""
+    market = generate_market(SyntheticMarketConfig(n_sessions=1, trades_per_session=20_000),
+                             seed=1)
+    tables = market_bars(market)
+    assert tables.bars is not None
+    grid_config = PriceGridConfig()
+    grid, _ = price_grid(tables.bars, tables.quote_bars, grid_config)
+    windows, _ = price_windows(grid, grid_config)
+    data = PriceDataset(grid, windows, grid_config)
+    config = price_diffusion_config("small").with_train(max_steps=1, eval_every=1)
+    model = PriceDiffusion(config).fit(data.batch(np.arange(0, len(data), 20)), progress=False)
+    assert model.net is not None and model.normalizer is not None
+    picks = np.linspace(0, len(data) - 1, WINDOWS).astype(np.int64)
+    batches = [data.batch(picks[i:i + 1]) for i in range(WINDOWS)]
+    contexts = [torch.from_numpy(model.normalizer.context(b)) for b in batches]
+    big = data.batch(np.linspace(0, len(data) - 1, BATCH).astype(np.int64))
+    return Fixture(model, model.net.eval(), batches, contexts, big)
 
 
-def bare_matmul_seconds(shapes: list[Shape], repeats: int) -> float:
-    """Best time of ``torch.mm`` over ``shapes`` on preallocated operands."""
-    operands = {s: (torch.randn(s[0], s[1]), torch.randn(s[1], s[2])) for s in set(shapes)}
-    outs = {s: torch.empty(s[0], s[2]) for s in operands}
-    pairs = [(operands[s][0], operands[s][1], outs[s]) for s in shapes]
-
-    def run() -> None:
-        for a, b, out in pairs:
-            torch.mm(a, b, out=out)
-
-    run()
-    return best_of(repeats, run)
-
-
-def cpu_description() -> str:
-    """lscpu's model name, the bf16 flags present, torch's CPU capability."""
-    text = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
-                  if line.startswith("Model name")), "unknown CPU")
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith("Flags")), [])
-    bf16 = [f for f in ("amx_bf16", "avx512_bf16", "avx512f") if f in flags]
-    return (f"{model}; {os.cpu_count()} CPUs; flags {', '.join(bf16) or 'no AVX512/AMX'}; "
-            f"torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()})")
+# ----------------------------------------------------------------------------------------------
+# timing helpers
 
 
 def autocast(bf16: bool) -> contextlib.AbstractContextManager[object]:
@@ -125,22 +131,26 @@ def autocast(bf16: bool) -> contextlib.AbstractContextManager[object]:
             else contextlib.nullcontext())
 
 
-def predictor(net: PriceDenoiser, case: Case, contexts: torch.Tensor
-              ) -> Callable[[int], None]:
-    """One prediction of window ``i % len(contexts)`` with seed ``i``."""
-    noise = GaussianNoise.from_schedule("cosine", T, prediction="v")
-    sampler = get_sampler(case.sampler, noise)
-    sampler.set_timesteps(case.evals)
+def predictor(fx: Fixture, case: Case) -> Callable[[int], object]:
+    """One prediction of window ``i % WINDOWS`` with seed ``i``."""
+    if case.path == "network":
+        proc = get_sampler(case.sampler, fx.model.noise)
+        proc.set_timesteps(case.steps)
 
-    def predict(i: int) -> None:
+        def network(i: int) -> object:
+            with autocast(case.bf16), torch.no_grad():
+                return draw_samples(fx.net, proc, {"context": fx.contexts[i % WINDOWS]},
+                                    SAMPLES, (1,), seed=i)
+        return network
+
+    def forecast(i: int) -> object:
         with autocast(case.bf16):
-            draw_samples(net, sampler, {"context": contexts[i % len(contexts):][:1]}, SAMPLES,
-                         (case.target_dim,), seed=i)
+            return fx.model.sample(fx.batches[i % WINDOWS], SAMPLES, sampler=case.sampler,
+                                   steps=case.steps, seed=i)
+    return forecast
 
-    return predict
 
-
-def latencies(runs: dict[Case, Callable[[int], None]], counts: dict[Case, int], rounds: int
+def latencies(runs: dict[Case, Callable[[int], object]], counts: dict[Case, int], rounds: int
               ) -> dict[Case, list[float]]:
     """Seconds of each prediction; the cases take turns, ``counts[case] / rounds`` per round."""
     out: dict[Case, list[float]] = {case: [] for case in runs}
@@ -158,123 +168,301 @@ def latencies(runs: dict[Case, Callable[[int], None]], counts: dict[Case, int], 
     return out
 
 
-def evaluation_times(net: PriceDenoiser, repeats: int) -> dict[str, float]:
-    """Seconds of one network evaluation at 256 rows, and of its parts' bare equivalents."""
-    c = net.config
-    cond = net.condition({"context": torch.randn(1, c.n_features, c.context)}).expand(SAMPLES)
-    x = torch.randn(SAMPLES, c.target_dim)
-    shared = torch.tensor(500.0).expand(SAMPLES)
-    per_row = 500.0 + torch.arange(SAMPLES, dtype=torch.float32) * 1e-3  # distinct: no sharing
-    layers: list[nn.Module] = []
-    for _ in range(c.depth):
-        layers += [nn.Linear(c.width, c.width), nn.SiLU()]
-    mlp = nn.Sequential(*layers)
-    h = torch.randn(SAMPLES, c.width)
-    times: dict[str, float] = {}
-    calls: list[tuple[str, Callable[[], object]]] = [
-        ("net, shared t", lambda: net(x, shared, cond)),
-        ("net, t per row", lambda: net(x, per_row, cond)),
-        (f"bare {c.depth}x{c.width} MLP", lambda: mlp(h))]
-    with torch.no_grad():
-        for label, fn in calls:
-            fn()
-            times[label] = best_of(repeats, fn)
-        if bf16_is_fast():
-            with autocast(True):
-                net(x, shared, cond)
-                times["net, shared t, bf16"] = best_of(repeats, lambda: net(x, shared, cond))
-    mm = [(SAMPLES, c.width, c.width)] * c.depth
-    times[f"bare {c.depth} mm 256x{c.width}x{c.width}"] = bare_matmul_seconds(mm, repeats)
-    return times
+def median_seconds(repeats: int, fn: Callable[[], object], warm: bool = True) -> float:
+    if warm:
+        fn()
+    gc.collect()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
 
 
-@contextlib.contextmanager
-def threads(n: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+# ----------------------------------------------------------------------------------------------
+# FLOPs and the bare matmul
 
 
-def counted_flops(net: PriceDenoiser, case: Case, contexts: torch.Tensor) -> int:
+def encoder_shapes(c: PriceDenoiserConfig, windows: int = 1) -> list[Shape]:
+    """Every matmul of one ``condition`` call: CNN encoder, condition FiLM, zero head."""
+    d, film = c.encoder_dim, c.depth * c.film_dim
+    out = [(windows * c.context, 2 * c.n_features, d)]  # 1×1 input convolution (mask channels)
+    out += [(windows * c.context, c.kernel_size * d, d)] * c.encoder_layers  # causal convs
+    out += [(windows, 2 * d, d), (windows, d, film)]  # pool, condition's FiLM
+    return out + ([(windows, d, 1)] if c.zero_head else [])
+
+
+def step_shapes(c: PriceDenoiserConfig, rows: int) -> list[Shape]:
+    """Every matmul of one network evaluation with the time shared by all rows."""
+    w, film = c.width, c.depth * c.film_dim
+    out = [(1, c.time_dim, w), (1, w, film), (rows, c.target_dim, w)]
+    return out + [(rows, w, w)] * c.depth + [(rows, w, c.target_dim)]
+
+
+def case_shapes(c: PriceDenoiserConfig, case: Case, windows: int = 1) -> list[Shape]:
+    """The matmuls of one prediction: one encoding per window, ``steps`` evaluations."""
+    return encoder_shapes(c, windows) + step_shapes(c, windows * SAMPLES) * case.steps
+
+
+def flops(shapes: list[Shape]) -> int:
+    return sum(2 * m * k * n for m, k, n in shapes)
+
+
+def counted_flops(run: Callable[[int], object]) -> int:
     counter = FlopCounterMode(display=False)
     with counter:
-        predictor(net, case, contexts)(0)
+        run(0)
     return int(counter.get_total_flops())
+
+
+def bare_matmul_seconds(shapes: list[Shape], repeats: int, dtype: torch.dtype) -> float:
+    """Best time of ``torch.mm`` over ``shapes`` on preallocated operands of ``dtype``."""
+    operands = {s: (torch.randn(s[0], s[1], dtype=dtype), torch.randn(s[1], s[2], dtype=dtype))
+                for s in set(shapes)}
+    outs = {s: torch.empty(s[0], s[2], dtype=dtype) for s in operands}
+    pairs = [(operands[s][0], operands[s][1], outs[s]) for s in shapes]
+
+    def run() -> None:
+        for a, b, out in pairs:
+            torch.mm(a, b, out=out)
+
+    run()
+    gc.collect()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def peak_gflops(dtype: torch.dtype, repeats: int) -> float:
+    """A 1024² matmul on this thread count: the speed of light."""
+    return 2 * 1024**3 / bare_matmul_seconds([(1024, 1024, 1024)], repeats, dtype) / 1e9
+
+
+def cpu_description() -> str:
+    """lscpu's model name, the bf16 flags present, torch's CPU capability."""
+    text = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                  if line.startswith("Model name")), "unknown CPU")
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
+                  if line.startswith("Flags")), [])
+    bf16 = [f for f in ("amx_bf16", "avx512_bf16", "avx512f") if f in flags]
+    return (f"{model}; {os.cpu_count()} CPUs; flags {', '.join(bf16) or 'no AVX512/AMX'}; "
+            f"torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()})")
+
+
+# ----------------------------------------------------------------------------------------------
+# the parts of one sample() call
+
+
+def stage_times(fx: Fixture, repeats: int) -> dict[str, float]:
+    """Median seconds of each step of ``sample`` (headline setting, fp32), run alone."""
+    model, net, batch = fx.model, fx.net, fx.batches[0]
+    normalizer = model.normalizer
+    assert normalizer is not None
+    scale = normalizer.target_scale
+    context = fx.contexts[0]
+    proc = get_sampler(HEADLINE[0], model.noise)
+    proc.set_timesteps(HEADLINE[1])
+    x = draw_samples(net, proc, {"context": context}, SAMPLES, (1,), seed=0)
+    continuous = x.double().numpy() * scale
+    price, step = batch.extra("origin_price"), batch.extra("lattice_step")
+    r = snap_returns(continuous, price, step)
+    cond = net.condition({"context": context})
+    assert cond.zero_logit is not None
+    logit = cond.zero_logit
+    c = batch.context_length
+
+    def sampler_setup() -> None:
+        get_sampler(HEADLINE[0], model.noise).set_timesteps(HEADLINE[1])
+
+    parts: list[tuple[str, Callable[[], object]]] = [
+        ("normalize context (numpy)", lambda: normalizer.context(batch)),
+        ("build sampler + set_timesteps", sampler_setup),
+        ("encode window (condition)", lambda: net.condition({"context": context})),
+        ("draw_samples (encode + loop)", lambda: draw_samples(
+            net, proc, {"context": context}, SAMPLES, (1,), seed=0)),
+        ("to numpy, scale", lambda: x.double().numpy() * scale),
+        ("snap to lattice", lambda: snap_returns(continuous, price, step)),
+        ("zero atom: p0, mix (numpy)", lambda: _mix_zero_atom(
+            torch.sigmoid(logit.double()).numpy(), r, continuous, price, step, True, 0)),
+        ("Samples(...)", lambda: Samples(r[:, :, None, :].astype(np.float32),
+                                         batch.target_names, batch.window_ids[:, c:],
+                                         batch.timestamps[:, c:], batch.instruments,
+                                         batch.regimes))]
+    with torch.no_grad():
+        out = {label: median_seconds(repeats, fn) for label, fn in parts}
+    whole, bare = paired(fx, repeats)
+    return {**out, "sample() end to end": whole, "bare network loop, paired": bare}
+
+
+def paired(fx: Fixture, repeats: int) -> tuple[float, float]:
+    """Median seconds of ``sample`` and of the bare network loop on the same window, called in
+    turn (a busy machine slows both alike)."""
+    forecast = predictor(fx, Case("forecaster", *HEADLINE))
+    network = predictor(fx, Case("network", *HEADLINE))
+    times: dict[Callable[[int], object], list[float]] = {forecast: [], network: []}
+    gc.collect()
+    for _ in range(repeats):
+        for fn in times:
+            start = time.perf_counter()
+            fn(0)
+            times[fn].append(time.perf_counter() - start)
+    return float(np.median(times[forecast])), float(np.median(times[network]))
+
+
+def batched(fx: Fixture, bf16s: list[bool], quick: bool) -> list[dict[str, Any]]:
+    """Windows/s of 64 windows × 256 samples per call, dpm-solver++ 10, 1 thread: median of 3
+    after a warm-up call (quick: one call, the forecaster only)."""
+    out = []
+    assert fx.model.normalizer is not None
+    contexts = torch.from_numpy(fx.model.normalizer.context(fx.big))
+    proc = get_sampler(HEADLINE[0], fx.model.noise)
+    proc.set_timesteps(HEADLINE[1])
+    for bf16 in bf16s:
+        calls: dict[str, Callable[[], object]] = {
+            "forecaster": lambda: fx.model.sample(fx.big, SAMPLES, sampler=HEADLINE[0],
+                                                  steps=HEADLINE[1], seed=0),
+            "network": lambda: draw_samples(fx.net, proc, {"context": contexts}, SAMPLES,
+                                            (1,), seed=0)}
+        for path, call in list(calls.items())[:1 if quick else 2]:
+            with autocast(bf16), torch.no_grad():
+                seconds = median_seconds(1 if quick else 3, call, warm=not quick)
+            case = Case("forecaster" if path == "forecaster" else "network", *HEADLINE, bf16)
+            gflop = flops(case_shapes(fx.net.config, case, BATCH)) / 1e9
+            out.append({"path": path, "bf16": bf16, "seconds": seconds,
+                        "windows_per_s": BATCH / seconds, "gflop_per_s": gflop / seconds})
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# main
+
+
+def make_cases(quick: bool) -> list[Case]:
+    """Every setting for the forecaster, fp32 and bf16, and the bare network beside it; quick:
+    the forecaster's settings in fp32 and the headline's others."""
+    settings = [HEADLINE] if quick else list(SETTINGS)
+    cases = [Case("forecaster", s, n) for s, n in SETTINGS]
+    cases += [Case("network", s, n) for s, n in settings]
+    if bf16_is_fast():
+        cases += [Case(p, s, n, bf16=True) for p in ("forecaster", "network")
+                  for s, n in settings]
+    if not quick:
+        cases.append(Case("forecaster", "ddpm", 1000))
+    return cases
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="200 predictions, 3 of ddpm")
+    parser.add_argument("--quick", action="store_true",
+                        help="40 predictions per setting, fewer cases, no ddpm (under a minute)")
     parser.add_argument("--predictions", type=int, default=None)
-    parser.add_argument("--ddpm-predictions", type=int, default=None)
+    parser.add_argument("--ddpm-predictions", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
-    n_pred = args.predictions or (200 if args.quick else 1000)
-    n_ddpm = args.ddpm_predictions or (3 if args.quick else 20)
+    n_pred = args.predictions or (40 if args.quick else 1000)
+    started = time.perf_counter()
     torch.set_num_threads(1)
-    torch.set_grad_enabled(False)
-    k = len(context_features(PriceGridConfig()))
     print(f"CPU: {cpu_description()}")
-    print(f"load average before: {os.getloadavg()[0]:.2f}; bf16 fast here: {bf16_is_fast()}; "
+    load_before = os.getloadavg()[0]
+    print(f"load average before: {load_before:.2f}; bf16 fast here: {bf16_is_fast()}; "
           f"1 thread; {SAMPLES} samples per prediction")
-    nets = {d: PriceDenoiser(PriceDenoiserConfig(n_features=k, target_dim=d)).eval()
-            for d in (1, 30)}
-    contexts = torch.randn(32, k, 120, generator=torch.Generator().manual_seed(0))
-    cases = [Case(s, n, d) for d in (1, 30) for s in ("ddim", "dpm-solver++") for n in (5, 10, 20)]
-    cases += [Case("ddpm", T, d) for d in (1, 30)]
-    if bf16_is_fast():
-        cases += [Case("dpm-solver++", 10, d, bf16=True) for d in (1, 30)]
-    runs = {case: predictor(nets[case.target_dim], case, contexts) for case in cases}
-    counts = {case: n_ddpm if case.sampler == "ddpm" else n_pred for case in cases}
+    fx = build_fixture()
+    torch.set_num_threads(1)  # fit may set its own
+    print(f"forecaster: {fx.model!r}, zero head {fx.net.config.zero_head}")
+    cases = make_cases(args.quick)
+    runs = {case: predictor(fx, case) for case in cases}
+    counts = {case: args.ddpm_predictions if case.sampler == "ddpm"
+              else n_pred if case.steps <= 10 else n_pred // 2 for case in cases}
     timed = latencies(runs, counts, args.rounds)
-    print_latency(cases, timed, nets, counted_flops(nets[1], cases[4], contexts))
-    for d, net in nets.items():
-        print(f"\none network evaluation, D = {d}, {SAMPLES} rows (best of 200):")
-        for label, seconds in evaluation_times(net, 200).items():
-            print(f"  {label:<28}{1e3 * seconds:>8.3f} ms")
-    print_batched(nets, contexts)
-    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+    repeats = 3 if args.quick else 10
+    peaks = {"fp32": peak_gflops(torch.float32, repeats)}
+    if bf16_is_fast():
+        peaks["bf16"] = peak_gflops(torch.bfloat16, repeats)
+    rows = latency_rows(fx, cases, timed, runs, repeats)
+    print_latency(rows, peaks)
+    stages = stage_times(fx, 20 if args.quick else 200)
+    print_stages(stages, rows)
+    batch_rows = batched(fx, [False, *([True] if bf16_is_fast() else [])], args.quick)
+    print_batched(batch_rows)
+    load_after = os.getloadavg()[0]
+    print(f"\nload average after: {load_after:.2f}; wall {time.perf_counter() - started:.0f} s")
+    if args.json is not None:
+        args.json.write_text(json.dumps({
+            "date": datetime.date.today().isoformat(), "cpu": cpu_description(),
+            "load_before": load_before, "load_after": load_after, "peak_gflops": peaks,
+            "latency": rows, "stages_s": stages, "batched": batch_rows}, indent=1) + "\n")
 
 
-def print_latency(cases: list[Case], timed: dict[Case, list[float]],
-                  nets: dict[int, PriceDenoiser], counted: int) -> None:
-    print(f"\n{'case':<20}{'D':>3}{'n':>6}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}"
-          f"{'MFLOP':>8}{'GFLOP/s':>9}{'bare ms':>9}{'share':>7}  p99<100  p99<20")
+def latency_rows(fx: Fixture, cases: list[Case], timed: dict[Case, list[float]],
+                 runs: dict[Case, Callable[[int], object]], repeats: int
+                 ) -> list[dict[str, Any]]:
+    rows = []
     for case in cases:
         ms = 1e3 * np.array(timed[case])
-        p50, p99 = np.percentile(ms, 50), np.percentile(ms, 99)
-        shapes = matmul_shapes(nets[case.target_dim].config, case.evals)
-        bare = 1e3 * bare_matmul_seconds(shapes, 5 if case.sampler == "ddpm" else 50)
-        print(f"{case.name:<20}{case.target_dim:>3}{len(ms):>6}{p50:>9.2f}{p99:>9.2f}"
-              f"{ms.mean():>9.2f}{flops(shapes) / 1e6:>8.1f}{flops(shapes) / p50 / 1e6:>9.1f}"
-              f"{bare:>9.2f}{bare / p50:>7.0%}  {'yes' if p99 < 100 else 'NO':>7}"
-              f"  {'yes' if p99 < 20 else 'no':>6}")
-    analytic = flops(matmul_shapes(nets[1].config, cases[4].evals))
-    print(f"FLOPs check ({cases[4].name}, D = 1): analytic {analytic / 1e6:.2f} M, "
-          f"torch flop counter {counted / 1e6:.2f} M")
+        shapes = case_shapes(fx.net.config, case)
+        dtype = torch.bfloat16 if case.bf16 else torch.float32
+        bare = 1e3 * bare_matmul_seconds(shapes, 2 if case.sampler == "ddpm" else repeats,
+                                         dtype)
+        counted = counted_flops(runs[case]) if case.steps <= 20 else None
+        p50 = float(np.percentile(ms, 50))
+        rows.append({**asdict(case), "n": len(ms), "p50_ms": p50,
+                     "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean()),
+                     "analytic_mflop": flops(shapes) / 1e6,
+                     "counted_mflop": None if counted is None else counted / 1e6,
+                     "bare_mm_ms": bare})
+    return rows
 
 
-def print_batched(nets: dict[int, PriceDenoiser], contexts: torch.Tensor) -> None:
-    print(f"\nbatched: {BATCH} windows x {SAMPLES} samples per call, dpm-solver++ 10 "
-          f"(best of 3)")
-    batch = {"context": contexts.repeat(BATCH // len(contexts) + 1, 1, 1)[:BATCH]}
-    sampler = get_sampler("dpm-solver++", GaussianNoise.from_schedule("cosine", T,
-                                                                     prediction="v"))
-    sampler.set_timesteps(10)
-    for n_threads in sorted({1, os.cpu_count() or 1}):
-        for d, net in nets.items():
-            with threads(n_threads):
-                def call(net: PriceDenoiser = net, d: int = d) -> None:
-                    draw_samples(net, sampler, batch, SAMPLES, (d,), seed=0)
+def print_latency(rows: list[dict[str, Any]], peaks: dict[str, float]) -> None:
+    print(f"\n{'case':<34}{'n':>5}{'p50 ms':>9}{'p99 ms':>9}{'MFLOP':>8}{'GFLOP/s':>9}"
+          f"{'bare ms':>9}{'share':>7}{'/net':>6}  p99<100 p99<20")
+    p50s = {(r["path"], r["sampler"], r["steps"], r["bf16"]): r["p50_ms"] for r in rows}
+    for r in rows:
+        case = Case(r["path"], r["sampler"], r["steps"], r["bf16"])
+        mflop = r["counted_mflop"] or r["analytic_mflop"]
+        net = p50s.get(("network", r["sampler"], r["steps"], r["bf16"]))
+        ratio = f"{r['p50_ms'] / net:>6.2f}" if net and r["path"] != "network" else f"{'':>6}"
+        print(f"{case.name:<34}{r['n']:>5}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}{mflop:>8.0f}"
+              f"{mflop / r['p50_ms']:>9.1f}{r['bare_mm_ms']:>9.2f}"
+              f"{r['bare_mm_ms'] / r['p50_ms']:>7.0%}{ratio}"
+              f"  {'yes' if r['p99_ms'] < 100 else 'NO':>7}"
+              f" {'yes' if r['p99_ms'] < 20 else 'no':>6}")
+    checked = [r for r in rows if r["counted_mflop"] is not None]
+    worst = max(abs(r["counted_mflop"] / r["analytic_mflop"] - 1) for r in checked)
+    print(f"MFLOP counted by FlopCounterMode over one real call ({len(checked)} cases; the "
+          f"analytic count agrees within {worst:.2%}); ddpm analytic. share = bare torch.mm over "
+          f"the same shapes in the case's dtype / p50; /net = p50 / the bare network's p50.")
+    print("speed of light, 1024² matmul, 1 thread: " +
+          ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))
 
-                call()
-                best = best_of(3, call)
-            gflop = flops(matmul_shapes(net.config, 10, BATCH * SAMPLES, BATCH)) / 1e9
-            print(f"  D = {d:>2}, {n_threads} thread(s): {BATCH / best:8.1f} windows/s "
-                  f"({best:.3f} s per call, {gflop / best:.1f} GFLOP/s)")
+
+def print_stages(stages: dict[str, float], rows: list[dict[str, Any]]) -> None:
+    total = stages["sample() end to end"]
+    print(f"\nstages of one sample() call, {HEADLINE[0]} {HEADLINE[1]}, fp32 (median, run "
+          "alone):")
+    for label, seconds in stages.items():
+        print(f"  {label:<32}{1e3 * seconds:>8.3f} ms  {seconds / total:>5.1%}")
+    p50 = {(r["path"], r["bf16"]): r["p50_ms"] for r in rows
+           if (r["sampler"], r["steps"]) == HEADLINE}
+    fc, net = p50[("forecaster", False)], p50[("network", False)]
+    bare = stages["bare network loop, paired"]
+    print(f"  wrapper overhead: {1e3 * (total - bare):.2f} ms ({total / bare - 1:.1%}) called in "
+          f"turn; {fc - net:.2f} ms ({fc / net - 1:.1%}) between the latency run's p50s")
+
+
+def print_batched(rows: list[dict[str, Any]]) -> None:
+    print(f"\nbatched: {BATCH} windows x {SAMPLES} samples per call, {HEADLINE[0]} "
+          f"{HEADLINE[1]}, 1 thread (median):")
+    for r in rows:
+        print(f"  {r['path']:<11}{' bf16' if r['bf16'] else ' fp32'}: "
+              f"{r['windows_per_s']:8.1f} windows/s ({r['seconds']:.3f} s per call, "
+              f"{r['gflop_per_s']:.1f} GFLOP/s)")
 
 
 if __name__ == "__main__":
