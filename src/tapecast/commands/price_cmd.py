@@ -65,7 +65,7 @@ def check_target(target: str | None) -> Target:
 def price_config(opts: PriceTrainOptions) -> PriceDiffusionConfig:
     """A preset (``small``, ``tiny``) or a config.json (a bare config or a model folder's
     ``config.json``), with the command-line overrides."""
-    from tapecast.models.jl_csdi_io import read_json
+    from tapecast.models.folder import read_json
     from tapecast.models.price_diffusion_config import (
         PriceDiffusionConfig,
         price_diffusion_config,
@@ -73,7 +73,7 @@ def price_config(opts: PriceTrainOptions) -> PriceDiffusionConfig:
 
     path = Path(opts.config)
     if path.suffix == ".json" or path.is_file():
-        data = read_json(path, "price-diffusion config")
+        data = read_json(path, "price-diffusion config", "price-diffusion")
         config = PriceDiffusionConfig.from_dict(data.get("config", data))
     else:
         config = price_diffusion_config(opts.config)

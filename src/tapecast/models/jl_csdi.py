@@ -29,7 +29,6 @@ A saved model is a folder: ``config.json`` (this config and the training outcome
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -39,15 +38,12 @@ from typing import Any, Self, cast
 import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
-from safetensors import SafetensorError
-from safetensors.torch import load_model, save_model
 from torch import nn
 
 from tapecast.core.batch import ForecastBatch, OriginSource, as_batch
 from tapecast.core.errors import TapecastError
 from tapecast.core.forecast import Samples
 from tapecast.core.forecaster import check_n_samples
-from tapecast.core.io import atomic_path, atomic_write_text
 from tapecast.diffusion import (
     MomentGuided,
     MomentTargets,
@@ -60,6 +56,16 @@ from tapecast.diffusion.training import diffusion_loss
 from tapecast.features.channels import IMBALANCE_CHANNELS
 from tapecast.features.dataset import ForecastDataset
 from tapecast.features.normalize import OrderFlowNormalizer
+from tapecast.models.folder import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    finite_or_none,
+    load_weights,
+    read_json,
+    read_meta,
+    save_weights,
+    write_meta,
+)
 from tapecast.models.jl_csdi_config import JLCSDIConfig, jlcsdi_config
 from tapecast.models.jl_csdi_io import (
     DataStats,
@@ -67,17 +73,14 @@ from tapecast.models.jl_csdi_io import (
     batch_windows,
     context_moment_targets,
     covered_windows,
-    finite_or_none,
     model_inputs,
     plugin_counts,
-    read_json,
 )
 from tapecast.nets import CachedCSDIDenoiser, CSDIDenoiser, build_denoiser, count_parameters
 from tapecast.train import TrainResult
 from tapecast.train import fit as train_fit
 
 KIND, FORMAT_VERSION = "tapecast.jl-csdi", 1
-CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 NORMALIZATION_FILE, STATS_FILE = "normalization.json", "data_stats.json"
 
 
@@ -262,7 +265,7 @@ class JLCSDI:
         meta_path = run / CONFIG_FILE
         if not (run / "last").exists() or not meta_path.exists():
             return
-        stored = read_json(meta_path, "config.json").get("config", {})
+        stored = read_json(meta_path, "config.json", "JL-CSDI").get("config", {})
         mine, defaults = self.config.to_dict(), JLCSDIConfig().to_dict()
         changed = sorted(k for k in mine if k not in ("train", "name")
                          and stored.get(k, defaults.get(k)) != mine[k])
@@ -437,10 +440,8 @@ class JLCSDI:
 
     def _write_meta(self, folder: Path, state: str) -> None:
         channels = None if self.normalizer is None else list(self.normalizer.channels)
-        meta = {"format_version": FORMAT_VERSION, "kind": KIND, "state": state,
-                "channels": channels, **self.to_dict()}
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(folder / CONFIG_FILE, json.dumps(meta, indent=1) + "\n")
+        write_meta(folder, KIND, FORMAT_VERSION, state, {"channels": channels,
+                                                         **self.to_dict()})
 
     def save(self, folder: str | Path) -> Path:
         """Write the model folder: config.json, model.safetensors (the net's current weights —
@@ -450,8 +451,7 @@ class JLCSDI:
         out.mkdir(parents=True, exist_ok=True)
         normalizer.save(out / NORMALIZATION_FILE)
         stats.save(out / STATS_FILE)
-        with atomic_path(out / WEIGHTS_FILE) as tmp:
-            save_model(self.net, str(tmp))
+        save_weights(self.net, out / WEIGHTS_FILE)
         self._write_meta(out, state="trained")
         return out
 
@@ -465,35 +465,20 @@ class JLCSDI:
             One line naming the file that is missing, malformed or does not fit.
         """
         src = Path(folder)
-        if not src.is_dir():
-            raise TapecastError(f"{src}: no such JL-CSDI model folder")
-        meta = read_json(src / CONFIG_FILE, "config.json")
-        if meta.get("kind") != KIND or meta.get("format_version") != FORMAT_VERSION:
-            raise TapecastError(f"{src / CONFIG_FILE}: not a JL-CSDI model config of format "
-                                f"{FORMAT_VERSION} (kind {meta.get('kind')!r})")
+        meta = read_meta(src, KIND, FORMAT_VERSION, "JL-CSDI")
         model = cls(JLCSDIConfig.from_dict(meta.get("config", {})))
         model.training = dict(meta.get("training") or {})
         model.normalizer = OrderFlowNormalizer.load(src / NORMALIZATION_FILE)
         try:
-            model.stats = DataStats.from_dict(read_json(src / STATS_FILE, "data_stats.json"))
+            model.stats = DataStats.from_dict(read_json(src / STATS_FILE, "data_stats.json",
+                                                        "JL-CSDI"))
         except TapecastError as exc:
             raise TapecastError(f"{src / STATS_FILE}: {exc}") from None
         if model.stats.channels != model.normalizer.channels:
             raise TapecastError(f"{src}: data_stats.json and normalization.json name different "
                                 "channels")
-        model._load_weights(src / WEIGHTS_FILE, str(meta.get("state")))
+        load_weights(model.net, src / WEIGHTS_FILE, str(meta.get("state")))
         return model
-
-    def _load_weights(self, path: Path, state: str) -> None:
-        if not path.exists():
-            hint = ("training has not finished: run the same `tapecast train` command again to "
-                    "resume it" if state == "training" else "the weights file is missing")
-            raise TapecastError(f"{path}: no weights; {hint}")
-        try:
-            load_model(self.net, str(path), strict=True)
-        except (RuntimeError, OSError, ValueError, SafetensorError) as exc:
-            first = (str(exc).splitlines() or [type(exc).__name__])[0]
-            raise TapecastError(f"{path}: weights do not fit the config ({first})") from None
 
 
 def _whole_counts(value: ArrayLike, name: str, context: int) -> NDArray[np.int64]:

@@ -23,7 +23,6 @@ This module holds
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -349,22 +348,3 @@ def plugin_counts(batch: ForecastBatch, how: str) -> tuple[F64, F64]:
             raise TapecastError(f"unknown count plug-in {how!r}")
         counts.append(np.maximum(stat, 1.0).reshape(-1, 1, 1))
     return counts[0], counts[1]
-
-
-def read_json(path: Path, what: str) -> dict[str, Any]:
-    """A JSON object from ``path``, or a one-line TapecastError naming ``what`` is wrong."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TapecastError(f"{path}: no {what} (is {path.parent} a trained JL-CSDI model "
-                            "folder?)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TapecastError(f"{path}: {what} is not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise TapecastError(f"{path}: {what} must be a JSON object")
-    return data
-
-
-def finite_or_none(value: float | None) -> float | None:
-    """``value`` when finite, else None (JSON has no NaN)."""
-    return value if value is not None and math.isfinite(value) else None

@@ -32,7 +32,6 @@ the return, 30 for the path), s the target scale, δ the lattice step, P_t the o
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,8 +40,6 @@ from typing import Any, Self, cast
 import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
-from safetensors import SafetensorError
-from safetensors.torch import load_model, save_model
 from torch import nn
 from torch.nn import functional as F
 
@@ -50,13 +47,19 @@ from tapecast.core.batch import ForecastBatch, OriginSource
 from tapecast.core.errors import TapecastError
 from tapecast.core.forecast import Samples
 from tapecast.core.forecaster import check_n_samples
-from tapecast.core.io import atomic_path, atomic_write_text
 from tapecast.diffusion import Sampler, get_sampler
 from tapecast.diffusion.protocols import ConditionalDenoiser
 from tapecast.diffusion.sampling import draw_samples
 from tapecast.diffusion.training import diffusion_loss
 from tapecast.features.price_lattice import lattice_step, snap_returns
-from tapecast.models.jl_csdi_io import finite_or_none, read_json
+from tapecast.models.folder import (
+    WEIGHTS_FILE,
+    finite_or_none,
+    load_weights,
+    read_meta,
+    save_weights,
+    write_meta,
+)
 from tapecast.models.price_diffusion_config import (
     DEFAULT_STEPS,
     PriceDiffusionConfig,
@@ -69,8 +72,7 @@ from tapecast.train import LossOutput, TrainResult
 from tapecast.train import fit as train_fit
 
 KIND, FORMAT_VERSION = "tapecast.price-diffusion", 1
-CONFIG_FILE, WEIGHTS_FILE, NORMALIZATION_FILE = ("config.json", "model.safetensors",
-                                                 "normalization.json")
+NORMALIZATION_FILE = "normalization.json"
 SAMPLERS = tuple(DEFAULT_STEPS)
 
 __all__ = ["PriceDiffusion", "PriceDiffusionConfig", "price_diffusion_config"]
@@ -392,10 +394,7 @@ class PriceDiffusion:
                 "training": dict(self.training)}
 
     def _write_meta(self, folder: Path, state: str) -> None:
-        meta = {"format_version": FORMAT_VERSION, "kind": KIND, "state": state,
-                **self.to_dict()}
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(folder / CONFIG_FILE, json.dumps(meta, indent=1) + "\n")
+        write_meta(folder, KIND, FORMAT_VERSION, state, self.to_dict())
 
     def save(self, folder: str | Path) -> Path:
         """Write config.json, model.safetensors (the current weights: the best EMA after
@@ -404,8 +403,7 @@ class PriceDiffusion:
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         normalizer.save(out / NORMALIZATION_FILE)
-        with atomic_path(out / WEIGHTS_FILE) as tmp:
-            save_model(net, str(tmp))
+        save_weights(net, out / WEIGHTS_FILE)
         self._write_meta(out, state="trained")
         return out
 
@@ -419,28 +417,14 @@ class PriceDiffusion:
             One line naming the file that is missing, malformed or does not fit.
         """
         src = Path(folder)
-        if not src.is_dir():
-            raise TapecastError(f"{src}: no such price-diffusion model folder")
-        meta = read_json(src / CONFIG_FILE, "config.json")
-        if meta.get("kind") != KIND or meta.get("format_version") != FORMAT_VERSION:
-            raise TapecastError(f"{src / CONFIG_FILE}: not a price-diffusion model config of "
-                                f"format {FORMAT_VERSION} (kind {meta.get('kind')!r})")
+        meta = read_meta(src, KIND, FORMAT_VERSION, "price-diffusion")
         model = cls(PriceDiffusionConfig.from_dict(meta.get("config", {})))
         model.training = dict(meta.get("training") or {})
         tick = meta.get("tick_size")
         model.tick_size = float(tick) if isinstance(tick, int | float) else None
         model.normalizer = PriceNormalizer.load(src / NORMALIZATION_FILE)
         model.net = PriceDenoiser(model.config.net)
-        path = src / WEIGHTS_FILE
-        if not path.exists():
-            hint = ("training has not finished: run the same command again to resume it"
-                    if meta.get("state") == "training" else "the weights file is missing")
-            raise TapecastError(f"{path}: no weights; {hint}")
-        try:
-            load_model(model.net, str(path), strict=True)
-        except (RuntimeError, OSError, ValueError, SafetensorError) as exc:
-            first = (str(exc).splitlines() or [type(exc).__name__])[0]
-            raise TapecastError(f"{path}: weights do not fit the config ({first})") from None
+        load_weights(model.net, src / WEIGHTS_FILE, str(meta.get("state")))
         return model
 
 
