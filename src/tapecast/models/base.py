@@ -31,16 +31,16 @@ of valid origins (and none at all when ``H = 1``). A caller holding the windows 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar, get_origin
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from tapecast.core.batch import ForecastBatch, OriginSource, as_batch
-from tapecast.core.config import ConfigBase
+from tapecast.core.config import ConfigBase, ConfigError
 from tapecast.core.errors import TapecastError
 from tapecast.core.forecast import Samples
 from tapecast.core.forecaster import check_n_samples
@@ -364,3 +364,32 @@ def register(cls: BaselineT) -> BaselineT:
         raise TapecastError(f"a baseline named '{cls.name}' is already registered")
     BASELINES[cls.name] = cls
     return cls
+
+
+def build_registered(registry: Mapping[str, Any], name: str, options: Mapping[str, Any],
+                     what: str, names: Sequence[str]) -> Any:
+    """An unfitted forecaster ``registry[name]`` built from its config class with ``options``
+    (``"a,b"`` strings from the command line split for tuple fields).
+
+    Raises
+    ------
+    TapecastError
+        For an unknown name (listing ``names``) or option, or a value its config rejects; each
+        message starts with ``what`` (``baseline``, ``price baseline``).
+    """
+    if name not in registry:
+        raise TapecastError(f"unknown {what} '{name}'; choose one of {list(names)}")
+    cls = registry[name]
+    types = cls.config_class.field_types()
+    unknown = sorted(set(options) - set(types))
+    if unknown:
+        raise TapecastError(f"{what} '{name}' has no option(s) {unknown}; "
+                            f"its options are {sorted(types)}")
+    values = dict(options)
+    for key, value in values.items():
+        if isinstance(value, str) and get_origin(types[key]) is tuple:
+            values[key] = [v.strip() for v in value.split(",") if v.strip()]
+    try:
+        return cls(cls.config_class.from_dict(values))
+    except ConfigError as exc:
+        raise TapecastError(f"{what} '{name}': {exc}") from None

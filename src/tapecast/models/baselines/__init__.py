@@ -7,11 +7,9 @@ dependencies (``arch``, ``torch``, ``chronos``) are imported only when a baselin
 is fitted or sampled.
 """
 
-from typing import Any, get_origin
+from typing import Any, cast
 
-from tapecast.core.config import ConfigError
-from tapecast.core.errors import TapecastError
-from tapecast.models.base import BASELINES, Baseline
+from tapecast.models.base import BASELINES, Baseline, build_registered
 from tapecast.models.baselines.bootstrap import BlockBootstrap, BootstrapConfig
 from tapecast.models.baselines.chronos import ChronosBolt, ChronosConfig, ModelUnavailableError
 from tapecast.models.baselines.climatology import Climatology, ClimatologyConfig
@@ -34,22 +32,8 @@ def get_baseline(name: str, **options: Any) -> Baseline[Any]:
     TapecastError
         For an unknown name or option, or an option value its config rejects.
     """
-    if name not in BASELINES:
-        raise TapecastError(f"unknown baseline '{name}'; choose one of {list(baseline_names())}")
-    cls = BASELINES[name]
-    types = cls.config_class.field_types()
-    unknown = sorted(set(options) - set(types))
-    if unknown:
-        raise TapecastError(f"baseline '{name}' has no option(s) {unknown}; "
-                            f"its options are {sorted(types)}")
-    values = dict(options)
-    for key, value in values.items():  # "a,b" from the command line for a tuple field
-        if isinstance(value, str) and get_origin(types[key]) is tuple:
-            values[key] = [v.strip() for v in value.split(",") if v.strip()]
-    try:
-        return cls(cls.config_class.from_dict(values))
-    except ConfigError as exc:
-        raise TapecastError(f"baseline '{name}': {exc}") from None
+    built = build_registered(BASELINES, name, options, "baseline", baseline_names())
+    return cast(Baseline[Any], built)
 
 __all__ = [
     "VAR1",

@@ -9,10 +9,9 @@ unchanged); :func:`get_price_baseline` builds one by name. ``arch`` and ``statsm
 imported only when ``price-garch-t`` or ``price-quantreg`` is fitted.
 """
 
-from typing import Any, get_origin
+from typing import Any, cast
 
-from tapecast.core.config import ConfigError
-from tapecast.core.errors import TapecastError
+from tapecast.models.base import build_registered
 from tapecast.models.price_baselines.base import (
     PRICE_BASELINES,
     PriceBaseline,
@@ -42,23 +41,9 @@ def get_price_baseline(name: str, **options: Any) -> PriceBaseline[Any]:
     TapecastError
         For an unknown name or option, or an option value its config rejects.
     """
-    if name not in PRICE_BASELINES:
-        raise TapecastError(f"unknown price baseline '{name}'; choose one of "
-                            f"{list(price_baseline_names())}")
-    cls = PRICE_BASELINES[name]
-    types = cls.config_class.field_types()
-    unknown = sorted(set(options) - set(types))
-    if unknown:
-        raise TapecastError(f"price baseline '{name}' has no option(s) {unknown}; "
-                            f"its options are {sorted(types)}")
-    values = dict(options)
-    for key, value in values.items():  # "a,b" from the command line for a tuple field
-        if isinstance(value, str) and get_origin(types[key]) is tuple:
-            values[key] = [v.strip() for v in value.split(",") if v.strip()]
-    try:
-        return cls(cls.config_class.from_dict(values))
-    except ConfigError as exc:
-        raise TapecastError(f"price baseline '{name}': {exc}") from None
+    built = build_registered(PRICE_BASELINES, name, options, "price baseline",
+                             price_baseline_names())
+    return cast(PriceBaseline[Any], built)
 
 
 __all__ = [
