@@ -168,9 +168,11 @@ def _fixed(value: Any, decimals: int = 2) -> str:
 
 def print_summary(metrics: dict[str, Any]) -> None:
     """The model-vs-baselines table on the terminal."""
-    table = Table(title="CRPS (lower is better), rank-based 90 % coverage of the imbalance "
-                  "channels (else the first channel group) by regime, joint errors, diversity, "
-                  "DM vs the reference",
+    first = next(iter(metrics["forecasters"].values()))
+    orderflow = "imbalance" in first["coverage"].get("90", {})
+    what = "the imbalance channels" if orderflow else f"{', '.join(first['channels'])}"
+    table = Table(title=f"CRPS (lower is better), rank-based 90 % coverage of {what} by "
+                  "regime, joint errors, diversity, DM vs the reference",
                   show_header=True, box=box.SIMPLE_HEAD, padding=(0, 1))
     for col in ("model", "CRPS", "cov90", "low", "mid", "high", "covE", "corE", "div",
                 "DM p", "n_eff"):
@@ -194,10 +196,12 @@ def print_summary(metrics: dict[str, Any]) -> None:
     wide.print(table)
     n = next(iter(metrics["forecasters"].values()))
     regimes = ", ".join(f"{k} {v}" for k, v in n["n_per_regime"].items())
+    joint = ("covE: covariance error of the first two imbalance channels, corE: "
+             "correlation-matrix error, " if orderflow else
+             "covE, corE: joint errors, '-' for one channel; ")
     console.print(f"{n['n_windows']:,} windows ({regimes}); a regime "
-                  f"with fewer than {n.get('min_regime_windows', 30)} windows shows '-'; covE: "
-                  "covariance error of the first two imbalance channels, corE: correlation-matrix "
-                  "error, div: lowest diversity ratio over channels; reference: "
+                  f"with fewer than {n.get('min_regime_windows', 30)} windows shows '-'; "
+                  f"{joint}div: lowest diversity ratio over channels; reference: "
                   f"{metrics.get('reference') or 'none'}")
 
 
