@@ -72,6 +72,20 @@ def test_randomized_pit_when_samples_tie_with_realized_is_still_uniform() -> Non
     assert abs(covered.mean() - 0.5) > 0.05  # closed quantile intervals over-cover with ties
 
 
+def test_randomized_pit_when_float32_lattice_samples_ties_at_their_precision() -> None:
+    """A correct forecast on a price lattice, samples in float32 as Samples stores them, the
+    realized return computed another way (log of a price ratio): still uniform."""
+    rng = np.random.default_rng(0)
+    b, s, price, step = 4000, 256, 47.31, 0.005
+    k_true = rng.integers(-3, 4, size=b)  # (B,)
+    k_samples = rng.integers(-3, 4, size=(b, s))  # same law
+    realized = np.log((price + k_true * step) / price)[:, None, None]  # (B, 1, 1) float64
+    samples = np.log1p(k_samples * step / price).astype(np.float32)[:, :, None, None]
+    pit = calibration.randomized_pit(samples, realized, np.random.default_rng(1))
+    assert calibration.pit_uniformity(pit, np.ones_like(pit, dtype=bool))["chi2_pvalue"] > 0.01
+    assert abs(calibration.rank_coverage(pit, 0.9).mean() - 0.9) < 0.015
+
+
 def test_randomized_pit_when_hand_example_equals_formula() -> None:
     samples = np.array([1.0, 2.0, 2.0, 3.0]).reshape(1, 4, 1, 1)
     realized = np.array([2.0, 2.5]).reshape(1, 1, 2)

@@ -45,7 +45,9 @@ def randomized_pit(
     random, spread uniformly over its rank cell (the randomized PIT of discrete forecasts,
     Czado, Gneiting & Held 2009, sec. 2; the rank histogram of Hamill 2001 made continuous).
     When y and the samples are exchangeable the PIT is exactly Uniform(0, 1], for any S and
-    also with ties.
+    also with ties. Ties are judged at the samples' precision: with float32 samples the realized
+    value is rounded to float32 first (a lattice value computed two ways differs in its last
+    float64 bits, and would otherwise never tie).
 
     Parameters
     ----------
@@ -59,7 +61,12 @@ def randomized_pit(
     ndarray of float64, shape (B, K, H)
         Values in (0, 1]; NaN where the realized value is NaN.
     """
+    precision = np.asarray(samples).dtype
     x, y, _ = as_score_inputs(samples, realized)
+    if np.issubdtype(precision, np.floating) and np.finfo(precision).bits < 64:
+        # ties are judged at the samples' precision: float32 samples of a lattice value equal
+        # the realized value only once it is rounded the same way
+        y = y.astype(precision).astype(np.float64)
     s = x.shape[1]
     below = (x < y[:, None]).sum(axis=1)  # (B, K, H) r
     ties = (x == y[:, None]).sum(axis=1)  # (B, K, H) e
