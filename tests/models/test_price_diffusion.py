@@ -207,3 +207,19 @@ def test_forecast_batch_when_given_price_origins_scores_the_return(
     np.testing.assert_array_equal(forecast.realized, test_batch.target)
     scores = evaluate_forecast(forecast)
     assert scores["crps"]["log_return"]["mean"] > 0 and scores["n_windows"] == test_batch.size
+
+
+def test_fit_when_run_folder_holds_another_run_refuses_to_resume(
+        train: ForecastBatch, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    PriceDiffusion(tiny(4)).fit(train, run_dir=run, progress=False)
+    with pytest.raises(TapecastError, match=r"another model or data \(different "
+                                            r"shuffle_pairs_seed\)"):
+        PriceDiffusion(tiny(4)).fit(train, run_dir=run, shuffle_pairs_seed=1, progress=False)
+    with pytest.raises(TapecastError, match=r"training data \(normalization\.json\)"):
+        PriceDiffusion(tiny(4)).fit(train.select(np.arange(0, train.size, 2)), run_dir=run,
+                                    progress=False)
+    again = PriceDiffusion(tiny(4)).fit(train, run_dir=run, progress=False)  # the same run
+    assert again.training["steps"] == 4
+    PriceDiffusion(tiny(4)).fit(train, run_dir=run, shuffle_pairs_seed=1, resume=False,
+                                progress=False)  # afresh

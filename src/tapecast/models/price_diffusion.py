@@ -53,9 +53,11 @@ from tapecast.diffusion.sampling import draw_samples
 from tapecast.diffusion.training import diffusion_loss
 from tapecast.features.price_lattice import lattice_step, snap_returns
 from tapecast.models.folder import (
+    CONFIG_FILE,
     WEIGHTS_FILE,
     finite_or_none,
     load_weights,
+    read_json,
     read_meta,
     save_weights,
     write_meta,
@@ -147,7 +149,9 @@ class PriceDiffusion:
             The training loop's folder (``best/``, ``last/``, logs) and this model's files; None
             trains in a temporary folder.
         resume : bool
-            Continue from ``run_dir/last`` when it exists.
+            Continue from ``run_dir/last`` when it exists (an interrupted run of the same model
+            on the same data: a run folder holding another config, SHUFFLE seed or training
+            data is refused in one line; ``resume=False`` starts afresh).
         callbacks, progress
             Passed to :func:`tapecast.train.fit`.
         shuffle_pairs_seed : int, optional
@@ -162,7 +166,8 @@ class PriceDiffusion:
         Raises
         ------
         TapecastError
-            On origins that are not price origins, or whose channels differ between splits.
+            On origins that are not price origins, or whose channels differ between splits; on
+            a run folder to resume that holds another run.
         """
         if seed is not None and seed != self.config.train.seed:
             self.config = self.config.with_train(seed=seed)
@@ -179,8 +184,7 @@ class PriceDiffusion:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.train.seed)
             self.net = PriceDenoiser(self.config.net)
-        self.normalizer = PriceNormalizer.fit(train, self.config.context_clip,
-                                              seed=self.config.train.seed)
+        self.normalizer = PriceNormalizer.fit(train, self.config.context_clip)  # fixed subsample
         if run_dir is None:
             with tempfile.TemporaryDirectory(prefix="tapecast-price-") as tmp:
                 return self._fit(train, val, Path(tmp), False, callbacks, progress,
@@ -192,6 +196,9 @@ class PriceDiffusion:
              callbacks: Sequence[Any], progress: bool, shuffle_pairs_seed: int | None, *,
              keep: bool) -> Self:
         normalizer, net = self._require_fitted()
+        self.training = {"shuffle_pairs_seed": shuffle_pairs_seed}
+        if keep and resume:
+            self._check_run_folder(run, normalizer)
         if keep:
             run.mkdir(parents=True, exist_ok=True)
             normalizer.save(run / NORMALIZATION_FILE)
@@ -211,6 +218,34 @@ class PriceDiffusion:
         if keep:
             self.save(run)
         return self
+
+    def _check_run_folder(self, run: Path, normalizer: PriceNormalizer) -> None:
+        """A run folder with a checkpoint to resume must hold this run: the same config (up
+        to the training loop's fields), SHUFFLE seed and training data (its normalizer)."""
+        if not (run / "last").exists() or not (run / CONFIG_FILE).exists():
+            return
+        stored = read_json(run / CONFIG_FILE, CONFIG_FILE, "price-diffusion")
+        mine = self.config.to_dict()
+        theirs = stored.get("config")
+        theirs = theirs if isinstance(theirs, dict) else {}
+        changed = sorted(k for k in mine if k not in ("train", "name") and theirs.get(k) != mine[k])
+        training = stored.get("training")
+        training = training if isinstance(training, dict) else {}
+        if training.get("shuffle_pairs_seed") != self.training["shuffle_pairs_seed"]:
+            changed.append("shuffle_pairs_seed")
+        try:
+            old = PriceNormalizer.load(run / NORMALIZATION_FILE).to_dict()
+        except TapecastError:
+            old = {}
+        new = normalizer.to_dict()
+        if not old or any(not np.allclose(old[k], new[k], rtol=1e-12, atol=0.0)
+                          for k in ("mean", "std", "target_scale")) or \
+                old["channels"] != new["channels"]:
+            changed.append("training data (normalization.json)")
+        if changed:
+            raise TapecastError(f"{run}: holds a run of another model or data (different "
+                                f"{', '.join(changed)}); train it with the same settings to "
+                                "resume, or start afresh (resume=False, `--fresh`)")
 
     def _loss(self, net: nn.Module, batch: Any, generator: torch.Generator
               ) -> torch.Tensor | LossOutput:
