@@ -223,3 +223,25 @@ def test_fit_when_run_folder_holds_another_run_refuses_to_resume(
     assert again.training["steps"] == 4
     PriceDiffusion(tiny(4)).fit(train, run_dir=run, shuffle_pairs_seed=1, resume=False,
                                 progress=False)  # afresh
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("target_scale", [-1.0], r"field 'target_scale' must be > 0"),
+    ("mean", ["x"], r"field 'mean' is malformed"),
+    ("channels", 3, r"field 'channels' is malformed \(expected a list of strings\)"),
+    ("std", [1.0], r"field 'std' has 1 entries, one per channel \(10\) expected"),
+    ("clip", None, r"field 'clip' is malformed"),
+])
+def test_normalizer_load_when_a_field_is_bad_names_it(fitted: PriceDiffusion, tmp_path: Path,
+                                                      field: str, value: object,
+                                                      message: str) -> None:
+    folder = fitted.save(tmp_path / "m")
+    path = folder / "normalization.json"
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, field: value}))
+    with pytest.raises(TapecastError, match=message):
+        PriceNormalizer.load(path)
+    del data[field]
+    path.write_text(json.dumps(data))
+    with pytest.raises(TapecastError, match=f"field '{field}' is missing"):
+        PriceNormalizer.load(path)

@@ -148,21 +148,44 @@ class PriceNormalizer:
         if not isinstance(data, dict) or data.get("kind") != KIND:
             raise TapecastError(f"{path}: not a price normalizer (kind "
                                 f"{data.get('kind') if isinstance(data, dict) else None!r})")
-        try:
-            channels = tuple(str(c) for c in data["channels"])
-            out = cls(channels, tuple(str(t) for t in data["transforms"]),
-                      np.asarray(data["mean"], dtype=np.float64),
-                      np.asarray(data["std"], dtype=np.float64),
-                      tuple(str(c) for c in data["target_names"]),
-                      np.asarray(data["target_scale"], dtype=np.float64), float(data["clip"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise TapecastError(f"{path}: field {exc} missing or malformed") from None
+
+        def field(name: str, parse: Any) -> Any:
+            if name not in data:
+                raise TapecastError(f"{path}: field '{name}' is missing")
+            try:
+                return parse(data[name])
+            except (TypeError, ValueError) as exc:
+                raise TapecastError(f"{path}: field '{name}' is malformed ({exc})") from None
+
+        def strings(v: Any) -> tuple[str, ...]:
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                raise ValueError("expected a list of strings")
+            return tuple(v)
+
+        def floats(v: Any) -> NDArray[np.float64]:
+            out = np.asarray(v, dtype=np.float64)
+            if out.ndim != 1 or not np.isfinite(out).all():
+                raise ValueError("expected a list of finite numbers")
+            return out
+
+        channels, transforms = field("channels", strings), field("transforms", strings)
+        mean, std = field("mean", floats), field("std", floats)
+        targets, scale = field("target_names", strings), field("target_scale", floats)
+        clip = field("clip", float)
         k = len(channels)
-        if (len(out.transforms), out.mean.shape, out.std.shape) != (k, (k,), (k,)) or \
-                any(t not in TRANSFORMS for t in out.transforms):
-            raise TapecastError(f"{path}: transforms, mean and std must have one entry per "
-                                f"channel ({k}) and transforms be one of {TRANSFORMS}")
-        return out
+        for name, size in (("transforms", len(transforms)), ("mean", mean.size),
+                           ("std", std.size)):
+            if size != k:
+                raise TapecastError(f"{path}: field '{name}' has {size} entries, one per "
+                                    f"channel ({k}) expected")
+        if any(t not in TRANSFORMS for t in transforms):
+            raise TapecastError(f"{path}: field 'transforms' must hold {TRANSFORMS}")
+        for name, values in (("std", std), ("target_scale", scale)):
+            if not np.all(values > 0) or values.size == 0:
+                raise TapecastError(f"{path}: field '{name}' must be > 0 everywhere")
+        if not clip > 0:
+            raise TapecastError(f"{path}: field 'clip' must be > 0, got {clip}")
+        return cls(channels, transforms, mean, std, targets, scale, clip)
 
 
 def _transform(context: NDArray[np.float64], transforms: tuple[str, ...]
