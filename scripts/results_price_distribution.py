@@ -9,7 +9,7 @@ PriceDiffusion (``small`` preset, DPM-Solver++ 10 steps) is trained per fold on 
 together, beside the SHUFFLE control (the same model trained on re-paired context/target pairs),
 the five price baselines (samples on the lattice) and the historical-volatility Gaussian without
 the lattice. A DDPM over all 1,000 steps is the quality reference of the fast samplers on a
-subset of the last fold's windows. Run from the repository root::
+subset of the windows of the last fold that tests both names. Run from the repository root::
 
     .venv/bin/python scripts/results_price_distribution.py [--max-steps N] [--work DIR]
 
@@ -45,11 +45,7 @@ from tapecast.data import read
 from tapecast.evaluate import scores
 from tapecast.evaluate.calibration import pit_uniformity, randomized_pit, rank_coverage
 from tapecast.evaluate.significance import diebold_mariano, newey_west_variance
-from tapecast.evaluate.var_tests import (
-    christoffersen_independence,
-    kupiec_pof,
-    var_violations,
-)
+from tapecast.evaluate.var_tests import christoffersen_independence, kupiec_pof
 from tapecast.features.price import PriceGridConfig
 from tapecast.features.price_dataset import PriceDataset
 from tapecast.features.price_featureset import PriceFeatureSet
@@ -169,6 +165,7 @@ def fold_forecasts(fs: PriceFeatureSet, fold: int | None, work: Path, max_steps:
     train = fs.dataset("train", fold=fold)
     test_data = fs.dataset("test", fold=fold)
     test = with_regimes(test_data.batch(test_origins(test_data)), regime_edges(train))
+    test = with_train_spread(test, train)
     out = []
     for name, shuffle_seed in ((MODEL, None), (SHUFFLE, 1)):
         t0 = time.perf_counter()
@@ -201,8 +198,7 @@ def per_window(forecast: Forecast, rng: np.random.Generator) -> dict[str, NDArra
     pit = randomized_pit(forecast.samples.values, forecast.realized, rng)[:, 0, 0]
     return {"crps": crps, "pit": pit, "y": y, "x_mean": x.mean(axis=1),
             "width90": np.quantile(x, 0.95, axis=1) - np.quantile(x, 0.05, axis=1),
-            "zero": (x == 0).mean(axis=1), "var01": np.quantile(x, 0.01, axis=1),
-            "var05": np.quantile(x, 0.05, axis=1)}
+            "zero": (x == 0).mean(axis=1)}
 
 
 def hac_mean(x: NDArray[np.float64]) -> tuple[float, float]:
@@ -211,16 +207,21 @@ def hac_mean(x: NDArray[np.float64]) -> tuple[float, float]:
     return float(x.mean()), math.sqrt(newey_west_variance(x) / x.size)
 
 
-def trading(w: dict[str, NDArray[Any]], half_spread: NDArray[np.float64]) -> dict[str, float]:
+def trading(w: dict[str, NDArray[Any]], half_spread: NDArray[np.float64],
+            session: NDArray[np.int64]) -> dict[str, float]:
     """Go long/short the sign of the forecast mean when it exceeds the half spread (relative),
-    hold 30 s, pay the half spread on every change of position; Sharpe annualised over
-    252 days x 780 half-minutes."""
+    hold 30 s, pay the half spread on every change of position, flat at each session's start
+    and end (the exit paid too); Sharpe annualised over 252 days x 780 half-minutes."""
     signal = np.where(np.abs(w["x_mean"]) > half_spread, np.sign(w["x_mean"]), 0.0)
     r = np.expm1(w["y"])
-    pnl = signal * r - half_spread * np.abs(np.diff(signal, prepend=0.0))
+    before = np.concatenate([[0.0], signal[:-1]])
+    before[np.flatnonzero(np.diff(session)) + 1] = 0.0  # flat at each session's start
+    last = np.append(np.diff(session) != 0, True)  # the session's last window: exit after it
+    changes = np.abs(signal - before) + np.where(last, np.abs(signal), 0.0)
+    pnl = signal * r - half_spread * changes
     sd = pnl.std()
     moved = (w["y"] != 0) & (w["x_mean"] != 0)
-    return {"trades": float((np.diff(signal, prepend=0.0) != 0).sum()),
+    return {"trades": float((signal != before).sum()),
             "active": float((signal != 0).mean()),
             "sharpe": float(pnl.mean() / sd * math.sqrt(252 * 780)) if sd > 0 else float("nan"),
             "pnl_bps": float(pnl.sum() * 1e4),
@@ -246,13 +247,13 @@ def coverage_verdict(pit: NDArray[np.float64]) -> tuple[float, int, str]:
 def symbol_windows(symbol: str, tests: list[ForecastBatch], forecasts: list[list[Forecast]],
                    rng: np.random.Generator
                    ) -> tuple[dict[str, dict[str, NDArray[Any]]], NDArray[np.str_],
-                              NDArray[np.float64]]:
+                              NDArray[np.float64], NDArray[np.int64]]:
     """Per-window arrays of every forecaster for one instrument, pooled over the folds in time
-    order; its regimes and half spreads (relative; a trade-priced window without quotes takes
-    the instrument's median)."""
+    order; its regimes, relative half spreads (a window without quotes takes the median of its
+    training sessions) and test-session ids."""
     per: dict[str, list[dict[str, NDArray[Any]]]] = {f.name: [] for f in forecasts[0]}
-    regimes, spreads = [], []
-    for test, fold_out in zip(tests, forecasts, strict=True):
+    regimes, spreads, sessions = [], [], []
+    for i, (test, fold_out) in enumerate(zip(tests, forecasts, strict=True)):
         mine = np.flatnonzero(test.instruments == symbol.upper())
         if mine.size == 0:
             continue
@@ -260,13 +261,25 @@ def symbol_windows(symbol: str, tests: list[ForecastBatch], forecasts: list[list
             sub = Forecast(f.name, f.samples.select(mine), realized=f.realized[mine])
             per[f.name].append(per_window(sub, rng))
         regimes.append(test.regimes[mine])
-        spreads.append(test.context[mine, test.channels.index("spread_bps"), -1] * 1e-4)
+        spread = test.context[mine, test.channels.index("spread_bps"), -1] * 1e-4 / 2
+        spreads.append(np.where(np.isfinite(spread), spread,
+                                test.extra("train_half_spread")[mine]))
+        sessions.append(np.full(mine.size, i))
     windows = {n: {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
                for n, parts in per.items()}
-    spread = np.concatenate(spreads)
-    typical = np.nanmedian(spread) if np.isfinite(spread).any() else 0.0
-    half = np.where(np.isfinite(spread), spread, typical) / 2
-    return windows, np.concatenate(regimes), half
+    return windows, np.concatenate(regimes), np.concatenate(spreads), np.concatenate(sessions)
+
+
+def with_train_spread(test: ForecastBatch, train: PriceDataset) -> ForecastBatch:
+    """``test`` with the extra ``train_half_spread``: the median relative half spread of its
+    instrument's training origins (the trading rule's cost where the test has no quotes)."""
+    probe = train.batch(np.arange(0, len(train), 7))
+    spread = probe.context[:, probe.channels.index("spread_bps"), -1] * 1e-4 / 2
+    half = np.zeros(test.size)
+    for name in np.unique(test.instruments):
+        values = spread[(probe.instruments == name) & np.isfinite(spread)]
+        half[test.instruments == name] = np.median(values) if values.size else np.nan
+    return dataclasses.replace(test, extras={**test.extras, "train_half_spread": half})
 
 
 # --- page ---------------------------------------------------------------------------------------
@@ -280,6 +293,7 @@ def _p(x: float) -> str:
 
 def symbol_section(symbol: str, windows: dict[str, dict[str, NDArray[Any]]],
                    regimes: NDArray[np.str_], half_spread: NDArray[np.float64],
+                   session: NDArray[np.int64],
                    zero_share: float) -> tuple[list[str], dict[str, Any]]:
     names = list(windows)
     crps = {n: hac_mean(windows[n]["crps"]) for n in names}
@@ -331,28 +345,33 @@ def symbol_section(symbol: str, windows: dict[str, dict[str, NDArray[Any]]],
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
     # VaR and trading
     lines += ["", "Value at risk of the 30-s return (lower tail, windows in time order per "
-              "fold, pooled): violation rate, Kupiec unconditional coverage and Christoffersen "
+              "fold, pooled): a violation is a randomized PIT ≤ α (the realized return below "
+              "the forecast's α-quantile, a tie with samples shared at random: on a lattice a "
+              "strict comparison with a sample quantile is not Bernoulli(α) even for a correct "
+              "forecast); violation rate, Kupiec unconditional coverage and Christoffersen "
               "independence p-values.", "",
               "| forecaster | VaR 1 %: rate | Kupiec p | Christoffersen p | VaR 5 %: rate | "
               "Kupiec p | Christoffersen p |", "|---|---|---|---|---|---|---|"]
     var_out: dict[str, Any] = {}
     for n in (MODEL, SHUFFLE, best, "price-climatology", "price-histvol (continuous)"):
         cells = []
-        for alpha, key in ((0.01, "var01"), (0.05, "var05")):
-            hits = var_violations(windows[n]["y"], windows[n][key], alpha=alpha)
+        for alpha in (0.01, 0.05):
+            hits = windows[n]["pit"] <= alpha  # below the α-quantile, ties shared at random
             kp, ch = kupiec_pof(hits, alpha), christoffersen_independence(hits)
             var_out[f"{n}/{alpha}"] = (float(hits.mean()), kp.p_value, ch.p_value)
             cells += [f"{hits.mean():.4f}", _p(kp.p_value), _p(ch.p_value)]
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
     lines += ["", "Trading rule (long/short the sign of the forecast mean when it exceeds the "
-              "half spread, held 30 s, half the spread paid on every change of position); "
+              "half spread, held 30 s, half the spread paid on every change of position, flat at "
+              "each session's start and end; a window without quotes pays its training "
+              "sessions' median spread); "
               "directional accuracy on windows whose price moved and whose forecast mean is "
               "not zero. The seed's targets are accuracy > 52 % and Sharpe > 1:", "",
               "| forecaster | accuracy | n | time in market | position changes | net P&L (bp) "
               "| Sharpe (annualised) |", "|---|---|---|---|---|---|---|"]
     trade_out = {}
     for n in (MODEL, SHUFFLE, best):
-        t = trading(windows[n], half_spread)
+        t = trading(windows[n], half_spread, session)
         trade_out[n] = t
         lines.append(f"| {n} | {_f(t['hit_rate'])} | {t['n_directional']:.0f} | "
                      f"{t['active']:.1%} | {t['trades']:.0f} | {t['pnl_bps']:.1f} | "
@@ -397,7 +416,7 @@ def targets_lines(symbol: str, s: dict[str, Any]) -> list[str]:
 
 
 def quality_curve(model: PriceDiffusion, batch: ForecastBatch, n_windows: int,
-                  work: Path) -> tuple[list[str], bytes | None, list[dict[str, Any]]]:
+                  work: Path, tag: str) -> tuple[list[str], bytes | None, list[dict[str, Any]]]:
     """CRPS of the fast samplers against DDPM over all T steps on the same windows, with the
     HAC 95 % interval of the CRPS ratio, and single-window latency (1 window x 256 samples)."""
     idx = np.linspace(0, batch.size - 1, min(n_windows, batch.size)).astype(np.int64)
@@ -405,7 +424,8 @@ def quality_curve(model: PriceDiffusion, batch: ForecastBatch, n_windows: int,
     rows = []
     for sampler, steps in QUALITY:
         name = f"{sampler}-{steps}"
-        forecast = cached(work / f"quality-{name}.npz", lambda s=sampler, k=steps: forecast_batch(
+        path = work / f"quality-{tag}-{idx.size}-{name}.npz"
+        forecast = cached(path, lambda s=sampler, k=steps: forecast_batch(
             model, sub, N_SAMPLES, name=f"{s}-{k}", seed=11, sampler=s, steps=k))
         crps = np.asarray(scores.crps_ensemble(forecast.samples.values, forecast.realized,
                                                estimator="fair"))[:, 0, 0]
@@ -423,7 +443,7 @@ def quality_curve(model: PriceDiffusion, batch: ForecastBatch, n_windows: int,
                      "p99_ms": 1e3 * float(np.quantile(lat, 0.99)), "reps": reps,
                      "cov90": float(rank_coverage(pit, 0.9).mean())})
     ref = rows[0]["crps"]
-    lines = [f"{idx.size} windows of the last fold (evenly spaced), {N_SAMPLES} samples each; "
+    lines = [f"{idx.size} windows of {tag} (evenly spaced), {N_SAMPLES} samples each; "
              "ratio = mean CRPS / DDPM-1000's on the same windows, 95 % interval from the HAC "
              "variance of the per-window difference (delta method); latency of one window × "
              f"{N_SAMPLES} samples through `PriceDiffusion.sample` on "
@@ -433,9 +453,9 @@ def quality_curve(model: PriceDiffusion, batch: ForecastBatch, n_windows: int,
              "inside [0.99, 1.01] | 90 % coverage | p50 ms | p99 ms (n) |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        d = r["crps"] - ref
         mean_ref = ref.mean()
         ratio = r["crps"].mean() / mean_ref
+        d = r["crps"] - ratio * ref  # delta method for a ratio of means
         se = math.sqrt(newey_west_variance(d) / d.size) / mean_ref if d.std() > 0 else 0.0
         lo, hi = ratio - 1.96 * se, ratio + 1.96 * se
         r.update(ratio=ratio, lo=lo, hi=hi)
@@ -498,17 +518,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
+    settings = args.work / "settings.json"  # the cache holds models of one training length
+    if settings.exists() and json.loads(settings.read_text()) != {"max_steps": args.max_steps}:
+        sys.exit(f"{args.work} holds models trained with {settings.read_text().strip()}; "
+                 "give another --work for other --max-steps")
+    settings.write_text(json.dumps({"max_steps": args.max_steps}))
     start = time.perf_counter()
     fs = load_features()
     folds = fs.folds()
     chosen = range(len(folds)) if args.folds is None else [int(f) for f in args.folds.split(",")]
     forecasts: list[list[Forecast]] = []
     tests: list[ForecastBatch] = []
+    models: list[PriceDiffusion] = []
     model = None
     for k in chosen:
         print(f"fold {k}: train {folds[k].train_sessions} test {folds[k].test_sessions}",
               flush=True)
         out, model, test = fold_forecasts(fs, k, args.work, args.max_steps)
+        models.append(model)
         forecasts.append(out)
         tests.append(test)
     assert model is not None
@@ -523,15 +550,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     sections, summaries = [], {}
     names = (*SYMBOLS, *(() if args.no_synthetic else (SYNTHETIC.lower(),)))
     for symbol in names:
-        windows, regimes, half = symbol_windows(symbol, tests, forecasts, rng)
+        windows, regimes, half, session = symbol_windows(symbol, tests, forecasts, rng)
         all_windows[symbol] = windows
         zero_share = float((windows[MODEL]["y"] == 0).mean())
-        lines, summary = symbol_section(symbol, windows, regimes, half, zero_share)
+        lines, summary = symbol_section(symbol, windows, regimes, half, session,
+                                        zero_share)
         sections += [*lines, ""]
         summaries[symbol] = summary
     real_tests = tests[:len(chosen)]
-    quality, quality_png, quality_rows = quality_curve(model, real_tests[-1],
-                                                       args.quality_windows, args.work)
+    # the quality curve on the last fold that tests both names on mid prices
+    q = max((i for i, t in enumerate(real_tests) if len(set(t.instruments)) > 1),
+            default=len(real_tests) - 1)
+    quality, quality_png, quality_rows = quality_curve(models[q], real_tests[q],
+                                                       args.quality_windows, args.work,
+                                                       f"fold{chosen[q]}")
     img = args.out.parent / "img"
     img.mkdir(parents=True, exist_ok=True)
     (img / "price-pit.png").write_bytes(pit_figure(all_windows))
