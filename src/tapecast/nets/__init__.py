@@ -21,6 +21,13 @@ from tapecast.nets.csdi import CSDIDenoiser, GridContext
 from tapecast.nets.csdi_cached import CachedCSDIDenoiser, ContextCache
 from tapecast.nets.film import FiLMConditioning, PriceDenoiser
 from tapecast.nets.film_config import PriceDenoiserConfig
+from tapecast.nets.tradefm import Decoding, KVCache, TradeFM, sample_next, tradefm_loss
+from tapecast.nets.tradefm_config import (
+    TRADEFM_CONFIGS,
+    TradeFMConfig,
+    tradefm_config,
+    tradefm_parameter_count,
+)
 
 
 class Denoiser(Protocol):
@@ -50,16 +57,25 @@ def count_parameters(module: nn.Module) -> int:
 
 __all__ = [
     "DENOISER_CONFIGS",
+    "TRADEFM_CONFIGS",
     "CSDIDenoiser",
     "CachedCSDIDenoiser",
     "ContextCache",
+    "Decoding",
     "Denoiser",
     "DenoiserConfig",
     "FiLMConditioning",
     "GridContext",
+    "KVCache",
     "PriceDenoiser",
     "PriceDenoiserConfig",
+    "TradeFM",
+    "TradeFMConfig",
     "build_denoiser",
     "count_parameters",
     "denoiser_config",
+    "sample_next",
+    "tradefm_config",
+    "tradefm_loss",
+    "tradefm_parameter_count",
 ]
