@@ -26,7 +26,7 @@ over twice the context length).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -375,7 +375,7 @@ def sample_next(logits: Tensor, *, temperature: float = 1.0, top_k: int | None =
     return torch.multinomial(scaled.softmax(dim=-1), 1, generator=generator)
 
 
-def tradefm_loss(model: nn.Module, batch: dict[str, Tensor],
+def tradefm_loss(model: nn.Module, batch: Mapping[str, Tensor],
                  generator: torch.Generator | None = None) -> LossOutput:
     """Token-weighted mean next-token cross-entropy, for :func:`tapecast.train.fit`.
 
@@ -383,7 +383,7 @@ def tradefm_loss(model: nn.Module, batch: dict[str, Tensor],
     ----------
     model : nn.Module
         A :class:`TradeFM` (or a wrapper with the same call).
-    batch : dict of str to Tensor
+    batch : mapping of str to Tensor
         ``inputs`` and ``targets`` int64 (B, T) (as :class:`tapecast.train.TokenWindows` gives;
         targets of ``IGNORE_INDEX`` = −100 are padding); optional ``tier``, ``flag`` and
         ``dp_bin`` (B, T) of the inputs, zeros where absent.
