@@ -12,12 +12,12 @@ import torch
 
 from tapecast.core.config import ConfigError
 from tapecast.core.errors import TapecastError
+from tapecast.models.tradefm import tradefm_loss
 from tapecast.nets import (
     TRADEFM_CONFIGS,
     TradeFM,
     TradeFMConfig,
     tradefm_config,
-    tradefm_loss,
     tradefm_parameter_count,
 )
 from tapecast.train import RandomWindows, TokenWindows, TrainConfig, fit

@@ -21,7 +21,7 @@ from tapecast.nets.csdi import CSDIDenoiser, GridContext
 from tapecast.nets.csdi_cached import CachedCSDIDenoiser, ContextCache
 from tapecast.nets.film import FiLMConditioning, PriceDenoiser
 from tapecast.nets.film_config import PriceDenoiserConfig
-from tapecast.nets.tradefm import Decoding, KVCache, TradeFM, sample_next, tradefm_loss
+from tapecast.nets.tradefm import Decoding, KVCache, TradeFM, sample_next
 from tapecast.nets.tradefm_config import (
     TRADEFM_CONFIGS,
     TradeFMConfig,
@@ -76,6 +76,5 @@ __all__ = [
     "denoiser_config",
     "sample_next",
     "tradefm_config",
-    "tradefm_loss",
     "tradefm_parameter_count",
 ]
