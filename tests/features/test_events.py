@@ -159,11 +159,12 @@ def test_streaming_when_fed_hand_built_events_equals_batch() -> None:
 @pytest.mark.skipif(not ES.exists(), reason="shared ES MBO data absent")
 def test_es_when_read_counts_outcomes_and_streaming_equals_batch() -> None:
     tables = read(ES)
-    out = event_features(tables.events)
+    events = tables["events"]
+    out = event_features(events)
     c = out.counters[("ESH4", date(2023, 12, 25))]
     assert (c["outcome_cancels"], c["outcome_modifies"]) == (5333, 974)
     assert c["tokens"] == 55675
-    _parity(tables.events.head(12_000))
+    _parity(events.head(12_000))
 
 
 @pytest.mark.skipif(not AAPL.exists(), reason="shared LOBSTER data absent")
