@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from tapecast.commands import demo_cmd, evaluate_cmd, features_cmd, model_cmd
+from tapecast.commands import demo_cmd, evaluate_cmd, features_cmd, model_cmd, tokenize_cmd
 from tapecast.commands.common import console, err_console, fail, user_errors
 from tapecast.commands.sources import expand_sources, read_all, read_one
 from tapecast.core.errors import TapecastError
@@ -292,6 +292,7 @@ app.command("baseline")(evaluate_cmd.baseline)
 app.command("evaluate")(evaluate_cmd.evaluate)
 app.command("train")(model_cmd.train)
 app.command("forecast")(model_cmd.forecast)
+app.command("tokenize")(tokenize_cmd.tokenize)
 
 
 def main() -> None:

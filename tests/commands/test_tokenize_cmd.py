@@ -1,0 +1,58 @@
+"""``tapecast tokenize`` and the tokenize workflow: sources → tokenizer.json + token corpus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tapecast.cli import app
+from tapecast.core.errors import TapecastError
+from tapecast.features.token_corpus import TokenCorpus
+from tapecast.features.tokenizer import Tokenizer
+from tapecast.workflows.tokenize import split_positions
+from tests.conftest import SHARED_DATA
+
+runner = CliRunner()
+AAPL = SHARED_DATA / "lobster" / "LOBSTER_SampleFile_AAPL_2012-06-21_1.zip"
+ES = SHARED_DATA / "nautilus" / "databento" / "esh4-glbx-mdp3-20231225.mbo.dbn.zst"
+
+
+def test_split_positions_when_cut_in_time_drops_the_embargo_after_each_cut() -> None:
+    assert split_positions(1000, (0.6, 0.2, 0.2), 50) == [
+        ("train", 0, 600), ("val", 650, 800), ("test", 850, 1000)]
+    assert split_positions(100, (1.0, 0.0, 0.0), 10) == [("train", 0, 100)]
+    with pytest.raises(TapecastError, match="summing to 1"):
+        split_positions(10, (0.5, 0.2, 0.2), 0)
+
+
+@pytest.mark.skipif(not AAPL.exists(), reason=f"real data not present: {AAPL}")
+def test_tokenize_when_given_lobster_writes_a_corpus_whose_tokenizer_saw_train_only(
+        tmp_path: Path) -> None:
+    out = tmp_path / "tok"
+    result = runner.invoke(app, ["tokenize", str(AAPL), "--out", str(out), "--embargo", "100",
+                                 "--tier", "AAPL=high"])
+    assert result.exit_code == 0, result.output
+    corpus = TokenCorpus.open(out / "corpus")
+    tokenizer = Tokenizer.load(out / "tokenizer.json")
+    splits = {s.split: s.length for s in corpus.segments}
+    summary = json.loads((out / "summary.json").read_text())
+    assert splits == summary["tokens"] and set(splits) == {"train", "val", "test"}
+    assert tokenizer.provenance["rows"] == splits["train"]  # calibrated on train only
+    assert splits["val"] == splits["test"] and splits["train"] > 2.9 * splits["val"]
+    assert np.all(np.asarray(corpus.arrays["tier"]) == tokenizer.tier_id("high"))
+    assert np.all(np.asarray(corpus.arrays["flag"]) == tokenizer.flag_id("market"))
+    assert "tokens per split: train" in result.output
+
+
+@pytest.mark.skipif(not ES.exists(), reason=f"real data not present: {ES}")
+def test_tokenize_when_input_is_bad_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "tok"
+    bad = runner.invoke(app, ["tokenize", str(ES), "--out", str(out), "--split", "60/20"])
+    assert bad.exit_code == 2 and "expected TRAIN/VAL/TEST percentages" in bad.output
+    tier = runner.invoke(app, ["tokenize", str(ES), "--out", str(out), "--tier", "ESH4=huge"])
+    assert tier.exit_code == 2 and "liquidity tier" in tier.output
+    assert not out.exists()
