@@ -80,3 +80,13 @@ def test_baselines_when_ids_are_outside_the_vocabulary_refuse() -> None:
         UnigramTokens().fit(np.array([0, 16_384]))
     with pytest.raises(TapecastError, match="fit it first"):
         BigramTokens().nll(np.array([1]))
+
+
+def test_unigram_and_factorized_when_val_given_choose_alpha_on_it() -> None:
+    rng = np.random.default_rng(4)
+    train, val = rng.integers(0, 50, 5_000), rng.integers(0, 50, 2_000)  # 50 of 16,384 ids
+    tuned = UnigramTokens().fit(train, val=val)
+    assert tuned.alpha < 1.0
+    assert tuned.nll(val).mean() < UnigramTokens(alpha=1.0).fit(train).nll(val).mean()
+    fact = FactorizedTokens().fit(train, val=val)
+    assert fact.alpha in (1e-3, 1e-2, 0.1, 0.3, 1.0)

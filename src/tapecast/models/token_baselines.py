@@ -3,7 +3,9 @@
 Each scores a held-out stream by its per-token negative log-likelihood (nats), so cross-entropy
 and perplexity sit beside the transformer's on the same tokens:
 
-- :class:`UnigramTokens` — p(x_t) = (c(x) + α) / (N + α V): the marginal token frequencies.
+- :class:`UnigramTokens` — p(x_t) = (c(x) + α) / (N + α V): the marginal token frequencies,
+  α chosen on validation when given one (add-1 over 16,384 ids would hand half the mass of a
+  small corpus to unseen tokens).
 - :class:`FactorizedTokens` — p(x_t) = Π_f p_f(d_f(x_t)): the product of the per-field
   marginals of the composite token's mixed-radix digits (action, side, δp, volume, Δt bins;
   :mod:`tapecast.features.tokenizer`), each add-α smoothed. It ignores the dependence between
@@ -41,6 +43,7 @@ __all__ = ["BigramTokens", "FactorizedTokens", "UnigramTokens", "bootstrap_ci",
 VOCAB = 16_384
 RADIX: tuple[int, ...] = (2, 2, 16, 16, 16)  # action, side, δp, v, Δt: the tokenizer's order
 K_GRID: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
+ALPHA_GRID: tuple[float, ...] = (1e-3, 1e-2, 0.1, 0.3, 1.0)
 
 
 def _stream(tokens: ArrayLike, vocab: int, what: str) -> NDArray[np.int64]:
@@ -72,10 +75,22 @@ class UnigramTokens:
     vocab: int = VOCAB
     log_p: NDArray[np.float64] | None = None
 
-    def fit(self, tokens: ArrayLike) -> UnigramTokens:
+    def fit(self, tokens: ArrayLike, *, val: ArrayLike | None = None,
+            grid: Sequence[float] = ALPHA_GRID) -> UnigramTokens:
+        """Count the training tokens; with ``val``, choose α from ``grid`` by the validation
+        cross-entropy."""
         x = _stream(tokens, self.vocab, "unigram")
         counts = np.bincount(x, minlength=self.vocab).astype(np.float64)
-        self.log_p = np.log(counts + self.alpha) - np.log(x.size + self.alpha * self.vocab)
+
+        def table(alpha: float) -> NDArray[np.float64]:
+            out: NDArray[np.float64] = (np.log(counts + alpha)
+                                        - np.log(x.size + alpha * self.vocab))
+            return out
+
+        if val is not None:
+            v = _stream(val, self.vocab, "unigram")
+            self.alpha = min(grid, key=lambda a: float(-table(a)[v].mean()))
+        self.log_p = table(self.alpha)
         return self
 
     def nll(self, tokens: ArrayLike, segment_starts: ArrayLike | None = None
@@ -107,11 +122,23 @@ class FactorizedTokens:
             out.append(digit)
         return out[::-1]
 
-    def fit(self, tokens: ArrayLike) -> FactorizedTokens:
+    def fit(self, tokens: ArrayLike, *, val: ArrayLike | None = None,
+            grid: Sequence[float] = ALPHA_GRID) -> FactorizedTokens:
+        """Count the digits of the training tokens; with ``val``, choose α from ``grid`` by the
+        validation cross-entropy."""
         x = _stream(tokens, self.vocab, "factorized")
-        self.log_p = [np.log(np.bincount(d, minlength=base) + self.alpha)
-                      - np.log(x.size + self.alpha * base)
-                      for d, base in zip(self.digits(x), self.radix, strict=True)]
+        counts = [np.bincount(d, minlength=base).astype(np.float64)
+                  for d, base in zip(self.digits(x), self.radix, strict=True)]
+
+        def tables(alpha: float) -> list[NDArray[np.float64]]:
+            return [np.log(c + alpha) - np.log(x.size + alpha * c.size) for c in counts]
+
+        if val is not None:
+            def score(alpha: float) -> float:
+                self.log_p = tables(alpha)
+                return float(self.nll(val).mean())
+            self.alpha = min(grid, key=score)
+        self.log_p = tables(self.alpha)
         return self
 
     def nll(self, tokens: ArrayLike, segment_starts: ArrayLike | None = None
