@@ -41,7 +41,6 @@ import datetime
 import gc
 import json
 import os
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -50,6 +49,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from timing import cpu_description  # benchmarks/timing.py (the script's folder is on sys.path)
 from torch.utils.flop_counter import FlopCounterMode
 
 from tapecast.core.batch import ForecastBatch
@@ -240,18 +240,6 @@ def bare_matmul_seconds(shapes: list[Shape], repeats: int, dtype: torch.dtype) -
 def peak_gflops(dtype: torch.dtype, repeats: int) -> float:
     """A 1024² matmul on this thread count: the speed of light."""
     return 2 * 1024**3 / bare_matmul_seconds([(1024, 1024, 1024)], repeats, dtype) / 1e9
-
-
-def cpu_description() -> str:
-    """lscpu's model name, the bf16 flags present, torch's CPU capability."""
-    text = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
-                  if line.startswith("Model name")), "unknown CPU")
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith("Flags")), [])
-    bf16 = [f for f in ("amx_bf16", "avx512_bf16", "avx512f") if f in flags]
-    return (f"{model}; {os.cpu_count()} CPUs; flags {', '.join(bf16) or 'no AVX512/AMX'}; "
-            f"torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()})")
 
 
 # ----------------------------------------------------------------------------------------------

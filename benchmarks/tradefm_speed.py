@@ -31,7 +31,6 @@ import argparse
 import gc
 import json
 import os
-import subprocess
 import time
 import warnings
 from collections.abc import Callable
@@ -40,7 +39,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from timing import best_of  # benchmarks/timing.py (the script's folder is on sys.path)
+from timing import (  # benchmarks/timing.py (the script's folder is on sys.path)
+    best_of,
+    cpu_description,
+)
 from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
@@ -56,18 +58,6 @@ PROMPT = 512  # the context of the generation comparison
 CPU = torch.device("cpu")
 MatmulShape = tuple[int, int, int, int]  # (batch, m, k, n) of a (batch ×) m×k @ k×n product
 Inputs = tuple[Tensor, Tensor, Tensor, Tensor]  # tokens, tier, flag, dp_bin, each (B, T)
-
-
-def cpu_description() -> str:
-    """lscpu's model name, the bf16 flags present, torch's CPU capability."""
-    text = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
-                  if line.startswith("Model name")), "unknown CPU")
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines()
-                  if line.startswith("Flags")), [])
-    bf16 = [f for f in ("amx_bf16", "avx512_bf16", "avx512f") if f in flags]
-    return (f"{model}; {os.cpu_count()} CPUs; flags {', '.join(bf16) or 'no AVX512/AMX'}; "
-            f"torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()})")
 
 
 # ----------------------------------------------------------------------------------------------
