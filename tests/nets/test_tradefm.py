@@ -216,3 +216,12 @@ def test_generate_when_seeded_is_reproducible_and_greedy_at_top_k_one() -> None:
                 torch.cat([x, x[:, -1:]], 1) for x in sequence[1:]]
     assert torch.equal(greedy[:, :3], sequence[0][:, 6:])
     assert set(draw(7, top_k=3, temperature=0.5).flatten().tolist()) <= set(range(16_384))
+
+
+def test_prefill_when_last_only_gives_the_last_position_of_the_full_logits() -> None:
+    model = TradeFM(SMALL).eval()
+    inputs = _inputs(SMALL, 2, 24, seed=5)
+    full, _ = model.prefill(*inputs)
+    last, decoding = model.prefill(*inputs, last_only=True)
+    assert last.shape == (2, 1, SMALL.vocab_size) and decoding.position == 24
+    torch.testing.assert_close(last[:, 0], full[:, -1], atol=1e-5, rtol=1e-5)

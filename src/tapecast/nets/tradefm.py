@@ -176,12 +176,12 @@ class Attention(nn.Module):
             mask = None  # plain causal: every earlier position is inside the window
         else:
             mask = sliding_causal_mask(length, self.window, x.device)  # (T, T)
-        groups = self.n_heads // self.n_kv_heads
-        k = k.repeat_interleave(groups, dim=1)  # (B, H, S, d_h): query head h reads kv h // G
-        v = v.repeat_interleave(groups, dim=1)  # (B, H, S, d_h)
+        # grouped-query attention without copying K and V out to the query heads: query head
+        # h reads kv head h // G (what repeat_interleave along the heads would give)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, is_causal=mask is None and not decoding,
-            dropout_p=self.dropout if self.training else 0.0)  # (B, H, T, d_h)
+            dropout_p=self.dropout if self.training else 0.0,
+            enable_gqa=self.n_heads != self.n_kv_heads)  # (B, H, T, d_h)
         y = y.transpose(1, 2).reshape(batch, length, self.n_heads * self.head_dim)  # (B, T, d)
         return self.out(y)  # type: ignore[no-any-return]
 
@@ -267,12 +267,14 @@ class TradeFM(nn.Module):
         return self._run(tokens, tier, flag, dp_bin, start=0, caches=None)
 
     def _run(self, tokens: Tensor, tier: Tensor, flag: Tensor, dp_bin: Tensor, *, start: int,
-             caches: list[KVCache] | None) -> Tensor:
+             caches: list[KVCache] | None, last_only: bool = False) -> Tensor:
         positions = torch.arange(start, start + tokens.shape[1], device=tokens.device)  # (T,)
         rope = rope_angles(positions, self.config.head_dim, self.config.rope_base)
         x = self.dropout(self.embedding(tokens, tier, flag, dp_bin))  # (B, T, d)
         for i, layer in enumerate(self.layers):
             x = layer(x, rope, positions, None if caches is None else caches[i])
+        if last_only:
+            x = x[:, -1:]  # (B, 1, d): the head's V-wide logits only where they are used
         return self.head(self.norm(x))  # type: ignore[no-any-return]
 
     # --- generation --------------------------------------------------------------------------
@@ -285,11 +287,13 @@ class TradeFM(nn.Module):
         return Decoding(caches, position=0)
 
     @torch.no_grad()
-    def prefill(self, tokens: Tensor, tier: Tensor, flag: Tensor, dp_bin: Tensor
-                ) -> tuple[Tensor, Decoding]:
-        """Run a prompt (B, T) once; logits (B, T, V) and the decoding state after it."""
+    def prefill(self, tokens: Tensor, tier: Tensor, flag: Tensor, dp_bin: Tensor, *,
+                last_only: bool = False) -> tuple[Tensor, Decoding]:
+        """Run a prompt (B, T) once; logits (B, T, V) (``last_only``: (B, 1, V), the last
+        position's) and the decoding state after it."""
         decoding = self.new_decoding(tokens.shape[0])
-        logits = self._run(tokens, tier, flag, dp_bin, start=0, caches=decoding.caches)
+        logits = self._run(tokens, tier, flag, dp_bin, start=0, caches=decoding.caches,
+                           last_only=last_only)
         decoding.position = tokens.shape[1]
         return logits, decoding
 
@@ -329,7 +333,7 @@ class TradeFM(nn.Module):
         Tensor
             int64 (B, n_new): the sampled tokens.
         """
-        logits, decoding = self.prefill(tokens, tier, flag, dp_bin)
+        logits, decoding = self.prefill(tokens, tier, flag, dp_bin, last_only=True)
         context = (tier[:, -1:], flag[:, -1:], dp_bin[:, -1:])
         sequence, new = tokens, []
         for i in range(n_new):
