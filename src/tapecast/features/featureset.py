@@ -210,11 +210,13 @@ def write_feature_set(out: str | os.PathLike[str], windows: pl.DataFrame,
     return Path(out)
 
 
-def _read_meta(folder: Path) -> FeatureMeta:
+def read_features_json(folder: Path, command: str) -> dict[str, Any]:
+    """The JSON object in ``folder/features.json`` of any features family; one line when the
+    folder, the file or the JSON is missing (``command`` says how to write one)."""
     meta_path = folder / META_FILE
     if not folder.is_dir():
         raise TapecastError(f"{folder}: no such features folder (write one with "
-                            "`tapecast features STORE --out FOLDER`)")
+                            f"`{command}`)")
     if not meta_path.is_file():
         raise TapecastError(f"{folder}: not a features folder (no {META_FILE})")
     try:
@@ -223,6 +225,12 @@ def _read_meta(folder: Path) -> FeatureMeta:
         raise TapecastError(f"{meta_path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise TapecastError(f"{meta_path}: expected a JSON object")
+    return data
+
+
+def _read_meta(folder: Path) -> FeatureMeta:
+    meta_path = folder / META_FILE
+    data = read_features_json(folder, "tapecast features STORE --out FOLDER")
     try:
         return FeatureMeta.from_dict(data)
     except TapecastError as exc:

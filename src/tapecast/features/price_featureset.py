@@ -39,7 +39,7 @@ import polars as pl
 
 from tapecast.core.errors import TapecastError
 from tapecast.core.io import atomic_dir, recover_dir
-from tapecast.features.featureset import META_FILE, file_sha256
+from tapecast.features.featureset import META_FILE, file_sha256, read_features_json
 from tapecast.features.price import PriceGridConfig, price_grid
 from tapecast.features.price_dataset import PriceDataset, Target
 from tapecast.features.price_splits import (
@@ -244,17 +244,7 @@ class PriceFeatureSet:
 
 def _read_meta(folder: Path) -> Mapping[str, Any]:
     meta_path = folder / META_FILE
-    if not folder.is_dir():
-        raise TapecastError(f"{folder}: no such features folder (write one with "
-                            "`tapecast features --kind price ... --out FOLDER`)")
-    if not meta_path.is_file():
-        raise TapecastError(f"{folder}: not a features folder (no {META_FILE})")
-    try:
-        data = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TapecastError(f"{meta_path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise TapecastError(f"{meta_path}: expected a JSON object")
+    data = read_features_json(folder, "tapecast features --kind price ... --out FOLDER")
     if data.get("kind") != KIND:
         raise TapecastError(f"{meta_path}: a '{data.get('kind')}' features folder, not a price "
                             "one (build it with `tapecast features --kind price`)")
