@@ -89,6 +89,15 @@ def lean_bars(symbols: tuple[str, ...] = ("spy", "aig"), days: str = "*"
     return pl.concat(bars), pl.concat(quotes)
 
 
+def synthetic_grid(days: int = 1) -> tuple[pl.DataFrame, pl.DataFrame, PriceGridConfig]:
+    """Grid, valid windows and config of :func:`synthetic_bars` (the price tests' fixture)."""
+    bars, quotes = synthetic_bars(days=days)
+    config = PriceGridConfig()
+    grid, _ = price_grid(bars, quotes, config)
+    windows, _ = price_windows(grid, config)
+    return grid, windows, config
+
+
 # --- config -------------------------------------------------------------------------------------
 def test_config_when_context_not_allowed_raises() -> None:
     with pytest.raises(ConfigError, match="context_s"):

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.features.test_price import synthetic_bars
+from tests.features.test_price import synthetic_grid
 
 from tapecast.core.batch import OriginSource, as_batch
 from tapecast.core.errors import TapecastError
-from tapecast.features.price import PriceGridConfig, price_grid
+from tapecast.features.price import PriceGridConfig
 from tapecast.features.price_dataset import PriceDataset
-from tapecast.features.price_windows import context_features, gather_windows, price_windows
+from tapecast.features.price_windows import context_features, gather_windows
 from tapecast.models import get_baseline
 
 
 @pytest.fixture(scope="module")
 def built() -> tuple[object, object, PriceGridConfig]:
-    bars, quotes = synthetic_bars(days=1)
-    config = PriceGridConfig()
-    grid, _ = price_grid(bars, quotes, config)
-    windows, _ = price_windows(grid, config)
-    return grid, windows, config
+    return synthetic_grid()
 
 
 def test_price_dataset_when_batched_gives_features_and_the_30s_return(built) -> None:

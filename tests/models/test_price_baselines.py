@@ -18,9 +18,8 @@ from numpy.typing import NDArray
 from tapecast.core.batch import ForecastBatch
 from tapecast.core.errors import TapecastError
 from tapecast.core.forecaster import Forecaster
-from tapecast.features.price import PriceGridConfig, price_grid
+from tapecast.features.price import PriceGridConfig
 from tapecast.features.price_dataset import PriceDataset
-from tapecast.features.price_windows import price_windows
 from tapecast.models import baseline_names
 from tapecast.models.price_baselines import (
     PriceGarchT,
@@ -34,7 +33,7 @@ from tapecast.models.price_baselines import (
 )
 from tapecast.models.price_baselines.garch_t import fit_constant_t, garch_filter
 from tapecast.models.price_baselines.quantreg import inverse_cdf
-from tests.features.test_price import synthetic_bars
+from tests.features.test_price import synthetic_grid
 from tests.models.batches import batch_from_series, synthetic_windows
 
 NAMES = ("price-bootstrap", "price-climatology", "price-garch-t", "price-histvol",
@@ -50,11 +49,7 @@ T0 = np.datetime64("2014-06-02T13:30:00", "ns")
 
 @pytest.fixture(scope="module")
 def built() -> tuple[Any, Any, PriceGridConfig]:
-    bars, quotes = synthetic_bars(days=1)
-    config = PriceGridConfig()
-    grid, _ = price_grid(bars, quotes, config)
-    windows, _ = price_windows(grid, config)
-    return grid, windows, config
+    return synthetic_grid()
 
 
 @pytest.fixture(scope="module")

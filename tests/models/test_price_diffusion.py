@@ -11,16 +11,15 @@ import pytest
 
 from tapecast.core.batch import ForecastBatch
 from tapecast.core.errors import TapecastError
-from tapecast.features.price import PriceGridConfig, price_grid
+from tapecast.features.price import PriceGridConfig
 from tapecast.features.price_dataset import PriceDataset
-from tapecast.features.price_windows import price_windows
 from tapecast.models.price_diffusion import (
     PriceDiffusion,
     PriceDiffusionConfig,
     price_diffusion_config,
 )
 from tapecast.models.price_diffusion_io import PriceNormalizer
-from tests.features.test_price import synthetic_bars
+from tests.features.test_price import synthetic_grid
 from tests.models.batches import batch_from_series, synthetic_windows
 
 
@@ -30,11 +29,7 @@ def tiny(steps: int = 20) -> PriceDiffusionConfig:
 
 @pytest.fixture(scope="module")
 def built() -> tuple[object, object, PriceGridConfig]:
-    bars, quotes = synthetic_bars(days=1)
-    config = PriceGridConfig()
-    grid, _ = price_grid(bars, quotes, config)
-    windows, _ = price_windows(grid, config)
-    return grid, windows, config
+    return synthetic_grid()
 
 
 @pytest.fixture(scope="module")
