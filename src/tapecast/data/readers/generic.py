@@ -1,4 +1,4 @@
-"""Generic CSV / Parquet trades, bars or quotes, with an automatic or explicit column mapping.
+"""Generic CSV / Parquet trades, bars, quotes or L3 events, with an automatic or explicit mapping.
 
 A ``mapping`` maps canonical column -> source column (a name, or a 0-based position as an int).
 Canonical columns not in the mapping are looked up among common header names
@@ -15,8 +15,10 @@ Canonical columns not in the mapping are looked up among common header names
   Kraken ``unix_s,price,volume``), 6 = ``ts,open,high,low,close,volume`` bars,
   12 = Binance kline CSV (``open_time,o,h,l,c,volume,close_time,quote_volume,n_trades,...``).
 
-The table is ``table=`` or detected from the columns: a close -> ``bars``, a price ->
-``trades``, a bid and an ask -> ``quotes``. Timestamps: see
+The table is ``table=`` or detected from the columns: an order id, an action and a side ->
+``events`` (order-by-order, with ``action_mapping`` and ``size_kind``: see
+:mod:`tapecast.data.readers.generic_events`), a close -> ``bars``, a price -> ``trades``, a
+bid and an ask -> ``quotes``. Timestamps: see
 :func:`tapecast.data.readers._columns.parse_timestamps` (ISO strings, epoch s/ms/us/ns with the
 unit inferred from magnitude unless ``ts_unit`` is given, naive times read in ``timezone``).
 Trades without a side get side 0 and a null ``side_source``; a given side is the aggressor's
@@ -52,11 +54,17 @@ from tapecast.data.readers._columns import (
     read_bytes,
     to_float,
 )
+from tapecast.data.readers.generic_events import (
+    EVENT_ALIASES,
+    EVENT_COLUMNS,
+    SizeKind,
+    read_events,
+)
 from tapecast.data.schemas import conform
 from tapecast.data.tables import Tables
 from tapecast.data.validate import ROW, finalize
 
-GenericTable = Literal["trades", "bars", "quotes"]
+GenericTable = Literal["trades", "bars", "quotes", "events"]
 
 ALIASES: Final[dict[str, tuple[str, ...]]] = {
     "ts": ("ts", "timestamp", "timestamp_utc", "time", "datetime", "date", "bob", "ts_event",
@@ -79,6 +87,7 @@ ALIASES: Final[dict[str, tuple[str, ...]]] = {
     "exchange": ("exchange", "venue"),
     "sale_condition": ("sale_condition", "condition"),
     "suspicious": ("suspicious",),
+    **EVENT_ALIASES,
 }
 _COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "trades": ("ts", "instrument", "price", "size", "side", "buyer_maker", "exchange",
@@ -86,6 +95,7 @@ _COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "bars": ("ts", "ts_end", "instrument", "open", "high", "low", "close", "volume", "amount",
              "vwap", "n_trades"),
     "quotes": ("ts", "instrument", "bid_px", "bid_sz", "ask_px", "ask_sz"),
+    "events": EVENT_COLUMNS,
 }
 _HEADERLESS: Final[dict[int, tuple[str, dict[str, int]]]] = {
     3: ("trades", {"ts": 0, "price": 1, "size": 2}),
@@ -116,20 +126,23 @@ def read_generic(
     has_header: bool | None = None,
     separator: str = ",",
     quote_side: str | None = None,
+    action_mapping: Mapping[str, str] | str | None = None,
+    size_kind: SizeKind = "delta",
 ) -> Tables:
-    """Read a CSV (plain, gzip or zstd) or Parquet file of trades, bars or quotes.
+    """Read a CSV (plain, gzip or zstd) or Parquet file of trades, bars, quotes or L3 events.
 
     Parameters
     ----------
     path : Path
         The file; Parquet by extension or magic bytes, else CSV.
-    table : {"trades", "bars", "quotes"}, optional
+    table : {"trades", "bars", "quotes", "events"}, optional
         The table to produce; detected from the columns when omitted.
     mapping : mapping of str to str or int, optional
         Canonical column (``ts``, ``ts_end``, ``instrument``, ``price``, ``size``, ``side``,
         ``buyer_maker``, ``open``..``close``, ``volume``, ``amount``, ``vwap``, ``n_trades``,
         ``bid_px``, ``bid_sz``, ``ask_px``, ``ask_sz``, ``exchange``, ``sale_condition``,
-        ``suspicious``) -> source column name or 0-based position.
+        ``suspicious``; for events also ``action``, ``order_id``, ``ts_recv``, ``sequence``)
+        -> source column name or 0-based position.
     instrument : str, optional
         The instrument of every row (overrides an instrument column). Default: the
         instrument column, else the file name's instrument (``instrument_from_name``).
@@ -149,22 +162,38 @@ def read_generic(
         Bars of one quote side become ``quote_bars`` (that side filled, the other null).
         Default: ``bid`` or ``ask`` when the file name has that word
         (``gbpusd-m1-bid-2012.csv``), else plain ``bars``; ``"none"`` keeps plain bars.
+    action_mapping : mapping of str to str, or str, optional
+        Events: source action value -> canonical action (``add``, ``modify``, ``cancel``,
+        ``fill``, ``trade``, ``clear`` or ``skip``), case-insensitive, on top of the common
+        vocabularies (``new/amend/cancel``, ``created/changed/deleted``...); a string
+        ``"created=add,deleted=cancel"`` is the same.
+    size_kind : {"delta", "remaining"}
+        Events: whether ``size`` is the event's quantity (canonical, as Databento) or the
+        order's remaining size after the event (converted per order id, see
+        :mod:`tapecast.data.readers.generic_events`).
 
     Returns
     -------
     Tables
         One table (``trades``, ``bars``, ``quotes``, or ``quote_bars`` for one-sided bid or
-        ask bars), n_rows rows in file order.
+        ask bars), n_rows rows in file order; for events, ``events`` (n_rows - skipped rows)
+        and the ``trades`` among them.
     """
     _check_timezone(timezone, path)
     source = _load(path, has_header, separator)
     table, resolved = _resolve(source, path, mapping, table)
+    fmt = "parquet" if _is_parquet(path) else "csv"
+    if table == "events":
+        return read_events(source, resolved, path, instrument=instrument or
+                           instrument_from_name(path), override=instrument is not None,
+                           timezone=timezone, ts_unit=ts_unit, ts_format=ts_format,
+                           action_mapping=action_mapping, size_kind=size_kind, fmt=fmt)
     frame = _build(source, resolved, path, table,
                    instrument=instrument or instrument_from_name(path),
                    override="instrument" in resolved and instrument is not None,
                    timezone=timezone, ts_unit=ts_unit, ts_format=ts_format,
                    bar_length=bar_length)
-    out = Tables(source=str(path), format="parquet" if _is_parquet(path) else "csv")
+    out = Tables(source=str(path), format=fmt)
     side = _quote_side(path, quote_side) if table == "bars" else None
     if side is not None:
         out.quote_bars = _one_sided_quote_bars(frame, side)
@@ -320,14 +349,17 @@ def _source_column(columns: list[str], src: str | int, path: Path, canonical: st
 
 
 def _detect_table(found: set[str], path: Path, columns: list[str]) -> GenericTable:
+    if {"order_id", "action", "side"} <= found:
+        return "events"
     if "close" in found:
         return "bars"
     if "price" in found:
         return "trades"
     if "bid_px" in found and "ask_px" in found:
         return "quotes"
-    raise InputError(path, None, None, "columns of bars (close), trades (price) or quotes "
-                     "(bid, ask); pass table= and mapping=", ",".join(columns))
+    raise InputError(path, None, None, "columns of bars (close), trades (price), quotes "
+                     "(bid, ask) or events (order_id, action, side); pass table= and mapping=",
+                     ",".join(columns))
 
 
 _REQUIRED: Final[dict[str, tuple[str, ...]]] = {
