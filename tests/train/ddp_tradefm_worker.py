@@ -74,11 +74,11 @@ def train(run_dir: Path, corpus_dir: Path, steps: int) -> dict[str, object]:
                  run_dir=run_dir, resume=False, progress=False, restore_best=False)
     save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()},
               str(run_dir / f"rank{rank}.safetensors"))
-    summary = {"step": result.step, "best_step": result.best_step,
-               "best_val_loss": result.best_val_loss,
-               "val_losses": [row["val_loss"] for row in result.evals],
-               "val_accuracy": [row.get("val_accuracy") for row in result.evals],
-               "train_losses": [row["train_loss"] for row in result.evals]}
+    summary: dict[str, object] = {"step": result.step, "best_step": result.best_step,
+                                  "best_val_loss": result.best_val_loss,
+                                  "val_losses": [row["val_loss"] for row in result.evals],
+                                  "val_accuracy": [row.get("val_accuracy") for row in result.evals],
+                                  "train_losses": [row["train_loss"] for row in result.evals]}
     (run_dir / f"rank{rank}.json").write_text(json.dumps(summary), encoding="utf-8")
     return summary
 
