@@ -181,6 +181,21 @@ def test_read_generic_when_remaining_modify_to_zero_becomes_cancel(tmp_path: Pat
         ("add", 5), ("modify", 3), ("cancel", 3)]
 
 
+def test_read_generic_when_remaining_sizes_tracked_per_instrument_and_between_clears(
+        tmp_path: Path) -> None:
+    path = tmp_path / "two.csv"
+    path.write_text("ts,symbol,order_id,action,side,price,size\n"
+                    "1,AAA,1,created,bid,10,5\n2,BBB,1,created,ask,20,9\n"
+                    "3,AAA,1,deleted,bid,10,4\n4,BBB,1,executed,ask,20,2\n"
+                    "5,AAA,,reset,none,,\n6,AAA,1,created,bid,11,3\n"
+                    "7,AAA,1,deleted,bid,11,0\n")
+    events = read_generic(path, size_kind="remaining").events
+    assert events is not None
+    assert events.select(pl.col("action").cast(pl.String), "size").rows() == [
+        ("add", 5), ("add", 9), ("cancel", 1), ("fill", 7), ("clear", None), ("add", 3),
+        ("cancel", 3)]
+
+
 def test_read_generic_when_action_mapping_string_and_skip(tmp_path: Path) -> None:
     path = tmp_path / "v.csv"
     path.write_text("ts,order_id,action,side,price,size\n1,1,OPEN,bid,10,5\n"
