@@ -13,7 +13,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from tapecast.commands import demo_cmd, evaluate_cmd, features_cmd, model_cmd, tokenize_cmd
+from tapecast.commands import (
+    demo_cmd,
+    evaluate_cmd,
+    features_cmd,
+    model_cmd,
+    tokenize_cmd,
+    tradefm_cmd,
+)
 from tapecast.commands.common import console, err_console, fail, user_errors
 from tapecast.commands.sources import expand_sources, read_all, read_one
 from tapecast.core.errors import TapecastError
@@ -34,8 +41,9 @@ FORMAT_HELP: dict[str, str] = {
     "lean": "QuantConnect LEAN zips: tick trades/quotes, second..daily trade and quote bars",
     "hftbacktest": "Binance websocket captures, '<local ns> <json>' lines (hftbacktest)",
     "freqtrade": "freqtrade trade lists: JSON [ts, id, null, side, price, amount, cost] or CSV",
-    "csv": "generic CSV trades or bars with a column mapping (incl. symbol,bob,eob,... bars)",
-    "parquet": "generic Parquet trades or bars with a column mapping",
+    "csv": "generic CSV trades, bars, quotes or L3 events (order ids, actions, sides) with a "
+           "column and action mapping (incl. symbol,bob,eob,... bars)",
+    "parquet": "generic Parquet trades, bars, quotes or L3 events with a column mapping",
 }
 MAX_DATE_ROWS = 60  # the per-date table is printed up to this many partitions (--json has all)
 
@@ -293,6 +301,7 @@ app.command("evaluate")(evaluate_cmd.evaluate)
 app.command("train")(model_cmd.train)
 app.command("forecast")(model_cmd.forecast)
 app.command("tokenize")(tokenize_cmd.tokenize)
+app.command("perplexity")(tradefm_cmd.perplexity)
 
 
 def main() -> None:

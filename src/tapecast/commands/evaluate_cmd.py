@@ -118,6 +118,9 @@ def _check_baseline_name(name: str, features: Path) -> None:
     from tapecast.models.price_baselines import price_baseline_names
 
     kind = features_kind(features)
+    if kind == "tokens":
+        raise TapecastError(f"{features}: a token folder; its baselines (unigram, factorized, "
+                            "bigram) are scored by `tapecast perplexity`")
     names = price_baseline_names() if kind == "price" else baseline_names()
     other = baseline_names() if kind == "price" else price_baseline_names()
     if name in other:

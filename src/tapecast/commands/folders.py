@@ -1,9 +1,10 @@
 """Which kind of features folder or run folder a command was given, read from its JSON header.
 
 ``tapecast train``, ``forecast`` and ``baseline`` take an order-flow features folder (JL-CSDI
-and the order-flow baselines) or a price one (the price-diffusion model and the ``price-``
-baselines); these helpers tell them apart before anything heavy is opened, so a mismatch is
-refused in one line naming the right choice.
+and the order-flow baselines), a price one (the price-diffusion model and the ``price-``
+baselines) or, for ``train`` and ``perplexity``, a ``tapecast tokenize`` folder (TradeFM); these
+helpers tell them apart before anything heavy is opened, so a mismatch is refused in one line
+naming the right choice.
 """
 
 from __future__ import annotations
@@ -14,13 +15,18 @@ from typing import Literal
 
 from tapecast.core.errors import TapecastError
 
-FeaturesKind = Literal["orderflow", "price"]
-RunKind = Literal["jl-csdi", "price-diffusion"]
+FeaturesKind = Literal["orderflow", "price", "tokens"]
+RunKind = Literal["jl-csdi", "price-diffusion", "tradefm"]
 
 FEATURES_FILE = "features.json"  # tapecast.features.featureset.META_FILE
 RUN_CONFIG_FILE = "config.json"  # the model config both forecasters write
 PRICE_MODEL_KIND = "tapecast.price-diffusion"  # tapecast.models.price_diffusion.KIND
-KIND_NAMES: dict[str, str] = {"orderflow": "an order-flow", "price": "a price"}
+TRADEFM_KIND = "tapecast.tradefm"  # tapecast.models.tradefm.KIND
+CORPUS_FILE = "corpus.json"  # tapecast.features.token_corpus.META_FILE
+KIND_NAMES: dict[str, str] = {"orderflow": "an order-flow", "price": "a price",
+                              "tokens": "a token (`tapecast tokenize`)"}
+BUILD: dict[str, str] = {"orderflow": "tapecast features",
+                         "price": "tapecast features --kind price", "tokens": "tapecast tokenize"}
 
 
 def _kind_field(path: Path) -> object:
@@ -34,9 +40,18 @@ def _kind_field(path: Path) -> object:
 
 
 def features_kind(folder: Path) -> FeaturesKind:
-    """``price`` for a ``tapecast features --kind price`` folder, else ``orderflow`` (the
-    default of folders written before the price kind existed, and of anything unreadable)."""
+    """``tokens`` for a ``tapecast tokenize`` folder (or its ``corpus/``), ``price`` for a
+    ``tapecast features --kind price`` folder, else ``orderflow`` (the default of folders
+    written before the price kind existed, and of anything unreadable)."""
+    if (folder / "corpus" / CORPUS_FILE).exists() or (folder / CORPUS_FILE).exists():
+        return "tokens"
     return "price" if _kind_field(folder / FEATURES_FILE) == "price" else "orderflow"
+
+
+def corpus_folder(folder: Path) -> Path:
+    """The token corpus of a ``tapecast tokenize`` folder (``folder/corpus``) or ``folder``
+    itself when it is the corpus."""
+    return folder if (folder / CORPUS_FILE).exists() else folder / "corpus"
 
 
 def run_kind(run: Path) -> RunKind:
@@ -48,10 +63,12 @@ def run_kind(run: Path) -> RunKind:
         When ``run`` is not a folder.
     """
     if not run.is_dir():
-        raise TapecastError(f"{run}: no such model folder (a `tapecast train` run of JL-CSDI "
-                            "or price-diffusion)")
-    return ("price-diffusion" if _kind_field(run / RUN_CONFIG_FILE) == PRICE_MODEL_KIND
-            else "jl-csdi")
+        raise TapecastError(f"{run}: no such model folder (a `tapecast train` run of JL-CSDI, "
+                            "price-diffusion or TradeFM)")
+    kind = _kind_field(run / RUN_CONFIG_FILE)
+    if kind == PRICE_MODEL_KIND:
+        return "price-diffusion"
+    return "tradefm" if kind == TRADEFM_KIND else "jl-csdi"
 
 
 def require_features_kind(folder: Path, expected: FeaturesKind, what: str) -> None:
@@ -59,6 +76,5 @@ def require_features_kind(folder: Path, expected: FeaturesKind, what: str) -> No
     model or baseline that needs it."""
     kind = features_kind(folder)
     if kind != expected:
-        build = "tapecast features --kind price" if expected == "price" else "tapecast features"
         raise TapecastError(f"{folder}: {KIND_NAMES[kind]} features folder; {what} needs "
-                            f"{KIND_NAMES[expected]} one (build it with `{build}`)")
+                            f"{KIND_NAMES[expected]} one (build it with `{BUILD[expected]}`)")

@@ -1,7 +1,8 @@
-"""``tapecast train`` (fit JL-CSDI or price-diffusion on a features folder) and ``tapecast
-forecast`` (sample it). The features folder's kind picks the model (an order-flow folder JL-CSDI,
-a price folder price-diffusion, in :mod:`tapecast.commands.price_cmd`); a run folder's
-``config.json`` tells ``forecast`` which model it holds."""
+"""``tapecast train`` (fit JL-CSDI, price-diffusion or TradeFM) and ``tapecast forecast`` (sample
+a forecaster). The features folder's kind picks the model (an order-flow folder JL-CSDI, a price
+folder price-diffusion, in :mod:`tapecast.commands.price_cmd`, a ``tapecast tokenize`` folder
+TradeFM, in :mod:`tapecast.commands.tradefm_cmd`); a run folder's ``config.json`` tells
+``forecast`` which model it holds."""
 
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ if TYPE_CHECKING:
     from tapecast.features.featureset import FeatureSet
     from tapecast.models.jl_csdi_config import JLCSDIConfig
 
-MODELS = ("csdi", "jl-csdi", "price-diffusion")
-MODEL_FOR_FEATURES = {"orderflow": "csdi", "price": "price-diffusion"}
+MODELS = ("csdi", "jl-csdi", "price-diffusion", "tradefm")
+MODEL_FOR_FEATURES = {"orderflow": "csdi", "price": "price-diffusion", "tokens": "tradefm"}
+DEFAULT_PRESET = {"price-diffusion": "small", "tradefm": "tiny"}  # else JL-CSDI's "small"
 JL_CSDI_CHUNK = 4
 RUN_FILE = "run.json"
 
@@ -66,22 +68,26 @@ def _model_for(features: Path, model: str | None) -> str:
         return MODEL_FOR_FEATURES[kind]
     if model not in MODELS:
         raise TapecastError(f"--model must be one of {', '.join(MODELS)}, got {model!r}")
-    wanted: FeaturesKind = "price" if model == "price-diffusion" else "orderflow"
+    wanted: FeaturesKind = ("price" if model == "price-diffusion" else
+                            "tokens" if model == "tradefm" else "orderflow")
     require_features_kind(features, wanted, f"--model {model}")
     return model
 
 
 def train(
-    features: Annotated[Path, typer.Option("--features", "-F", help="A features folder.",
-                                           show_default=False)],
+    features: Annotated[Path, typer.Option(
+        "--features", "-F", help="A features folder (or a `tapecast tokenize` folder).",
+        show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoints, model).",
                                       show_default=False)],
     model: Annotated[str | None, typer.Option(
         help="csdi (or jl-csdi) on an order-flow features folder, price-diffusion on a price "
-        "one (default: the folder's).", show_default=False)] = None,
-    config: Annotated[str, typer.Option(
-        help="Preset (JL-CSDI: small, jl-csdi-esc1; price-diffusion: small, tiny) or a "
-        "config.json path.")] = "small",
+        "one, tradefm on a token folder (default: the folder's).", show_default=False)] = None,
+    config: Annotated[str | None, typer.Option(
+        "--config", "--preset",
+        help="Preset (JL-CSDI: small, jl-csdi-esc1; price-diffusion: small, tiny; TradeFM: "
+        "tiny, 125M, 250M, 500M) or a config.json path (default: small; TradeFM tiny).",
+        show_default=False)] = None,
     noise: Annotated[str | None, typer.Option(
         help="gaussian or jump-laplace (default: the config's).", show_default=False)] = None,
     max_steps: Annotated[int | None, typer.Option(
@@ -106,21 +112,32 @@ def train(
         help="price-diffusion: return (the 30-s log return) or path (the 30-step return "
         "path) (default: return).", show_default=False)] = None,
 ) -> None:
-    """Train JL-CSDI (order-flow features) or price-diffusion (price features) on the train
-    split, validating on val; OUT becomes a model folder.
+    """Train JL-CSDI (order-flow features), price-diffusion (price features) or TradeFM (a
+    `tapecast tokenize` folder) on the train split, validating on val; OUT becomes a model
+    folder.
 
     Ctrl-C writes OUT/last; the same command resumes from there.
     """
     with user_errors():
         name = _model_for(features, model)
+        config = config or DEFAULT_PRESET.get(name, "small")
+        if name in ("price-diffusion", "tradefm") and noise is not None:
+            raise TapecastError(f"--noise applies to JL-CSDI only ({name} uses Gaussian noise "
+                                "or none)")
         if name == "price-diffusion":
-            if noise is not None:
-                raise TapecastError("--noise applies to JL-CSDI only (price-diffusion uses "
-                                    "Gaussian noise)")
             from tapecast.commands.price_cmd import PriceTrainOptions, train_price
 
             train_price(features, out, PriceTrainOptions(
                 config, max_steps, seed, device, precision, fresh, fold, shuffle_pairs, target))
+            return
+        if name == "tradefm":
+            if shuffle_pairs is not None or target is not None or fold is not None:
+                raise TapecastError("--shuffle-pairs, --target and --fold do not apply to "
+                                    "TradeFM (a token folder)")
+            from tapecast.commands.tradefm_cmd import TradeFMTrainOptions, train_tradefm
+
+            train_tradefm(features, out, TradeFMTrainOptions(
+                config, max_steps, seed, device, precision, fresh))
             return
         if shuffle_pairs is not None or target is not None:
             raise TapecastError("--shuffle-pairs and --target apply to price-diffusion only "
@@ -203,6 +220,9 @@ def forecast(
                 raise TapecastError(f"--threads must be at least 1, got {threads}")
             torch.set_num_threads(threads)
         kind = run_kind(run)
+        if kind == "tradefm":
+            raise TapecastError(f"{run}: a TradeFM model scores and generates order-flow "
+                                "tokens, not forecasts; score it with `tapecast perplexity`")
         wanted: FeaturesKind = "price" if kind == "price-diffusion" else "orderflow"
         require_features_kind(features, wanted, f"the {kind} model in {run}")
         made: Forecast

@@ -121,15 +121,15 @@ def train_price(features: Path, out: Path, opts: PriceTrainOptions) -> None:
 
 def print_train_summary(out: Path, preset: str, n_parameters: int, steps: int,
                         best_val_loss: float | None, best_step: int | None, wall_s: float,
-                        resumed_from: int | None) -> None:
-    """The Rich table ``tapecast train`` prints after a price-diffusion run."""
+                        resumed_from: int | None, *, model: str = "price-diffusion") -> None:
+    """The Rich table ``tapecast train`` prints after a price-diffusion (or ``model``) run."""
     table = Table(title=f"trained {escape(str(out))}", title_justify="left", show_header=False,
                   box=box.SIMPLE, padding=(0, 1))
     table.add_column("what")
     table.add_column("value", justify="right")
     best = "-" if best_val_loss is None else f"{best_val_loss:.4f} at step {best_step}"
     resumed = "" if resumed_from is None else f" (resumed from step {resumed_from})"
-    table.add_row("model", f"price-diffusion ({escape(preset)})")
+    table.add_row("model", f"{escape(model)} ({escape(preset)})")
     table.add_row("steps", f"{steps:,}{resumed}")
     table.add_row("best val loss", best)
     table.add_row("wall time", f"{wall_s:.1f} s ({wall_s / max(steps, 1):.3f} s/step)")

@@ -187,6 +187,11 @@ class TokenCorpus:
                                 f"{split!r} (splits: {sorted({s.split for s in self.segments})})")
         return CorpusWindows(self, chosen, window, stride=stride)
 
+    def windows_of(self, segments: Sequence[Segment], window: int, *, stride: int = 1
+                   ) -> CorpusWindows:
+        """:class:`CorpusWindows` over the given ``segments`` (of this corpus), in order."""
+        return CorpusWindows(self, segments, window, stride=stride)
+
 
 class CorpusWindows:
     """Next-token windows of ``window`` + 1 tokens inside segments (a ``train.Dataset``).
@@ -221,6 +226,11 @@ class CorpusWindows:
 
     def __len__(self) -> int:
         return int(self._starts.shape[0])
+
+    @property
+    def starts(self) -> NDArray[np.int64]:
+        """Corpus offset of each window's first token, shape (n_windows,)."""
+        return self._starts[:, 0]
 
     def batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
         """``inputs``, ``targets``, ``tier``, ``flag``, ``dp_bin``: int64 (n, L)."""

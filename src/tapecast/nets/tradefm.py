@@ -200,14 +200,24 @@ class SwiGLU(nn.Module):
         return self.down(F.silu(gate) * up)  # type: ignore[no-any-return]
 
 
+class RMSNorm(nn.RMSNorm):
+    """:class:`torch.nn.RMSNorm` that runs in its input's dtype: under bf16 autocast the fp32
+    weight is cast to bf16, so the fused kernel is used (an fp32 weight on a bf16 input falls
+    back to the unfused path, with a warning). fp32 inputs are unchanged."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        weight = None if self.weight is None else self.weight.to(x.dtype)
+        return F.rms_norm(x, self.normalized_shape, weight, self.eps)
+
+
 class DecoderLayer(nn.Module):
     """Pre-RMSNorm attention and SwiGLU, each a residual branch."""
 
     def __init__(self, config: TradeFMConfig) -> None:
         super().__init__()
-        self.attention_norm = nn.RMSNorm(config.d_model, eps=config.norm_eps)
+        self.attention_norm = RMSNorm(config.d_model, eps=config.norm_eps)
         self.attention = Attention(config)
-        self.mlp_norm = nn.RMSNorm(config.d_model, eps=config.norm_eps)
+        self.mlp_norm = RMSNorm(config.d_model, eps=config.norm_eps)
         self.mlp = SwiGLU(config)
         self.dropout = nn.Dropout(config.dropout)
 
@@ -234,7 +244,7 @@ class TradeFM(nn.Module):
         self.embedding = TabularEmbedding(config)
         self.dropout = nn.Dropout(config.dropout)
         self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.n_layers))
-        self.norm = nn.RMSNorm(config.d_model, eps=config.norm_eps)
+        self.norm = RMSNorm(config.d_model, eps=config.norm_eps)
         self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2: residual outputs scaled by 1/√(2N)
