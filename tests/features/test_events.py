@@ -172,3 +172,16 @@ def test_lobster_when_read_streaming_equals_batch() -> None:
     tables = read(AAPL)
     assert tables.events is not None and tables.book_seed is not None
     _parity(tables.events.head(5_000), seed=tables.book_seed, depth_window=1)
+
+
+def test_level_when_orders_rest_behind_better_levels_counts_them_capped_at_five() -> None:
+    bids = [(0, "add", "bid", 99.0 - i, 1, 10 + i) for i in range(6)]  # bids 99 .. 94
+    ev = _events([*bids, (0, "add", "ask", 101.0, 5, 2), (1, "trade", "ask", 100.0, 1, 0),
+                  (2, "add", "bid", 96.5, 1, 30),      # 3 better bid levels: level 3
+                  (3, "add", "bid", 99.5, 1, 31),      # improves the best: level 0
+                  (4, "add", "ask", 103.0, 1, 32),     # 1 better ask level
+                  (5, "cancel", "bid", 94.0, 1, 15),   # behind 99.5, 99, 98, 97, 96.5, ...: 5
+                  (6, "modify", "bid", 93.0, 1, 30)])  # cancel at 96.5 (4: 99.5 joined), add 5
+    tok = event_features(ev).tokens  # the 1 ms trade gives the first mid: no earlier token
+    assert tok["level"].to_list() == [3, 0, 1, 5, 4, 5]
+    _parity(ev)

@@ -45,17 +45,25 @@ def tokenize(
     split: Annotated[str, typer.Option(help="Train/val/test percentages of each session, in "
                                             "time order")] = "60/20/20",
     embargo: Annotated[int, typer.Option(help="Tokens dropped after each split cut")] = 256,
-    half_life: Annotated[float, typer.Option(help="Half-life (s) of the EW-VWAP mid")] = 10.0,
-    staleness: Annotated[float, typer.Option(
-        help="Seconds after the last print before the book mid is used")] = 60.0,
+    half_life: Annotated[float | None, typer.Option(
+        help="Half-life (s) of the EW-VWAP mid (default 10; with --tokenizer, its own)",
+        show_default=False)] = None,
+    staleness: Annotated[float | None, typer.Option(
+        help="Seconds after the last print before the book mid is used (default 60; with "
+        "--tokenizer, its own)", show_default=False)] = None,
     tier: Annotated[list[str] | None, typer.Option(
         help="Liquidity tier of an instrument, INSTRUMENT=TIER (repeatable)")] = None,
     default_tier: Annotated[str, typer.Option(help="Tier of the other instruments")] = "medium",
+    tokenizer: Annotated[Path | None, typer.Option(
+        help="Encode with this frozen tokenizer.json (a trained model's, for a zero-shot "
+        "test source) instead of calibrating one; e.g. with --split 0/0/100",
+        show_default=False)] = None,
 ) -> None:
     """Build a TradeFM token corpus: event features, a tokenizer calibrated on the train split
-    only, then every token of every split (docs/tokenizer.md)."""
+    only (or a frozen one, --tokenizer), then every token of every split (docs/tokenizer.md)."""
     with user_errors():
         from tapecast.features.events import EventFeatureConfig
+        from tapecast.features.tokenizer import Tokenizer
         from tapecast.workflows.tape import expand_sources
         from tapecast.workflows.tokenize import tokenize_sources
 
@@ -63,10 +71,22 @@ def tokenize(
         for path, why in skipped:
             console.print(f"skipped {path}: {why}")
         start = time.perf_counter()
+        frozen = None if tokenizer is None else Tokenizer.load(tokenizer)
+        events_config = None
+        if half_life is not None or staleness is not None or frozen is None:
+            base = EventFeatureConfig()
+            if frozen is not None:  # the frozen tokenizer's settings, with the overrides
+                from tapecast.workflows.tokenize import EVENT_FEATURES
+
+                stored = frozen.provenance.get(EVENT_FEATURES)
+                base = EventFeatureConfig.from_dict(stored) if isinstance(stored, dict) else base
+            events_config = base.replace(
+                half_life_s=base.half_life_s if half_life is None else half_life,
+                staleness_s=base.staleness_s if staleness is None else staleness)
         result = tokenize_sources(
             files, out, fractions=_fractions(split), embargo=embargo,
-            events_config=EventFeatureConfig(half_life_s=half_life, staleness_s=staleness),
-            tiers=_tiers(tier or []), default_tier=default_tier)
+            events_config=events_config, tiers=_tiers(tier or []), default_tier=default_tier,
+            tokenizer=frozen)
         table = Table(title="token events per source")
         for col in ("source", "tokens", "outcome cancels", "outcome modifies", "book-mid share"):
             table.add_column(col, justify="left" if col == "source" else "right")

@@ -62,8 +62,13 @@ TOKEN_SCHEMA: Final = pl.Schema({
     "event_row": pl.Int64(), "action": pl.Enum(list(TOKEN_ACTIONS)), "side": BookSide,
     "price": pl.Float64(), "size": pl.Int64(), "delta_p": pl.Float64(),
     "log_size": pl.Float64(), "dt": pl.Float64(), "drift": pl.Float64(),
-    "book_mid": pl.Boolean(), "p_mid": pl.Float64(),
+    "book_mid": pl.Boolean(), "p_mid": pl.Float64(), "level": pl.UInt8(),
 })
+LEVELS: Final = 5
+"""Book levels read before each event for a token's ``level``: the count of non-empty price
+levels strictly better than the order's price on its side, capped at ``LEVELS`` (so
+``level < 5`` means inside the five best levels, as a LOBSTER level-5 file holds them)."""
+O_LEVEL: Final = k.N_OUT  # the level column appended to the kernel's rows
 _NS: Final = 1_000_000_000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -159,8 +164,8 @@ def event_features(events: pl.DataFrame, config: EventFeatureConfig | None = Non
         rows, group_counts = _instrument(group, str(instrument), cfg, seed, depth_window, source)
         parts.append(rows)
         counters.update(group_counts)
-    out = np.concatenate(parts) if parts else np.empty((0, k.N_OUT))
-    out = out[np.argsort(out[:, k.O_ROW], kind="stable")]  # (T, N_OUT)
+    out = np.concatenate(parts) if parts else np.empty((0, k.N_OUT + 1))
+    out = out[np.argsort(out[:, k.O_ROW], kind="stable")]  # (T, N_OUT + 1)
     _check_has_mid(out, counters, source)
     return EventFeatures(_token_frame(events, out, cfg), counters)
 
@@ -187,15 +192,34 @@ def _book_config(cols: core.EventColumns, n: int, depth_window: int | None,
                  source: str, flags_null: bool) -> core.LoopConfig:
     """Full-state and fills-reduce decisions as :func:`replay_book` makes them."""
     full_state = n > 0 and (cols.action[0] == core.CLEAR or bool(cols.flags[0] & core.F_SNAPSHOT))
-    return core.LoopConfig(1, full_state, flags_null, source, depth_window, "recall", True)
+    return core.LoopConfig(LEVELS, full_state, flags_null, source, depth_window, "recall", True)
 
 
-def _top_before(state: BookState) -> tuple[int, int, int, int]:
-    """(bid_px, ask_px, bid_sz, ask_sz) of ``state`` in ticks (size 0: empty side)."""
-    prices = np.zeros((2, 1), dtype=np.int64)
-    sizes = np.zeros((2, 1), dtype=np.int64)
-    bs.top_n(state, 1, prices, sizes)
-    return (int(prices[BID, 0]), int(prices[ASK, 0]), int(sizes[BID, 0]), int(sizes[ASK, 0]))
+def _top_levels(state: BookState) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Prices (ticks) and sizes of each side's ``LEVELS`` best levels, both (2, LEVELS),
+    best first (size 0: an empty level)."""
+    prices = np.zeros((2, LEVELS), dtype=np.int64)
+    sizes = np.zeros((2, LEVELS), dtype=np.int64)
+    bs.top_n(state, LEVELS, prices, sizes)
+    return prices, sizes
+
+
+def _levels(side: NDArray[np.float64], price: NDArray[np.float64], prices: NDArray[np.int64],
+            sizes: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Each token's ``level`` (see :data:`LEVELS`) from the book before its event.
+
+    Parameters
+    ----------
+    side, price : ndarray, shape (T,)
+        Token side code (0 bid, 1 ask) and order price.
+    prices, sizes : ndarray, int64, shape (2, LEVELS, T)
+        The book's best levels before each token's event.
+    """
+    ticks = np.round(price * k.PRICE_SCALE)  # (T,)
+    better_bid = ((prices[BID] > ticks) & (sizes[BID] > 0)).sum(axis=0)  # (T,)
+    better_ask = ((prices[ASK] < ticks) & (sizes[ASK] > 0)).sum(axis=0)
+    level: NDArray[np.float64] = np.where(side == BID, better_bid, better_ask).astype(np.float64)
+    return level
 
 
 def _instrument(group: pl.DataFrame, instrument: str, cfg: EventFeatureConfig,
@@ -207,14 +231,13 @@ def _instrument(group: pl.DataFrame, instrument: str, cfg: EventFeatureConfig,
     state = new_state(order_capacity=min(max(events.height, 1), 1 << 16))
     if seed is not None:
         state = _seeded(state, seed)
-    first = _top_before(state)
+    first_px, first_sz = _top_levels(state)
     loop = core.run_loop(cols, state, _book_config(
         cols, events.height, depth_window, source, events["flags"].null_count() == events.height))
-    # the best level *before* each event: the seed's, then the loop's after the previous one
-    before = np.empty((4, events.height), dtype=np.int64)  # (bid_px, ask_px, bid_sz, ask_sz; E)
-    before[:, 0] = first
-    before[0, 1:], before[1, 1:] = loop.prices[BID, 0, :-1], loop.prices[ASK, 0, :-1]
-    before[2, 1:], before[3, 1:] = loop.sizes[BID, 0, :-1], loop.sizes[ASK, 0, :-1]
+    # the best levels *before* each event: the seed's, then the loop's after the previous one
+    px = np.concatenate([first_px[:, :, None], loop.prices[:, :, :-1]], axis=2)  # (2, LEVELS, E)
+    sz = np.concatenate([first_sz[:, :, None], loop.sizes[:, :, :-1]], axis=2)
+    before = np.stack([px[BID, 0], px[ASK, 0], sz[BID, 0], sz[ASK, 0]])  # (4, E)
     dates = _session_dates(events["ts_event"], cfg.time_zone)
     session = np.concatenate([[0], np.cumsum(dates[1:] != dates[:-1])]).astype(np.int64)
     counts = np.zeros((int(session[-1]) + 1 if events.height else 0, len(k.COUNTER_NAMES)),
@@ -225,7 +248,10 @@ def _instrument(group: pl.DataFrame, instrument: str, cfg: EventFeatureConfig,
                 cols.size, cols.order_id, cols.flags, t_event, t_clock.to_numpy().astype(np.int64),
                 session, before[0], before[1], before[2], before[3], k.new_orders(), counts,
                 _half_life_ns(cfg), _stale_ns(cfg), _window_ns(cfg))
-    out[:, k.O_ROW] = group["_row"].to_numpy()[out[:, k.O_ROW].astype(np.int64)]
+    local = out[:, k.O_ROW].astype(np.int64)  # (T,) event of each token in this group
+    level = _levels(out[:, k.O_SIDE], out[:, k.O_PRICE], px[:, :, local], sz[:, :, local])
+    out = np.concatenate([out, level[:, None]], axis=1)  # (T, N_OUT + 1)
+    out[:, k.O_ROW] = group["_row"].to_numpy()[local]
     starts = np.flatnonzero(np.concatenate([[True], session[1:] != session[:-1]]))
     found = {(instrument, dates[s].item()): dict(zip(k.COUNTER_NAMES, map(int, counts[j]),
                                                      strict=True))
@@ -268,6 +294,7 @@ def _token_frame(events: pl.DataFrame, out: NDArray[np.float64],
         "delta_p": out[:, k.O_DELTA_P], "log_size": out[:, k.O_LOG_SIZE],
         "dt": out[:, k.O_DT], "drift": out[:, k.O_DRIFT],
         "book_mid": out[:, k.O_BOOK_MID] == 1.0, "p_mid": out[:, k.O_MID],
+        "level": out[:, O_LEVEL].astype(np.uint8),
     })
     return frame.cast(dict(TOKEN_SCHEMA))  # type: ignore[arg-type]
 
@@ -290,7 +317,7 @@ class _InstrumentState:
         self.state = new_state()
         if seed is not None:
             self.state = _seeded(self.state, seed)
-        self.top = _top_before(self.state)
+        self.prices, self.sizes = _top_levels(self.state)  # (2, LEVELS) each, before the event
         self.orders = k.new_orders()
         self.fs, self.fi = k.new_session_state()
         self.session: date | None = None
@@ -359,22 +386,26 @@ class StreamingEventFeatures:
         cols = _record_columns(event)
         price = np.nan if event.price is None else float(event.price)
         clock = event.ts_event if event.ts_recv is None else event.ts_recv
-        bid_px, ask_px, bid_sz, ask_sz = st.top
+        bid_px, ask_px = int(st.prices[BID, 0]), int(st.prices[ASK, 0])
+        bid_sz, ask_sz = int(st.sizes[BID, 0]), int(st.sizes[ASK, 0])
         n = k.step(self._row, cols.action[0], cols.side[0], price, cols.size[0],
                    cols.order_id[0], cols.flags[0], event.ts_event, clock, bid_px, ask_px,
                    bid_sz, ask_sz, st.orders, st.fs, st.fi, st.counts,
                    _half_life_ns(self.config), _stale_ns(self.config), _window_ns(self.config),
                    self._buf)
+        level = _levels(self._buf[:n, k.O_SIDE], self._buf[:n, k.O_PRICE],
+                        np.repeat(st.prices[:, :, None], n, axis=2),
+                        np.repeat(st.sizes[:, :, None], n, axis=2))  # (n,)
         loop = core.run_loop(cols, st.state, st.book_cfg)
         st.state = loop.state
-        st.top = (int(loop.prices[BID, 0, 0]), int(loop.prices[ASK, 0, 0]),
-                  int(loop.sizes[BID, 0, 0]), int(loop.sizes[ASK, 0, 0]))
+        st.prices, st.sizes = loop.prices[:, :, 0].copy(), loop.sizes[:, :, 0].copy()
         self.counters[(event.instrument, day)] = dict(
             zip(k.COUNTER_NAMES, map(int, st.counts), strict=True))
         self._row += 1
-        return [self._row_dict(event, day, self._buf[j]) for j in range(n)]
+        return [self._row_dict(event, day, self._buf[j], int(level[j])) for j in range(n)]
 
-    def _row_dict(self, event: EventRecord, day: date, row: NDArray[np.float64]) -> dict[str, Any]:
+    def _row_dict(self, event: EventRecord, day: date, row: NDArray[np.float64],
+                  level: int) -> dict[str, Any]:
         return {
             "instrument": event.instrument, "session_date": day,
             "ts": event.ts_event, "ts_recv": event.ts_recv, "event_row": int(row[k.O_ROW]),
@@ -383,6 +414,7 @@ class StreamingEventFeatures:
             "delta_p": float(row[k.O_DELTA_P]), "log_size": float(row[k.O_LOG_SIZE]),
             "dt": float(row[k.O_DT]), "drift": float(row[k.O_DRIFT]),
             "book_mid": bool(row[k.O_BOOK_MID] == 1.0), "p_mid": float(row[k.O_MID]),
+            "level": level,
         }
 
     @staticmethod

@@ -35,9 +35,12 @@ from numpy.typing import ArrayLike, NDArray
 from tapecast.core.errors import TapecastError
 from tapecast.core.io import atomic_dir
 
-__all__ = ["FIELDS", "IGNORE_INDEX", "CorpusWindows", "Segment", "TokenCorpus"]
+__all__ = ["FIELDS", "IGNORE_INDEX", "OPTIONAL_FIELDS", "CorpusWindows", "Segment", "TokenCorpus"]
 
 FIELDS: Final = ("tokens", "tier", "flag", "dp_bin")
+OPTIONAL_FIELDS: Final = ("level",)
+"""Per-token values kept for scoring, not fed to the model: ``level``, the better price levels
+on the order's side before its event (:data:`tapecast.features.events.LEVELS`)."""
 IGNORE_INDEX: Final = -100
 META_FILE: Final = "corpus.json"
 KIND, FORMAT_VERSION = "tapecast.token-corpus", 1
@@ -85,7 +88,8 @@ class TokenCorpus:
         parts : sequence of mappings
             One per segment: ``instrument``, ``session`` (str), optional ``split`` (``train``
             by default), ``tokens`` (n,) ids in [0, vocab_size), and optional ``tier``,
-            ``flag``, ``dp_bin`` (n,) non-negative ints (zeros when absent).
+            ``flag``, ``dp_bin`` (n,) non-negative ints (zeros when absent); ``level`` (n,)
+            non-negative ints, written only when every segment has it.
         vocab_size : int
         provenance : mapping, optional
             Recorded in ``corpus.json`` (sources, tokenizer hash, ...).
@@ -98,7 +102,8 @@ class TokenCorpus:
         """
         if not parts:
             raise TapecastError("token corpus: no segment to write")
-        columns: dict[str, list[NDArray[np.int16]]] = {f: [] for f in FIELDS}
+        extra = [f for f in OPTIONAL_FIELDS if all(p.get(f) is not None for p in parts)]
+        columns: dict[str, list[NDArray[np.int16]]] = {f: [] for f in (*FIELDS, *extra)}
         segments, offset = [], 0
         for i, part in enumerate(parts):
             name = f"segment {i} ({part.get('instrument', '?')} {part.get('session', '?')})"
@@ -111,7 +116,7 @@ class TokenCorpus:
                                     f"outside [0, {vocab_size}), first {int(tokens[bad][0])}")
             columns["tokens"].append(tokens.astype(np.int16 if vocab_size <= 32_767
                                                    else np.int32))
-            for field in FIELDS[1:]:
+            for field in (*FIELDS[1:], *extra):
                 given = part.get(field)
                 values = (np.zeros(tokens.size, dtype=np.int64) if given is None
                           else _ints(given, name, field))
@@ -124,9 +129,8 @@ class TokenCorpus:
             offset += int(tokens.size)
         out = Path(folder)
         with atomic_dir(out) as staging:
-            for field in FIELDS:
-                np.save(staging / f"{field}.npy", np.concatenate(columns[field]),
-                        allow_pickle=False)
+            for field, chunks in columns.items():
+                np.save(staging / f"{field}.npy", np.concatenate(chunks), allow_pickle=False)
             meta = {"kind": KIND, "format_version": FORMAT_VERSION, "vocab_size": vocab_size,
                     "tokens": offset, "segments": [s.__dict__ for s in segments],
                     "provenance": dict(provenance or {})}
@@ -155,7 +159,8 @@ class TokenCorpus:
                 meta.get("format_version") != FORMAT_VERSION:
             raise TapecastError(f"{meta_path}: not a token corpus of format {FORMAT_VERSION}")
         arrays = {}
-        for field in FIELDS:
+        present = [f for f in OPTIONAL_FIELDS if (src / f"{f}.npy").exists()]
+        for field in (*FIELDS, *present):
             path = src / f"{field}.npy"
             try:
                 arrays[field] = np.load(path, mmap_mode="r", allow_pickle=False)

@@ -11,11 +11,14 @@ The path of ``tapecast tokenize`` (issue 14)::
    (instrument, session) is cut into train / val / test by token order (60/20/20 by default)
    and ``embargo`` tokens after each cut are dropped, so no training window's context reaches
    into the val or test tokens it precedes.
-3. The tokenizer is **calibrated on the train tokens only** (:meth:`Tokenizer.calibrate`), then
-   every token is encoded; the context inputs are the liquidity tier (``tiers`` per instrument
-   from the caller, else ``default_tier``: a tier from prior sessions' volume needs prior
-   sessions, which no offline source has), the ``market`` flag (real events) and the context
-   Δp bin of the session drift.
+3. The tokenizer is **calibrated on the train tokens only** (:meth:`Tokenizer.calibrate`) —
+   or, given ``tokenizer``, a frozen one is reused as it is (a zero-shot test source encoded
+   with a trained model's tokenizer) — then every token is encoded; the context inputs are
+   the liquidity tier (``tiers`` per instrument from the caller, else ``default_tier``: a
+   tier from prior sessions' volume needs prior sessions, which no offline source has), the
+   ``market`` flag (real events) and the context Δp bin of the session drift. Each token also
+   keeps its book ``level`` (better price levels on its side before the event), for scoring
+   inside the top N levels.
 4. ``OUT/corpus`` (:class:`tapecast.features.token_corpus.TokenCorpus`), ``OUT/tokenizer.json``
    and ``OUT/summary.json`` (the rule counts per session, tokens per split) are written
    atomically; nothing is written when a step fails.
@@ -43,6 +46,26 @@ from tapecast.workflows.tape import read_one
 __all__ = ["SPLITS", "TokenizeResult", "split_positions", "tokenize_sources"]
 
 SPLITS = ("train", "val", "test")
+EVENT_FEATURES = "event_features"  # the tokenizer provenance key of the EventFeatureConfig
+
+
+def _events_config(given: EventFeatureConfig | None, tokenizer: Tokenizer | None
+                   ) -> EventFeatureConfig:
+    """The event-feature settings: a frozen tokenizer's own (its p_mid half-life, staleness,
+    outcome window), which ``given`` may repeat but not change; else ``given`` or the
+    defaults."""
+    if tokenizer is None:
+        return given or EventFeatureConfig()
+    stored = tokenizer.provenance.get(EVENT_FEATURES)
+    if not isinstance(stored, dict):
+        return given or EventFeatureConfig()  # a tokenizer written before this was recorded
+    own = EventFeatureConfig.from_dict(stored)
+    if given is not None and given != own:
+        changed = [k for k, v in given.to_dict().items() if stored.get(k) != v]
+        raise TapecastError(f"tokenize: the frozen tokenizer was calibrated with event features "
+                            f"{', '.join(f'{k}={stored.get(k)}' for k in changed)}; encode "
+                            "with the same settings (leave --half-life/--staleness out)")
+    return own
 
 
 @dataclass(frozen=True)
@@ -76,9 +99,13 @@ def tokenize_sources(sources: Sequence[Path], out: Path, *,
                      events_config: EventFeatureConfig | None = None,
                      tokenizer_config: TokenizerConfig | None = None,
                      tiers: Mapping[str, str] | None = None, default_tier: str = "medium",
-                     fmt: str | None = None, options: Mapping[str, Any] | None = None
-                     ) -> TokenizeResult:
+                     fmt: str | None = None, options: Mapping[str, Any] | None = None,
+                     tokenizer: Tokenizer | None = None) -> TokenizeResult:
     """Read, featurize, split, calibrate, encode and write a token corpus (module docstring).
+
+    ``tokenizer``, when given, is used frozen instead of calibrating one (``tokenizer_config``
+    must then be None); it is saved unchanged as ``OUT/tokenizer.json``, so a model trained
+    with it accepts the corpus.
 
     Raises
     ------
@@ -86,6 +113,7 @@ def tokenize_sources(sources: Sequence[Path], out: Path, *,
         A source without an events table or without add/cancel events, no training token, an
         unknown tier; one line naming the source.
     """
+    events_config = _events_config(events_config, tokenizer)
     parts: list[tuple[str, str, str, pl.DataFrame]] = []  # instrument, session, split, tokens
     sources_meta, rules = [], {}
     for path in sources:
@@ -104,17 +132,27 @@ def tokenize_sources(sources: Sequence[Path], out: Path, *,
                              "tokens": frame.height})
         rules[str(path)] = feats.summary().with_columns(
             pl.col("session_date").cast(pl.String)).to_dicts()
-    train = [p[3] for p in parts if p[2] == "train"]
-    if not train:
-        raise TapecastError("tokenize: no training token (every session too short for the "
-                            f"split {list(fractions)} with an embargo of {embargo})")
-    train_frame = pl.concat(train)
-    provenance = {"sources": sources_meta, "fractions": list(fractions), "embargo": embargo,
-                  "time_span": [str(train_frame["ts"].min()), str(train_frame["ts"].max())]}
-    tokenizer = Tokenizer.calibrate(
-        {"dp": train_frame["delta_p"].to_numpy(), "v": train_frame["log_size"].to_numpy(),
-         "dt": train_frame["dt"].to_numpy(), "dp_open": train_frame["drift"].to_numpy()},
-        tokenizer_config, provenance=provenance)
+    provenance: dict[str, Any] = {"sources": sources_meta, "fractions": list(fractions),
+                                  "embargo": embargo,
+                                  EVENT_FEATURES: events_config.to_dict()}
+    if tokenizer is not None:
+        if tokenizer_config is not None:
+            raise TapecastError("tokenize: give a frozen tokenizer or a tokenizer config, not "
+                                "both")
+        if not parts:
+            raise TapecastError("tokenize: no token to encode")
+        provenance["frozen_tokenizer"] = tokenizer.provenance
+    else:
+        train = [p[3] for p in parts if p[2] == "train"]
+        if not train:
+            raise TapecastError("tokenize: no training token (every session too short for the "
+                                f"split {list(fractions)} with an embargo of {embargo})")
+        train_frame = pl.concat(train)
+        provenance["time_span"] = [str(train_frame["ts"].min()), str(train_frame["ts"].max())]
+        tokenizer = Tokenizer.calibrate(
+            {"dp": train_frame["delta_p"].to_numpy(), "v": train_frame["log_size"].to_numpy(),
+             "dt": train_frame["dt"].to_numpy(), "dp_open": train_frame["drift"].to_numpy()},
+            tokenizer_config, provenance=provenance)
     market = tokenizer.flag_id("market")
     corpus_parts = []
     for instrument, session, split, frame in parts:
@@ -126,7 +164,8 @@ def tokenize_sources(sources: Sequence[Path], out: Path, *,
         corpus_parts.append({"instrument": instrument, "session": session, "split": split,
                              "tokens": ids, "tier": np.full(ids.size, tier),
                              "flag": np.full(ids.size, market),
-                             "dp_bin": tokenizer.encode_context_dp(frame["drift"].to_numpy())})
+                             "dp_bin": tokenizer.encode_context_dp(frame["drift"].to_numpy()),
+                             "level": frame["level"].to_numpy()})
     summary = {"sources": sources_meta, "rules": rules,
                "tokens": {s: int(sum(p[3].height for p in parts if p[2] == s))
                           for s in SPLITS}}
