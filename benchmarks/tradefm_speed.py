@@ -10,7 +10,7 @@ against full recomputation, measured side by side in one run (issue 14, "Speed")
   on preallocated operands, in the same dtype; the step's share = its GFLOP/s over the bare
   GFLOP/s (aim ≥ 40 %). A 1024² fp32 matmul is printed beside it as the machine's speed of light.
 * **Generation**: ``TradeFM.generate`` (prefill a 512-token prompt, then ``step`` one token at a
-  time, multinomial sampling included) at batch 1 and 64; events/s = batch × new tokens / s.
+  time, sampling included) at batch 1 and 64; events/s = batch × new tokens / s.
   **Recomputation** draws the same number of new tokens by re-running the decoder over the whole
   context (prompt + tokens so far, 512 + i positions) at every step, with the head applied to the
   last position only (applying it everywhere would add B × T × 16,384 logits per step and inflate
@@ -295,7 +295,7 @@ def print_tables(train: list[dict[str, Any]], generation: list[dict[str, Any]],
               f"{r['gflop_per_step']:>8.1f}{r['gflop_per_s']:>9.1f}"
               f"{r['bare_matmul_gflop_per_s']:>17.1f}{r['share_of_bare']:>7.0%}"
               f"{r['gflop_per_s'] / peak:>15.0%}")
-    print(f"\ngeneration, tiny, prompt {PROMPT}, multinomial sampling, fp32; per new token at "
+    print(f"\ngeneration, tiny, prompt {PROMPT}, sampling included, fp32; per new token at "
           f"context {PROMPT}: KV cache (sample + step) against recomputation")
     print(f"{'batch':>5}{'prefill s':>10}{'(head last)':>12}{'KV ms/tok':>10}{'(sample)':>9}"
           f"{'events/s':>10}{'(+prefill)':>11}{'recomp ms/tok':>14}{'speed-up':>9}"

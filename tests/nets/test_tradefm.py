@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -20,6 +21,7 @@ from tapecast.nets import (
     tradefm_config,
     tradefm_parameter_count,
 )
+from tapecast.nets.tradefm import sample_next
 from tapecast.train import RandomWindows, TokenWindows, TrainConfig, fit
 from tests.train.tiny_lm import pattern_stream
 
@@ -225,3 +227,21 @@ def test_prefill_when_last_only_gives_the_last_position_of_the_full_logits() -> 
     last, decoding = model.prefill(*inputs, last_only=True)
     assert last.shape == (2, 1, SMALL.vocab_size) and decoding.position == 24
     torch.testing.assert_close(last[:, 0], full[:, -1], atol=1e-5, rtol=1e-5)
+
+
+def test_sample_next_when_drawn_many_times_follows_softmax_and_respects_top_k() -> None:
+    from scipy.stats import chisquare
+
+    logits = torch.log(torch.tensor([[0.5, 0.0, 0.3, 0.15, 0.05]])).expand(4000, 5)
+    gen = torch.Generator().manual_seed(0)
+    draws = sample_next(logits, generator=gen)[:, 0]  # (4000,)
+    counts = torch.bincount(draws, minlength=5).numpy()
+    assert counts[1] == 0  # probability 0: never drawn
+    expected = np.array([0.5, 0.3, 0.15, 0.05]) * 4000
+    assert chisquare(counts[[0, 2, 3, 4]], expected).pvalue > 1e-3
+    top2 = sample_next(logits, top_k=2, generator=torch.Generator().manual_seed(1))[:, 0]
+    assert set(top2.tolist()) == {0, 2}
+    again = sample_next(logits, generator=torch.Generator().manual_seed(0))[:, 0]
+    assert torch.equal(again, draws)  # seeded: reproducible
+    hot = sample_next(logits, temperature=1e-3, generator=gen)[:, 0]
+    assert (hot == 0).all()  # near-greedy

@@ -385,4 +385,10 @@ def sample_next(logits: Tensor, *, temperature: float = 1.0, top_k: int | None =
     if top_k is not None:
         kth = torch.topk(scaled, min(top_k, scaled.shape[-1]), dim=-1).values[:, -1:]  # (B, 1)
         scaled = scaled.masked_fill(scaled < kth, float("-inf"))
-    return torch.multinomial(scaled.softmax(dim=-1), 1, generator=generator)
+    # inverse-CDF draw: the first id whose cumulative probability exceeds u ~ U(0, total); in
+    # float64 so u < total strictly and a zero-probability id is never drawn. 40x faster than
+    # torch.multinomial at batch 64 × 16,384 on a CPU (benchmarks/tradefm_speed.py)
+    cdf = scaled.softmax(dim=-1).double().cumsum(dim=-1)  # (B, V)
+    u = torch.rand(cdf.shape[0], 1, generator=generator, dtype=torch.float64,
+                   device=cdf.device) * cdf[:, -1:]  # (B, 1)
+    return torch.searchsorted(cdf, u, right=True).clamp_(max=cdf.shape[-1] - 1)
