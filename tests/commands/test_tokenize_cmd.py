@@ -106,3 +106,37 @@ def test_tokenize_when_given_a_frozen_tokenizer_reuses_it_and_keeps_levels(
                                  "--half-life", "10"])
     assert result.exit_code == 2 and "half_life_s=5.0" in result.output
     assert not (tmp_path / "third").exists()
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    (["1700000000000,XYZ,,trade,buy,100.00,3"],  # prints only: no add or cancel
+     "field 'action': expected add, cancel or modify events"),
+    (["1700000000000,XYZ,1,new,buy,99.90,3", "1700000000050,XYZ,2,new,buy,99.80,4"],
+     "all 2 add/cancel events would be dropped"),  # no trade, never a two-sided book
+])
+def test_tokenize_when_source_gives_no_token_or_no_mid_exits_2_and_writes_nothing(
+        tmp_path: Path, rows: list[str], message: str) -> None:
+    source = tmp_path / "feed.csv"
+    source.write_text("\n".join(["timestamp,symbol,order_id,action,side,price,size", *rows])
+                      + "\n")
+    result = runner.invoke(app, ["tokenize", str(source), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    output = " ".join(result.output.split())
+    assert message in output and output.count(str(source)) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_tokenize_when_frozen_tokenizer_file_is_bad_exits_2_naming_file_and_field(
+        tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    source = _l3_csv(tmp_path / "a.csv", 0)
+    assert runner.invoke(app, ["tokenize", str(source), "--out", str(first)]).exit_code == 0
+    data = json.loads((first / "tokenizer.json").read_text())
+    data["fields"]["dt"]["edges"][3] = data["fields"]["dt"]["edges"][2]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    result = runner.invoke(app, ["tokenize", str(source), "--out", str(tmp_path / "out"),
+                                 "--tokenizer", str(bad)])
+    assert result.exit_code == 2
+    assert str(bad) in result.output and "fields.dt.edges" in result.output
+    assert not (tmp_path / "out").exists()

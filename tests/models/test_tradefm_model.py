@@ -174,3 +174,16 @@ def test_cli_train_then_perplexity_when_given_a_token_folder(tmp_path: Path) -> 
         assert result.exit_code == 2, (args, result.output)
         assert message in " ".join(result.output.split()), (args, result.output)
     assert not out.with_name("f.npz").exists()
+
+
+def test_cli_perplexity_when_corpus_holds_ids_outside_the_vocabulary_exits_2(
+        trained: tuple[Path, Path, TradeFMModel], tmp_path: Path) -> None:
+    _, run, _ = trained
+    folder = token_folder(tmp_path / "tokens")
+    path = folder / "corpus" / "tokens.npy"
+    ids = np.load(path)
+    ids[5] = 20_000  # beyond 16,384
+    np.save(path, ids)
+    result = runner.invoke(app, ["perplexity", str(run), "-T", str(folder), "--no-baselines"])
+    assert result.exit_code == 2
+    assert "field tokens holds values outside [0, 16384)" in " ".join(result.output.split())

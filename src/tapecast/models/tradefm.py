@@ -363,9 +363,11 @@ def _check_corpus_fits(corpus: TokenCorpus, config: TradeFMModelConfig) -> None:
     if corpus.vocab_size != net.vocab_size:
         raise TapecastError(f"{corpus.path}: vocabulary {corpus.vocab_size:,} but the network "
                             f"predicts {net.vocab_size:,} ids")
-    limits = {"tier": net.n_tiers, "flag": net.n_flags + 1, "dp_bin": net.n_dp_bins}
+    limits = {"tokens": net.vocab_size, "tier": net.n_tiers, "flag": net.n_flags + 1,
+              "dp_bin": net.n_dp_bins}
     for field, limit in limits.items():
         values = np.asarray(corpus.arrays[field])
-        if values.size and int(values.max()) >= limit:
-            raise TapecastError(f"{corpus.path}: field {field} reaches {int(values.max())}, "
-                                f"beyond the network's {limit} embedding rows")
+        if values.size and (int(values.max()) >= limit or int(values.min()) < 0):
+            raise TapecastError(f"{corpus.path}: field {field} holds values outside [0, "
+                                f"{limit}) (min {int(values.min())}, max {int(values.max())}), "
+                                "beyond the network's embedding rows")

@@ -120,8 +120,10 @@ def tokenize_sources(sources: Sequence[Path], out: Path, *,
         tables = read_one(path, fmt, dict(options or {}))
         try:
             feats = event_features_from_tables(tables, events_config)
-        except TapecastError as exc:
-            raise TapecastError(f"{path}: {exc}") from None
+        except TapecastError as exc:  # name the file once
+            message = str(exc)
+            raise TapecastError(message if str(path) in message else f"{path}: {message}"
+                                ) from None
         frame = feats.tokens
         for (instrument, session), group in frame.group_by(
                 "instrument", "session_date", maintain_order=True):
