@@ -417,6 +417,23 @@ class StreamingEventFeatures:
             "level": level,
         }
 
+    def snapshot(self, instrument: str
+                 ) -> tuple[BookState, NDArray[np.float64], NDArray[np.int64]]:
+        """Copies of ``instrument``'s book state and mid-estimator state (float, int arrays of
+        :mod:`~tapecast.features.events_kernel`) after the events fed so far: where a
+        closed-loop simulation continues from a real session.
+
+        Raises
+        ------
+        TapecastError
+            When no event of ``instrument`` was fed.
+        """
+        st = self._instruments.get(instrument)
+        if st is None:
+            raise TapecastError(f"streaming event features: no event of {instrument!r} yet")
+        book = BookState(*(np.array(a, copy=True) for a in st.state))
+        return book, st.fs.copy(), st.fi.copy()
+
     @staticmethod
     def frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
         """Collect streamed rows into a :data:`TOKEN_SCHEMA` frame (ns clocks -> datetimes)."""

@@ -68,7 +68,7 @@ def new_session_state() -> tuple[NDArray[np.float64], NDArray[np.int64]]:
 
 
 @numba.njit(cache=True)
-def _print(price, size, t_clock, fs, fi, half_life_ns):  # type: ignore[no-untyped-def]
+def record_print(price, size, t_clock, fs, fi, half_life_ns):  # type: ignore[no-untyped-def]
     """One execution print into the EW-VWAP: num, den decay by 2^(-elapsed / half-life)."""
     if size <= 0 or price != price:
         return
@@ -87,6 +87,36 @@ def _print(price, size, t_clock, fs, fi, half_life_ns):  # type: ignore[no-untyp
         fi[I_HAVE_OPEN] = 1
 
 
+MID_VWAP, MID_BOOK, MID_STALE, MID_NONE = 0, 1, 2, -1  # where p_mid came from
+
+
+@numba.njit(cache=True)
+def mid_estimate(t_clock, bid_px, ask_px, bid_sz, ask_sz, fs, fi, stale_ns):  # type: ignore[no-untyped-def]
+    """(p_mid, source) at ``t_clock`` from the estimator state and the best level before the
+    event: the EW-VWAP while its last print is at most ``stale_ns`` old, else the book mid of a
+    two-sided book, else the stale VWAP; ``MID_NONE`` (p_mid NaN) without either. The one rule
+    of token extraction and of the closed-loop simulator (:mod:`tapecast.sim.tradefm_loop`)."""
+    if fi[I_HAVE_TRADE] == 1 and t_clock - fi[I_T_TRADE] <= stale_ns:
+        return fs[F_VWAP], MID_VWAP
+    if bid_sz > 0 and ask_sz > 0:
+        return (bid_px + ask_px) / (2.0 * PRICE_SCALE), MID_BOOK
+    if fi[I_HAVE_TRADE] == 1:
+        return fs[F_VWAP], MID_STALE
+    return np.nan, MID_NONE
+
+
+@numba.njit(cache=True)
+def session_open(p_mid, fs, fi):  # type: ignore[no-untyped-def]
+    """(p_open, before_first_trade): the session's first print, or before it its first p_mid
+    (recorded here on the first call)."""
+    if fi[I_HAVE_FIRST] == 0:
+        fs[F_FIRST_MID] = p_mid
+        fi[I_HAVE_FIRST] = 1
+    if fi[I_HAVE_OPEN] == 1:
+        return fs[F_OPEN], False
+    return fs[F_FIRST_MID], True
+
+
 @numba.njit(cache=True)
 def _emit(out, k, row, act, side, price, size, t_clock, bid_px, ask_px, bid_sz, ask_sz,  # type: ignore[no-untyped-def]
           fs, fi, counts, stale_ns):
@@ -94,26 +124,17 @@ def _emit(out, k, row, act, side, price, size, t_clock, bid_px, ask_px, bid_sz, 
     if price != price:
         counts[C_NO_PRICE] += 1
         return 0
-    book_mid = 0.0
-    if fi[I_HAVE_TRADE] == 1 and t_clock - fi[I_T_TRADE] <= stale_ns:
-        p_mid = fs[F_VWAP]
-    elif bid_sz > 0 and ask_sz > 0:
-        p_mid = (bid_px + ask_px) / (2.0 * PRICE_SCALE)
-        book_mid = 1.0
-        counts[C_BOOK_MID] += 1
-    elif fi[I_HAVE_TRADE] == 1:
-        p_mid = fs[F_VWAP]
-        counts[C_STALE] += 1
-    else:
+    p_mid, source = mid_estimate(t_clock, bid_px, ask_px, bid_sz, ask_sz, fs, fi, stale_ns)
+    if source == MID_NONE:
         counts[C_NO_MID] += 1
         return 0
-    if fi[I_HAVE_FIRST] == 0:
-        fs[F_FIRST_MID] = p_mid
-        fi[I_HAVE_FIRST] = 1
-    if fi[I_HAVE_OPEN] == 1:
-        p_open = fs[F_OPEN]
-    else:
-        p_open = fs[F_FIRST_MID]
+    book_mid = 1.0 if source == MID_BOOK else 0.0
+    if source == MID_BOOK:
+        counts[C_BOOK_MID] += 1
+    elif source == MID_STALE:
+        counts[C_STALE] += 1
+    p_open, before = session_open(p_mid, fs, fi)
+    if before:
         counts[C_BEFORE_OPEN] += 1
     dt = 0.0
     if fi[I_HAVE_PREV] == 1:
@@ -169,7 +190,7 @@ def step(row, a, side, price, size, oid, flags, t_event, t_clock,  # type: ignor
         return 0
     if a == TRADE:
         counts[C_TRADES] += 1
-        _print(price, size, t_clock, fs, fi, half_life_ns)
+        record_print(price, size, t_clock, fs, fi, half_life_ns)
         fs[F_PEND_SIZE] = size
         fs[F_PEND_PRICE] = price
         fi[I_PEND_T] = t_event
@@ -184,7 +205,7 @@ def step(row, a, side, price, size, oid, flags, t_event, t_clock,  # type: ignor
             counts[C_FILL_LEGS] += 1
         else:
             counts[C_FILLS] += 1
-            _print(price, size, t_clock, fs, fi, half_life_ns)
+            record_print(price, size, t_clock, fs, fi, half_life_ns)
         return 0
     if flags & F_SNAPSHOT:
         counts[C_SNAPSHOT] += 1
