@@ -634,11 +634,11 @@ class HawkesGenerator:
         """
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
-            if data.get("format") != FORMAT:
+            if not isinstance(data, dict) or data.get("format") != FORMAT:
                 raise KeyError("format")
             return cls(HawkesFit.from_dict(data["fit"]),
                        [np.asarray(m["delta_p"], dtype=np.float64) for m in data["marks"]],
                        [np.asarray(m["size"], dtype=np.int64) for m in data["marks"]],
                        str(data["name"]))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise OrderFlowError(f"{path}: expected a {FORMAT} JSON file ({exc})") from None
