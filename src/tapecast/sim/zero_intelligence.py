@@ -44,7 +44,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from tapecast.core.io import atomic_write_text
-from tapecast.data.book import replay_tables, top_of_book
+from tapecast.data.book import replay_tables, source_depth, top_of_book
 from tapecast.data.tables import Tables
 from tapecast.sim.order_flow import BookView, OrderFlowError, OrderIntent
 
@@ -113,13 +113,18 @@ class ZICalibration:
                                  f"empirical, got {self.placement!r}")
 
 
-def mean_resting_orders(events: pl.DataFrame, start: float, end: float) -> tuple[float, float]:
+def mean_resting_orders(events: pl.DataFrame, start: float, end: float,
+                        open_orders: Literal["rest", "drop"] = "rest") -> tuple[float, float]:
     """Time-average resting orders per side on [start, end] by Little's law over lifetimes.
 
     An order lives from its first event (its add; the window start when its first event is a
-    cancel, modify or fill) to its last event if that is a cancel or a fill, else to ``end``; the
-    mean count is the sum of lifetimes clipped to the window over its length. Orders resting at
-    the start that never show up (LOBSTER's seeded depth) are missed, so the estimate is low there.
+    cancel, modify or fill) to its last event if that is a cancel or a fill; otherwise to ``end``
+    (``open_orders="rest"``, right for a full-depth feed) or to its last event (``"drop"``, for a
+    depth-limited feed such as LOBSTER level N, whose orders may leave the file's window without
+    a message: "rest" keeps such orders to the end, "drop" ends them at their last message, so
+    the truth lies between). The mean count is the sum of lifetimes clipped to the window over
+    its length. Orders resting at the start that never show up (LOBSTER's seeded depth) are
+    missed.
 
     Parameters
     ----------
@@ -142,7 +147,7 @@ def mean_resting_orders(events: pl.DataFrame, start: float, end: float) -> tuple
     life = live.group_by("order_id", "side").agg(
         pl.when(pl.col("action").first() == "add").then(t.first()).otherwise(start).alias("a"),
         pl.when(pl.col("action").last().is_in(["cancel", "fill"])).then(t.last())
-        .otherwise(end).alias("b"))
+        .otherwise(end if open_orders == "rest" else t.last()).alias("b"))
     span = life.with_columns((pl.min_horizontal("b", pl.lit(end))
                               - pl.max_horizontal("a", pl.lit(start))).clip(0).alias("life"))
     sums = dict(span.group_by("side").agg(pl.col("life").sum()).iter_rows())
@@ -165,16 +170,31 @@ def book_context(tables: Tables, tokens: pl.DataFrame) -> tuple[pl.DataFrame, tu
     quotes : pl.DataFrame
         ``best_bid``, ``best_ask`` (null: empty side), one row per token, the book before it.
     mean_resting : tuple of float
-        :func:`mean_resting_orders` over the tokens' span.
+        :func:`mean_resting_orders` over the tokens' span (``open_orders="drop"`` for a
+        depth-limited source).
+
+    The quotes come from the source's own levels file where it has one row per event
+    (LOBSTER), else from a replay of the events (:func:`tapecast.data.book.replay_tables`).
     """
     if tables.events is None:
         raise OrderFlowError(f"{tables.source}: expected an events table, got none")
-    top = top_of_book(replay_tables(tables, 1).levels)  # (E, ...) the book after each event
+    depth = source_depth(tables)
+    if depth is not None and tables.levels is not None \
+            and tables.levels.height == tables.events.height:
+        after = tables.levels  # LOBSTER: the vendor's own book after each message
+        first = tables.book_seed
+    else:
+        after, first = replay_tables(tables, 1).levels, None
+    top = top_of_book(after)  # (E, ...) the book after each event
     before = top.select(pl.col("bid_px").shift(1).alias("best_bid"),
                         pl.col("ask_px").shift(1).alias("best_ask"))
-    quotes = before[tokens["event_row"].cast(pl.Int64).to_list()]
+    if first is not None and first.height:
+        before[0, "best_bid"] = first["bid_px_1"][0]
+        before[0, "best_ask"] = first["ask_px_1"][0]
+    quotes = before[tokens["event_row"].cast(pl.Int64).to_numpy()]
     ts = tokens["ts"].dt.epoch("ns").cast(pl.Float64) / 1e9
-    resting = mean_resting_orders(tables.events, float(ts.min()), float(ts.max()))  # type: ignore[arg-type]
+    resting = mean_resting_orders(tables.events, float(ts.min()), float(ts.max()),  # type: ignore[arg-type]
+                                  "rest" if depth is None else "drop")
     return quotes, resting
 
 
