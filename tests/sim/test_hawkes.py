@@ -132,3 +132,23 @@ def test_simulate_when_explosive_raises_one_line() -> None:
     explosive = HawkesParams(TRUE.mu, 3 * TRUE.alpha, TRUE.beta)
     with pytest.raises(TapecastError, match="spectral radius < 1"):
         simulate_hawkes(explosive, 10, seed=0)
+
+
+AAPL = Path(__file__).parents[2] / "../shared/data/lobster/LOBSTER_SampleFile_AAPL_2012-06-21_1.zip"
+
+
+@pytest.mark.skipif(not AAPL.exists(), reason="shared LOBSTER sample absent")
+def test_fit_when_tokens_are_real_lobster_is_stationary_and_matches_the_rates() -> None:
+    from tapecast.data.detect import read
+    from tapecast.features.events import event_features_from_tables
+    from tapecast.sim.hawkes import token_sequences
+
+    tokens = event_features_from_tables(read(AAPL)).tokens.head(20_000)
+    gen = HawkesGenerator.fit(tokens)
+    fit = gen.fit_result
+    assert fit.converged and 0 < fit.spectral_radius < 1 and fit.n_events == 20_000
+    _, types, _, _ = token_sequences(tokens)
+    observed = np.bincount(np.concatenate(types), minlength=4) / fit.duration
+    np.testing.assert_allclose(fit.params.stationary_rates, observed, rtol=0.02)
+    gen.reset(0)
+    assert all(np.isfinite(gen.next(VIEW).delta_p) for _ in range(100))

@@ -171,3 +171,23 @@ def test_calibrate_and_next_when_input_is_bad_raise_one_line(
     (tmp_path / "bad.json").write_text("[1]")
     with pytest.raises(TapecastError, match="zero_intelligence/1 JSON"):
         ZeroIntelligenceGenerator.load(tmp_path / "bad.json")
+
+
+AAPL = Path(__file__).parents[2] / "../shared/data/lobster/LOBSTER_SampleFile_AAPL_2012-06-21_1.zip"
+
+
+@pytest.mark.skipif(not AAPL.exists(), reason="shared LOBSTER sample absent")
+def test_calibrate_when_tokens_are_real_lobster_places_every_add() -> None:
+    from tapecast.data.detect import read
+    from tapecast.features.events import event_features_from_tables
+    from tapecast.sim.zero_intelligence import book_context
+
+    tables = read(AAPL)
+    tokens = event_features_from_tables(tables).tokens
+    quotes, resting = book_context(tables, tokens)
+    assert quotes.height == tokens.height and min(resting) > 0
+    cal = ZeroIntelligenceGenerator.calibrate(tokens, trades=tables.trades, quotes=quotes,
+                                              mean_resting=resting).calibration
+    assert cal.tick == pytest.approx(0.01) and cal.n_adds_unplaced == 0
+    assert cal.mu > 0 and cal.alpha > 0 and cal.delta > 0 and 1 <= cal.max_ticks <= 100
+    assert cal.n_adds_marketable + cal.n_adds_beyond < 0.1 * cal.n_adds
