@@ -8,5 +8,6 @@ See ``docs/synthetic-market.md``. Usage::
 
 from tapecast.sim.config import SyntheticMarketConfig
 from tapecast.sim.market import generate_market
+from tapecast.sim.matching import AddResult, MatchingEngine
 
-__all__ = ["SyntheticMarketConfig", "generate_market"]
+__all__ = ["AddResult", "MatchingEngine", "SyntheticMarketConfig", "generate_market"]

@@ -80,7 +80,7 @@ COUNTER_NAMES: Final = ("submitted", "traded", "cancelled", "dropped_cancels", "
  C_N_TRADES, C_N_LOG) = range(len(COUNTER_NAMES))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def fills_bound(st, side):  # type: ignore[no-untyped-def]
     """At most how many fills one aggressor on ``side`` can make: every order and every level's
     anonymous size of the opposite side, plus one."""
@@ -100,7 +100,7 @@ def _log(log, counts, ts, action, side, price, size, order_id):  # type: ignore[
     counts[C_N_LOG] = k + 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _fill(trades, log, counts, ts, side, price, size, resting_id, aggressor_id):  # type: ignore[no-untyped-def]
     """Record one fill: a trade row and its trade / fill / cancel event rows."""
     t = counts[C_N_TRADES]
@@ -117,7 +117,7 @@ def _fill(trades, log, counts, ts, side, price, size, resting_id, aggressor_id):
     _log(log, counts, ts, CANCEL, 1 - side, price, size, resting_id)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def match(st, side, price, size, limited, aggressor_id, ts, trades, log, counts):  # type: ignore[no-untyped-def]
     """Execute ``size`` on ``side`` against the opposite side (down to ``price`` when
     ``limited``); returns the size filled. Writes the fills; rests nothing."""
@@ -144,7 +144,7 @@ def match(st, side, price, size, limited, aggressor_id, ts, trades, log, counts)
     return size - left
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _nearest_level(st, side, price):  # type: ignore[no-untyped-def]
     """The level slot of ``side`` nearest ``price`` (ties: nearer the touch), or -1."""
     d = st.meta[M_DEPTH + side]
@@ -158,7 +158,7 @@ def _nearest_level(st, side, price):  # type: ignore[no-untyped-def]
     return st.ladder[side, j]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def cancel_near(st, side, price, size, ts, log, counts):  # type: ignore[no-untyped-def]
     """Cancel by the rule of the module docstring (``size <= 0``: all); returns the size
     cancelled (0: the side was empty, counted in ``dropped_cancels``)."""
@@ -183,7 +183,7 @@ def cancel_near(st, side, price, size, ts, log, counts):  # type: ignore[no-unty
     return q
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def cancel_id(st, order_id, size, ts, log, counts):  # type: ignore[no-untyped-def]
     """Cancel ``size`` (``<= 0`` or more than it has: all) of resting order ``order_id``;
     returns the size cancelled (0: no such order in the book, counted in ``dropped_cancels``;
@@ -203,7 +203,7 @@ def cancel_id(st, order_id, size, ts, log, counts):  # type: ignore[no-untyped-d
     return q
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def apply_op(st, op, side, price, size, order_id, ts, trades, log, counts):  # type: ignore[no-untyped-def]
     """Apply one operation (``OP_*``); needs room (module docstring). An add or market order
     takes ``order_id`` when it is > 0 (not resting: unchecked), else the next new id. Returns
