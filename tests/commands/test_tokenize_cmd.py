@@ -15,6 +15,7 @@ from tapecast.features.token_corpus import TokenCorpus
 from tapecast.features.tokenizer import Tokenizer
 from tapecast.workflows.tokenize import split_positions
 from tests.conftest import SHARED_DATA
+from tests.sim.l3_feed import l3_csv
 
 runner = CliRunner()
 AAPL = SHARED_DATA / "lobster" / "LOBSTER_SampleFile_AAPL_2012-06-21_1.zip"
@@ -58,41 +59,16 @@ def test_tokenize_when_input_is_bad_exits_2_and_writes_nothing(tmp_path: Path) -
     assert not out.exists()
 
 
-def _l3_csv(path: Path, seed: int, n: int = 3000, symbol: str = "XYZ") -> Path:
-    """A generic L3 events CSV (new/cancel/trade rows, ms apart) around a price of 100."""
-    rng = np.random.default_rng(seed)
-    live: dict[int, tuple[str, float, int]] = {}
-    lines, next_id, t = ["timestamp,symbol,order_id,action,side,price,size"], 1, 1.7e12
-    for _ in range(n):
-        t += float(rng.exponential(50.0)) * (rng.random() > 0.1)  # ms; 10 % simultaneous
-        u = rng.random()
-        if u < 0.1:
-            lines.append(f"{int(t)},{symbol},,trade,buy,100.00,{rng.integers(1, 5)}")
-        elif u < 0.6 or not live:
-            side = "buy" if rng.random() < 0.5 else "sell"
-            price = 100 + (-1 if side == "buy" else 1) * rng.integers(1, 20) / 100
-            live[next_id] = (side, price, int(rng.integers(1, 50)))
-            lines.append(f"{int(t)},{symbol},{next_id},new,{side},{price:.2f},"
-                         f"{live[next_id][2]}")
-            next_id += 1
-        else:
-            oid = int(rng.choice(sorted(live)))
-            side, price, size = live.pop(oid)
-            lines.append(f"{int(t)},{symbol},{oid},cancel,{side},{price:.2f},{size}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def test_tokenize_when_given_a_frozen_tokenizer_reuses_it_and_keeps_levels(
         tmp_path: Path) -> None:
     first = tmp_path / "first"
-    result = runner.invoke(app, ["tokenize", str(_l3_csv(tmp_path / "a.csv", 0)), "--out",
+    result = runner.invoke(app, ["tokenize", str(l3_csv(tmp_path / "a.csv", 0)), "--out",
                                  str(first), "--embargo", "10", "--half-life", "5"])
     assert result.exit_code == 0, result.output
     frozen = Tokenizer.load(first / "tokenizer.json")
     assert frozen.provenance["event_features"]["half_life_s"] == 5.0
     second = tmp_path / "second"
-    source = _l3_csv(tmp_path / "b.csv", 1, symbol="ABC")
+    source = l3_csv(tmp_path / "b.csv", 1, symbol="ABC")
     result = runner.invoke(app, ["tokenize", str(source), "--out", str(second), "--split",
                                  "0/0/100", "--tokenizer", str(first / "tokenizer.json")])
     assert result.exit_code == 0, result.output
@@ -129,7 +105,7 @@ def test_tokenize_when_source_gives_no_token_or_no_mid_exits_2_and_writes_nothin
 def test_tokenize_when_frozen_tokenizer_file_is_bad_exits_2_naming_file_and_field(
         tmp_path: Path) -> None:
     first = tmp_path / "first"
-    source = _l3_csv(tmp_path / "a.csv", 0)
+    source = l3_csv(tmp_path / "a.csv", 0)
     assert runner.invoke(app, ["tokenize", str(source), "--out", str(first)]).exit_code == 0
     data = json.loads((first / "tokenizer.json").read_text())
     data["fields"]["dt"]["edges"][3] = data["fields"]["dt"]["edges"][2]
