@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from tapecast.core.errors import TapecastError
 from tapecast.data import book_state as bs
 from tapecast.data.book import replay_book, source_depth
 from tapecast.data.book_orders import BookError, OrderBook
@@ -315,6 +316,13 @@ def test_events_when_replayed_give_engine_final_book(seeded: bool) -> None:
         np.stack([prices[0], sizes[0]]), np.stack([prices[1], sizes[1]])])).all()
     assert result.counters["crossed_book"] == 0
     assert (ev["action"] == "trade").sum() == eng.counters["n_trades"]
+
+
+def test_from_events_when_two_instruments_raises_one_line() -> None:
+    ev = MatchingEngine().events(0.25, "A")
+    two = pl.concat([ev, ev.with_columns(instrument=pl.lit("B"))])
+    with pytest.raises(TapecastError, match="one instrument"):
+        MatchingEngine.from_events(two, 0.25)
 
 
 # ---------------------------------------------------------------- replay mode on real data

@@ -26,6 +26,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from tapecast.core.errors import TapecastError
 from tapecast.data import book_core as core
 from tapecast.data import book_state as bs
 from tapecast.data.book_orders import BookError, OrderBook, _check_size, _integer
@@ -120,7 +121,17 @@ class MatchingEngine:
         loop : LoopResult
             ``prices, sizes`` (2, n_levels, E) int64 (prices in ticks of ``tick_size``) and the
             replay's counters.
+
+        Raises
+        ------
+        TapecastError
+            When the events hold several instruments.
+        ReplayError
+            In a full-state replay, on an impossible event (as ``replay_book``).
         """
+        if events.height and events["instrument"].n_unique() > 1:
+            raise TapecastError(f"{source}: the matching engine holds one instrument's book, "
+                                "and the events hold several; split them by instrument first")
         cols = _event_columns(events, tick_size)
         if full_state is None:
             full_state = len(cols.action) > 0 and (
@@ -298,13 +309,16 @@ class MatchingEngine:
         event the engine produced, as Databento MBO reports them: per fill a ``trade`` on the
         aggressor side (its order id), a ``fill`` and a ``cancel`` of the resting order; an
         ``add`` for a rested remainder; a ``cancel`` per cancel (order id 0: anonymous size).
-        ``flags`` F_LAST (0x80) ends each operation. ``ts_event`` = the ``ts`` given (ns);
+        ``flags`` F_LAST (0x80) ends each operation. ``ts_event`` = the ``ts`` given (ns; the
+        starting book's rows take the first operation's);
         ``sequence`` the row number. A starting book with anonymous size replays with
         ``seed=eng.seed(...)`` and ``full_state=False``.
         """
         rows = self._log[:int(self._counts[mc.C_N_LOG])]  # (K, 7)
         if initial:
-            rows = np.concatenate([self._initial, rows])
+            start = self._initial.copy()
+            start[:, mc.E_TS] = rows[0, mc.E_TS] if len(rows) else 0
+            rows = np.concatenate([start, rows])
         return _events_frame(rows, tick_size, instrument)
 
     def seed(self, tick_size: float, instrument: str) -> pl.DataFrame:
