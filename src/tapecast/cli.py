@@ -17,6 +17,7 @@ from tapecast.commands import (
     demo_cmd,
     evaluate_cmd,
     features_cmd,
+    generate_cmd,
     model_cmd,
     tokenize_cmd,
     tradefm_cmd,
@@ -302,6 +303,8 @@ app.command("train")(model_cmd.train)
 app.command("forecast")(model_cmd.forecast)
 app.command("tokenize")(tokenize_cmd.tokenize)
 app.command("perplexity")(tradefm_cmd.perplexity)
+app.command("generate")(generate_cmd.generate)
+app.command("simulate")(generate_cmd.simulate)
 
 
 def main() -> None:

@@ -48,8 +48,8 @@ from tapecast.features.tokenizer import Tokenizer
 from tapecast.sim.matching import MatchingEngine
 from tapecast.sim.order_flow import BookView, OrderFlowGenerator, OrderIntent
 
-__all__ = ["ADD", "CANCEL", "MARKET", "RolloutStart", "SimulatedMarket", "simulate",
-           "start_from_tables", "venue_tick"]
+__all__ = ["ADD", "CANCEL", "MARKET", "RolloutStart", "SimulatedMarket", "event_config_of",
+           "simulate", "start_from_tables", "venue_tick"]
 
 _NS: Final = 1_000_000_000
 ADD, CANCEL, MARKET = 0, 1, 2  # order codes of :meth:`SimulatedMarket.apply` (token action 0/1)
@@ -103,13 +103,15 @@ def venue_tick(events: pl.DataFrame) -> int:
     return max(1, int(np.gcd.reduce(units)))
 
 
-def _event_config(tokenizer: Tokenizer) -> EventFeatureConfig:
+def event_config_of(tokenizer: Tokenizer) -> EventFeatureConfig:
+    """The event-feature settings stored with ``tokenizer`` (the defaults for a tokenizer
+    written before they were recorded)."""
     stored = tokenizer.provenance.get("event_features")
     return EventFeatureConfig.from_dict(stored) if isinstance(stored, dict) else \
         EventFeatureConfig()
 
 
-def start_from_tables(tables: Tables, tokenizer: Tokenizer, *, context: int,
+def start_from_tables(tables: Tables, tokenizer: Tokenizer | None = None, *, context: int = 0,
                       upto: int | None = None, instrument: str | None = None,
                       tier: str = "medium", tick: int | None = None) -> RolloutStart:
     """Replay a real source up to a point and take the prompt, book and mid state there.
@@ -118,10 +120,11 @@ def start_from_tables(tables: Tables, tokenizer: Tokenizer, *, context: int,
     ----------
     tables : Tables
         A reader's result with an ``events`` table (and, for LOBSTER, its book seed).
-    tokenizer : Tokenizer
-        The model's frozen tokenizer (its event-feature settings are used).
+    tokenizer : Tokenizer, optional
+        The model's frozen tokenizer (its event-feature settings are used); None for a
+        generator without tokens (Hawkes, zero-intelligence): no prompt, default settings.
     context : int
-        L, prompt tokens (the model's context).
+        L, prompt tokens (the model's context; 0 without a tokenizer).
     upto : int, optional
         Events of the instrument fed before the start (default: all of them).
     instrument : str, optional
@@ -144,7 +147,9 @@ def start_from_tables(tables: Tables, tokenizer: Tokenizer, *, context: int,
     events = events.filter(pl.col("instrument") == name)
     if upto is not None:
         events = events.head(upto)
-    cfg = _event_config(tokenizer)
+    if tokenizer is None and context:
+        raise TapecastError("a prompt of tokens needs the model's tokenizer")
+    cfg = event_config_of(tokenizer) if tokenizer is not None else EventFeatureConfig()
     seeds = {name: tables.book_seed} if tables.book_seed is not None else None
     stream = StreamingEventFeatures(cfg, seeds=seeds, depth_window=source_depth(tables),
                                     source=tables.source)
@@ -162,18 +167,22 @@ def start_from_tables(tables: Tables, tokenizer: Tokenizer, *, context: int,
         raise TapecastError(f"{tables.source}: the book is crossed at the start (bid "
                             f"{prices[BID, 0] / k.PRICE_SCALE} >= ask "
                             f"{prices[ASK, 0] / k.PRICE_SCALE}); start elsewhere (--upto)")
-    frame = StreamingEventFeatures.frame(rows[-context:])
-    ids = tokenizer.encode((frame["action"] == "cancel").cast(pl.Int64).to_numpy(),
-                           (frame["side"] == "ask").cast(pl.Int64).to_numpy(),
-                           frame["delta_p"].to_numpy(), frame["log_size"].to_numpy(),
-                           frame["dt"].to_numpy())
+    if tokenizer is not None and context:
+        frame = StreamingEventFeatures.frame(rows[-context:])
+        ids = tokenizer.encode((frame["action"] == "cancel").cast(pl.Int64).to_numpy(),
+                               (frame["side"] == "ask").cast(pl.Int64).to_numpy(),
+                               frame["delta_p"].to_numpy(), frame["log_size"].to_numpy(),
+                               frame["dt"].to_numpy()).astype(np.int64)
+        tier_id, flag_id = tokenizer.tier_id(tier), tokenizer.flag_id("market")
+        dp_bin = tokenizer.encode_context_dp(frame["drift"].to_numpy()).astype(np.int64)
+    else:
+        ids = dp_bin = np.zeros(0, dtype=np.int64)
+        tier_id = flag_id = 0
     clock = events.select(pl.coalesce("ts_recv", "ts_event").dt.epoch("ns")).to_series()
     order_ids = events["order_id"].drop_nulls()
     return RolloutStart(
-        instrument=name, tokens=ids.astype(np.int64),
-        tier=np.full(context, tokenizer.tier_id(tier), dtype=np.int64),
-        flag=np.full(context, tokenizer.flag_id("market"), dtype=np.int64),
-        dp_bin=tokenizer.encode_context_dp(frame["drift"].to_numpy()).astype(np.int64),
+        instrument=name, tokens=ids, tier=np.full(ids.size, tier_id, dtype=np.int64),
+        flag=np.full(ids.size, flag_id, dtype=np.int64), dp_bin=dp_bin,
         book=book, fs=fs, fi=fi, t_ns=int(clock[-1]), tick=tick or venue_tick(events),
         config=cfg,
         next_order_id=int(order_ids.cast(pl.Int64).max() or 0) + 1)  # type: ignore[arg-type]

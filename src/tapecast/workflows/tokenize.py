@@ -37,6 +37,7 @@ import polars as pl
 
 from tapecast.core.errors import TapecastError
 from tapecast.core.io import atomic_dir
+from tapecast.data.tables import Tables
 from tapecast.features.events import EventFeatureConfig, event_features_from_tables
 from tapecast.features.token_corpus import TokenCorpus
 from tapecast.features.tokenizer import Tokenizer, file_sha256
@@ -94,7 +95,7 @@ def split_positions(n: int, fractions: Sequence[float], embargo: int
     return out
 
 
-def tokenize_sources(sources: Sequence[Path], out: Path, *,
+def tokenize_sources(sources: Sequence[Path | Tables], out: Path, *,
                      fractions: Sequence[float] = (0.6, 0.2, 0.2), embargo: int = 256,
                      events_config: EventFeatureConfig | None = None,
                      tokenizer_config: TokenizerConfig | None = None,
@@ -105,7 +106,9 @@ def tokenize_sources(sources: Sequence[Path], out: Path, *,
 
     ``tokenizer``, when given, is used frozen instead of calibrating one (``tokenizer_config``
     must then be None); it is saved unchanged as ``OUT/tokenizer.json``, so a model trained
-    with it accepts the corpus.
+    with it accepts the corpus. A source may be tables already read or generated (the
+    synthetic L3 market, :func:`tapecast.sim.l3_market.generate_l3_market`): it is named by
+    its ``source`` and has no sha256.
 
     Raises
     ------
@@ -117,12 +120,13 @@ def tokenize_sources(sources: Sequence[Path], out: Path, *,
     parts: list[tuple[str, str, str, pl.DataFrame]] = []  # instrument, session, split, tokens
     sources_meta, rules = [], {}
     for path in sources:
-        tables = read_one(path, fmt, dict(options or {}))
+        tables = path if isinstance(path, Tables) else read_one(path, fmt, dict(options or {}))
+        name = tables.source if isinstance(path, Tables) else str(path)
         try:
             feats = event_features_from_tables(tables, events_config)
         except TapecastError as exc:  # name the file once
             message = str(exc)
-            raise TapecastError(message if str(path) in message else f"{path}: {message}"
+            raise TapecastError(message if name in message else f"{name}: {message}"
                                 ) from None
         frame = feats.tokens
         for (instrument, session), group in frame.group_by(
@@ -130,9 +134,9 @@ def tokenize_sources(sources: Sequence[Path], out: Path, *,
             for split, start, stop in split_positions(group.height, fractions, embargo):
                 parts.append((str(instrument), str(session), split,
                               group.slice(start, stop - start)))
-        sources_meta.append({"path": str(path), "sha256": file_sha256(path),
-                             "tokens": frame.height})
-        rules[str(path)] = feats.summary().with_columns(
+        sources_meta.append({"path": name, "sha256": None if isinstance(path, Tables)
+                             else file_sha256(path), "tokens": frame.height})
+        rules[name] = feats.summary().with_columns(
             pl.col("session_date").cast(pl.String)).to_dicts()
     provenance: dict[str, Any] = {"sources": sources_meta, "fractions": list(fractions),
                                   "embargo": embargo,
@@ -142,7 +146,9 @@ def tokenize_sources(sources: Sequence[Path], out: Path, *,
             raise TapecastError("tokenize: give a frozen tokenizer or a tokenizer config, not "
                                 "both")
         if not parts:
-            raise TapecastError("tokenize: no token to encode")
+            raise TapecastError(f"tokenize: no token to encode (every session is shorter than "
+                                f"the split {list(fractions)} with an embargo of {embargo} "
+                                "tokens after each cut; try --embargo 0)")
         provenance["frozen_tokenizer"] = tokenizer.provenance
     else:
         train = [p[3] for p in parts if p[2] == "train"]
