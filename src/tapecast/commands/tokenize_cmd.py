@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from tapecast.commands.common import console, user_errors
+
+if TYPE_CHECKING:
+    from tapecast.data.tables import Tables
 
 
 def _fractions(text: str) -> tuple[float, float, float]:
@@ -37,11 +40,34 @@ def _tiers(values: list[str]) -> dict[str, str]:
     return out
 
 
+def _inputs(sources: list[Path], out: Path, synthetic: bool, sessions: int, seed: int
+            ) -> list[Path | Tables]:
+    """The files under ``sources``, or the synthetic L3 market's tables (``--synthetic``)."""
+    from tapecast.core.errors import TapecastError
+
+    if synthetic:
+        if sources:
+            raise TapecastError(f"give SOURCES ({sources[0]}) or --synthetic, not both")
+        from tapecast.sim.l3_market import SyntheticL3Config, generate_l3_market
+
+        return [generate_l3_market(SyntheticL3Config(n_sessions=sessions), seed=seed)]
+    if not sources:
+        raise TapecastError("give SOURCES (L3 event files or folders), or --synthetic for the "
+                            "built-in market")
+    from tapecast.workflows.tape import expand_sources
+
+    files, skipped = expand_sources(sources, exclude=out)
+    for path, why in skipped:
+        console.print(f"skipped {path}: {why}")
+    return list(files)
+
+
 def tokenize(
-    sources: Annotated[list[Path], typer.Argument(
-        help="L3 event files or folders: Databento MBO (DBN/CSV), LOBSTER zips, ...")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (tokenizer.json and "
                                                           "corpus/)")],
+    sources: Annotated[list[Path] | None, typer.Argument(
+        help="L3 event files or folders: Databento MBO (DBN/CSV), LOBSTER zips, ... (none "
+        "with --synthetic)", show_default=False)] = None,
     split: Annotated[str, typer.Option(help="Train/val/test percentages of each session, in "
                                             "time order")] = "60/20/20",
     embargo: Annotated[int, typer.Option(help="Tokens dropped after each split cut")] = 256,
@@ -58,19 +84,22 @@ def tokenize(
         help="Encode with this frozen tokenizer.json (a trained model's, for a zero-shot "
         "test source) instead of calibrating one; e.g. with --split 0/0/100",
         show_default=False)] = None,
+    synthetic: Annotated[bool, typer.Option(
+        "--synthetic", help="The built-in synthetic L3 market (zero-intelligence order flow "
+        "on a book, docs/synthetic-market.md) instead of SOURCES.")] = False,
+    synthetic_sessions: Annotated[int, typer.Option(
+        help="--synthetic: sessions to generate (20,000 orders each).")] = 2,
+    seed: Annotated[int, typer.Option(help="--synthetic: the market's seed.")] = 0,
 ) -> None:
     """Build a TradeFM token corpus: event features, a tokenizer calibrated on the train split
     only (or a frozen one, --tokenizer), then every token of every split (docs/tokenizer.md)."""
     with user_errors():
         from tapecast.features.events import EventFeatureConfig
         from tapecast.features.tokenizer import Tokenizer
-        from tapecast.workflows.tape import expand_sources
         from tapecast.workflows.tokenize import tokenize_sources
 
-        files, skipped = expand_sources(sources, exclude=out)
-        for path, why in skipped:
-            console.print(f"skipped {path}: {why}")
         start = time.perf_counter()
+        inputs = _inputs(sources or [], out, synthetic, synthetic_sessions, seed)
         frozen = None if tokenizer is None else Tokenizer.load(tokenizer)
         events_config = None
         if half_life is not None or staleness is not None or frozen is None:
@@ -84,16 +113,17 @@ def tokenize(
                 half_life_s=base.half_life_s if half_life is None else half_life,
                 staleness_s=base.staleness_s if staleness is None else staleness)
         result = tokenize_sources(
-            files, out, fractions=_fractions(split), embargo=embargo,
+            inputs, out, fractions=_fractions(split), embargo=embargo,
             events_config=events_config, tiers=_tiers(tier or []), default_tier=default_tier,
             tokenizer=frozen)
         table = Table(title="token events per source")
         for col in ("source", "tokens", "outcome cancels", "outcome modifies", "book-mid share"):
             table.add_column(col, justify="left" if col == "source" else "right")
-        for path in files:
-            rows = [r for r in result.summary["rules"][str(path)] if r.get("add_bid") is not None]
+        for path in inputs:
+            key, label = (str(path), path.name) if isinstance(path, Path) else (path.source,) * 2
+            rows = [r for r in result.summary["rules"][key] if r.get("add_bid") is not None]
             shares = [r.get("book_mid_share") or 0.0 for r in rows]
-            table.add_row(path.name, f"{sum(int(r.get('tokens', 0)) for r in rows):,}",
+            table.add_row(label, f"{sum(int(r.get('tokens', 0)) for r in rows):,}",
                           f"{sum(int(r.get('outcome_cancels', 0)) for r in rows):,}",
                           f"{sum(int(r.get('outcome_modifies', 0)) for r in rows):,}",
                           f"{max(shares, default=0.0):.1%}")
