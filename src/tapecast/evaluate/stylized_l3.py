@@ -61,8 +61,9 @@ from tapecast.evaluate.plots import _grid, _legend, _png, forecaster_colors
 from tapecast.evaluate.stylized import abs_acf, acf, ks_distance, wasserstein1
 from tapecast.features.events import event_features
 
-__all__ = ["DISTRIBUTION_FEATURES", "FeedFacts", "compare_feeds", "feed_facts",
-           "plot_comparison"]
+__all__ = ["DISTRIBUTION_FEATURES", "FeedFacts", "FeedFactsError", "bootstrap_distances",
+           "compare_feeds", "feed_facts", "grid_returns", "plot_comparison", "pooled_kurtosis",
+           "return_name"]
 
 DISTRIBUTION_FEATURES: Final = ("dt", "delta_p", "size", "spread")
 DEFAULT_INTERVALS: Final = (1.0, 10.0, 60.0)
@@ -134,6 +135,7 @@ def return_name(interval: float) -> str:
 def feed_facts(events: pl.DataFrame, *, intervals: Sequence[float] = DEFAULT_INTERVALS,
                kurtosis_intervals: Sequence[float] = DEFAULT_KURTOSIS_INTERVALS,
                tick: float | None = None, start: datetime | None = None,
+               seed: pl.DataFrame | None = None, depth_window: int | None = None,
                source: str = "events") -> FeedFacts:
     """Samples of one canonical ``events`` table (see the module docstring for definitions).
 
@@ -149,6 +151,9 @@ def feed_facts(events: pl.DataFrame, *, intervals: Sequence[float] = DEFAULT_INT
     start : datetime or None
         Facts are taken from this time on (tokens, packet ends, the return grid); earlier events
         only build the book and the estimator state. E.g. the ES open, to leave out the pre-open.
+    seed, depth_window
+        The book seed and a LOBSTER source's depth (``Tables.book_seed`` and
+        :func:`tapecast.data.book.source_depth`), passed to the features and the book replay.
     source : str
         Name used in error messages.
 
@@ -163,14 +168,14 @@ def feed_facts(events: pl.DataFrame, *, intervals: Sequence[float] = DEFAULT_INT
         if not interval > 0:
             raise FeedFactsError(f"{source}: return intervals must be > 0 s, got {interval}")
     start_ns = None if start is None else int(start.timestamp() * _NS)
-    tokens = _tokens(events, start_ns, source)
+    tokens = _tokens(events, start_ns, seed, depth_window, source)
     use_tick = tick if tick is not None else _infer_tick(events, source)
     if not use_tick > 0:
         raise FeedFactsError(f"{source}: tick must be > 0, got {use_tick}")
-    ts, bid, ask, counts = _packet_ends(events, start_ns)
+    ts, bid, ask, counts = _packet_ends(events, start_ns, seed, depth_window)
     counts["tokens"] = tokens.height
     valid = np.isfinite(bid) & np.isfinite(ask) & (ask >= bid)
-    spread = (ask - bid)[valid & (ask > bid)] / use_tick
+    spread = np.round((ask - bid)[valid & (ask > bid)] / use_tick, 6)  # float noise off
     mid = np.where(valid, (ask + bid) / 2, np.nan)  # (P,) NaN where undefined
     returns: dict[float, NDArray[np.float64]] = {}
     dropped = 0
@@ -188,9 +193,10 @@ def feed_facts(events: pl.DataFrame, *, intervals: Sequence[float] = DEFAULT_INT
         counts=counts)
 
 
-def _tokens(events: pl.DataFrame, start_ns: int | None, source: str) -> pl.DataFrame:
+def _tokens(events: pl.DataFrame, start_ns: int | None, seed: pl.DataFrame | None,
+            depth_window: int | None, source: str) -> pl.DataFrame:
     """Token rows without each session's first token, from ``start_ns`` on."""
-    tokens = event_features(events, source=source).tokens
+    tokens = event_features(events, seed=seed, depth_window=depth_window, source=source).tokens
     tokens = tokens.filter(pl.int_range(pl.len()).over("instrument", "session_date") > 0)
     if start_ns is not None:
         tokens = tokens.filter(pl.col("ts").dt.epoch("ns") >= start_ns)
@@ -209,11 +215,12 @@ def _infer_tick(events: pl.DataFrame, source: str) -> float:
     return float(np.round(gaps.min(), 9))
 
 
-def _packet_ends(events: pl.DataFrame, start_ns: int | None
+def _packet_ends(events: pl.DataFrame, start_ns: int | None, seed: pl.DataFrame | None,
+                 depth_window: int | None
                  ) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64],
                             dict[str, int]]:
     """Times (ns) and best bid/ask (NaN if empty) after each packet end, with state counts."""
-    levels = replay_book(events, n_levels=1).levels
+    levels = replay_book(events, n_levels=1, seed=seed, depth_window=depth_window).levels
     flags = events["flags"].fill_null(0).cast(pl.Int64).to_numpy()
     ends = (flags & F_LAST) > 0 if np.any(flags & F_LAST) else np.ones(flags.size, bool)
     keep = ends & ((flags & F_SNAPSHOT) == 0)
