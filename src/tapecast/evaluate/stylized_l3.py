@@ -149,8 +149,9 @@ def feed_facts(events: pl.DataFrame, *, intervals: Sequence[float] = DEFAULT_INT
     tick : float or None
         Price tick; ``None`` infers it as the smallest positive gap between distinct prices.
     start : datetime or None
-        Facts are taken from this time on (tokens, packet ends, the return grid); earlier events
-        only build the book and the estimator state. E.g. the ES open, to leave out the pre-open.
+        Timezone-aware. Facts are taken from this time on (tokens, packet ends, the return
+        grid); earlier events only build the book and the estimator state. E.g. the ES open, to
+        leave out the pre-open.
     seed, depth_window
         The book seed and a LOBSTER source's depth (``Tables.book_seed`` and
         :func:`tapecast.data.book.source_depth`), passed to the features and the book replay.
@@ -167,7 +168,9 @@ def feed_facts(events: pl.DataFrame, *, intervals: Sequence[float] = DEFAULT_INT
     for interval in (*intervals, *kurtosis_intervals):
         if not interval > 0:
             raise FeedFactsError(f"{source}: return intervals must be > 0 s, got {interval}")
-    start_ns = None if start is None else int(start.timestamp() * _NS)
+    if start is not None and start.tzinfo is None:
+        raise FeedFactsError(f"{source}: start must be timezone-aware, got {start}")
+    start_ns = None if start is None else round(start.timestamp() * _NS)
     tokens = _tokens(events, start_ns, seed, depth_window, source)
     use_tick = tick if tick is not None else _infer_tick(events, source)
     if not use_tick > 0:
@@ -336,7 +339,7 @@ def bootstrap_distances(real: NDArray[np.float64], parts: Sequence[NDArray[np.fl
     w1 = wasserstein1(pooled, real)
     ks_draws = w1_draws = None
     if n_boot > 0 and real.size and pooled.size:
-        ks_draws, w1_draws = _replicates(real, parts, n_boot, rng)
+        ks_draws, w1_draws = _replicates(real, parts, (ks, w1), n_boot, rng)
     inv = 1.0 / scale if scale > 0 else math.nan
     return {"n_real": int(real.size), "n_generated": int(pooled.size), "scale": _jf(scale),
             "ks": _estimate(ks, ks_draws), "w1": _estimate(w1, w1_draws),
@@ -367,10 +370,11 @@ def _pooled_grid(tables: tuple[NDArray[np.float64], NDArray[np.float64], NDArray
     return ks, w1
 
 
-def _replicates(real: NDArray[np.float64], parts: Sequence[NDArray[np.float64]], n_boot: int,
-                rng: np.random.Generator) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _replicates(real: NDArray[np.float64], parts: Sequence[NDArray[np.float64]],
+                exact: tuple[float, float], n_boot: int, rng: np.random.Generator
+                ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Grid K-S and W1 of ``n_boot`` resamples of the rollouts (chunks of 256), shifted by the
-    (exact - grid) statistic of the full sample."""
+    (exact - grid) statistic of the full sample; ``exact`` = (K-S, W1) of the full sample."""
     n_parts = len(parts)
     weights = rng.multinomial(n_parts, np.full(n_parts, 1 / n_parts), size=n_boot)  # (B, R)
     z = _support(real, parts)
@@ -381,9 +385,7 @@ def _replicates(real: NDArray[np.float64], parts: Sequence[NDArray[np.float64]],
         ks_parts.append(ks)
         w1_parts.append(w1)
     full_ks, full_w1 = _pooled_grid(tables, z, np.ones((1, n_parts)))
-    pooled = np.concatenate(parts)
-    shift_ks = ks_distance(pooled, real)[0] - float(full_ks[0])
-    shift_w1 = wasserstein1(pooled, real) - float(full_w1[0])
+    shift_ks, shift_w1 = exact[0] - float(full_ks[0]), exact[1] - float(full_w1[0])
     return np.concatenate(ks_parts) + shift_ks, np.concatenate(w1_parts) + shift_w1
 
 
