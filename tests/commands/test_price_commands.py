@@ -137,11 +137,11 @@ def test_train_when_model_does_not_fit_the_folder_exits_2_in_one_line(
         price_features: Path, orderflow_features: Path,  # noqa: F811
         tmp_path: Path) -> None:
     code, output = _run("train", "--model", "csdi", "-F", price_features, "--out", tmp_path / "r")
-    assert code == 2 and "a price features folder; --model csdi needs an order-flow one" in (
-        _one_line_error(output))
+    assert code == 2 and ("a price features folder; --model csdi needs an order-flow features "
+                          "folder") in _one_line_error(output)
     code, output = _run("train", "--model", "price-diffusion", "-F", orderflow_features,
                         "--out", tmp_path / "r")
-    assert code == 2 and "needs a price one" in _one_line_error(output)
+    assert code == 2 and "needs a price features folder" in _one_line_error(output)
     code, output = _run("train", "-F", price_features, "--noise", "gaussian", "--out",
                         tmp_path / "r")
     assert code == 2 and "--noise applies to JL-CSDI only" in _one_line_error(output)

@@ -116,3 +116,20 @@ def test_tokenize_when_frozen_tokenizer_file_is_bad_exits_2_naming_file_and_fiel
     assert result.exit_code == 2
     assert str(bad) in result.output and "fields.dt.edges" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_split_positions_when_first_cut_is_empty_keeps_every_token_and_refuses_negative() -> None:
+    assert split_positions(1000, (0.0, 0.0, 1.0), 256) == [("test", 0, 1000)]
+    assert split_positions(1000, (0.5, 0.0, 0.5), 10) == [("train", 0, 500), ("test", 510, 1000)]
+    with pytest.raises(TapecastError, match="embargo must be >= 0"):
+        split_positions(10, (0.6, 0.2, 0.2), -5)
+
+
+def test_tokenize_when_out_is_another_folder_refuses_and_keeps_it(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "model.safetensors").write_text("weights")
+    result = runner.invoke(app, ["tokenize", str(l3_csv(tmp_path / "a.csv", 0)), "--out",
+                                 str(out)])
+    assert result.exit_code == 2 and "not a `tapecast tokenize` output" in result.output
+    assert (out / "model.safetensors").read_text() == "weights"

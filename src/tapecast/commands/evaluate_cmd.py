@@ -124,7 +124,7 @@ def _check_baseline_name(name: str, features: Path) -> None:
     names = price_baseline_names() if kind == "price" else baseline_names()
     other = baseline_names() if kind == "price" else price_baseline_names()
     if name in other:
-        raise TapecastError(f"{features}: {KIND_NAMES[kind]} features folder takes the "
+        raise TapecastError(f"{features}: {KIND_NAMES[kind]} folder takes the "
                             f"baselines {', '.join(names)}, not {name!r}")
 
 

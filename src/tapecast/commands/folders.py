@@ -23,8 +23,8 @@ RUN_CONFIG_FILE = "config.json"  # the model config both forecasters write
 PRICE_MODEL_KIND = "tapecast.price-diffusion"  # tapecast.models.price_diffusion.KIND
 TRADEFM_KIND = "tapecast.tradefm"  # tapecast.models.tradefm.KIND
 CORPUS_FILE = "corpus.json"  # tapecast.features.token_corpus.META_FILE
-KIND_NAMES: dict[str, str] = {"orderflow": "an order-flow", "price": "a price",
-                              "tokens": "a token (`tapecast tokenize`)"}
+KIND_NAMES: dict[str, str] = {"orderflow": "an order-flow features", "price": "a price features",
+                              "tokens": "a token"}
 BUILD: dict[str, str] = {"orderflow": "tapecast features",
                          "price": "tapecast features --kind price", "tokens": "tapecast tokenize"}
 
@@ -74,7 +74,11 @@ def run_kind(run: Path) -> RunKind:
 def require_features_kind(folder: Path, expected: FeaturesKind, what: str) -> None:
     """Refuse ``folder`` unless it is a features folder of kind ``expected``; ``what`` names the
     model or baseline that needs it."""
+    if not folder.is_dir():
+        raise TapecastError(f"{folder}: no such folder; {what} needs {KIND_NAMES[expected]} "
+                            f"folder (build it with `{BUILD[expected]}`)")
     kind = features_kind(folder)
     if kind != expected:
-        raise TapecastError(f"{folder}: {KIND_NAMES[kind]} features folder; {what} needs "
-                            f"{KIND_NAMES[expected]} one (build it with `{BUILD[expected]}`)")
+        raise TapecastError(f"{folder}: {KIND_NAMES[kind]} folder; {what} needs "
+                            f"{KIND_NAMES[expected]} folder (build it with "
+                            f"`{BUILD[expected]}`)")

@@ -122,8 +122,7 @@ def train(
         name = _model_for(features, model)
         config = config or DEFAULT_PRESET.get(name, "small")
         if name in ("price-diffusion", "tradefm") and noise is not None:
-            raise TapecastError(f"--noise applies to JL-CSDI only ({name} uses Gaussian noise "
-                                "or none)")
+            raise TapecastError(f"--noise applies to JL-CSDI only, not to {name}")
         if name == "price-diffusion":
             from tapecast.commands.price_cmd import PriceTrainOptions, train_price
 

@@ -98,17 +98,19 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def perplexity(
-    run: Annotated[Path | None, typer.Argument(
-        help="A trained TradeFM model folder (omit with --no-model).", show_default=False)
-    ] = None,
     tokens: Annotated[Path, typer.Option(
         "--tokens", "-T", help="A `tapecast tokenize` folder encoded by the model's tokenizer "
         "(`tapecast tokenize --tokenizer RUN/tokenizer.json` for another source).",
-        show_default=False)] = Path("."),
+        show_default=False)],
+    run: Annotated[Path | None, typer.Argument(
+        help="A trained TradeFM model folder (omit it to score the baselines alone).",
+        show_default=False)
+    ] = None,
     split: Annotated[str, typer.Option(help="Split to score: val or test.")] = "test",
     baselines: Annotated[bool, typer.Option(
         "--baselines/--no-baselines", help="Score the unigram, factorized and bigram "
-        "baselines (fitted on each source's train split) beside the model.")] = True,
+        "baselines (fitted on each source's train split, so a folder tokenized with --split "
+        "0/0/100 needs --no-baselines) beside the model.")] = True,
     top_levels: Annotated[int | None, typer.Option(
         help="Score only events inside the N best price levels of their side (the model "
         "still reads every event).", show_default=False)] = None,
@@ -131,8 +133,11 @@ def perplexity(
 
         if split not in ("val", "test"):
             raise TapecastError(f"--split must be val or test, got {split!r}")
-        if top_levels is not None and top_levels < 1:
-            raise TapecastError(f"--top-levels must be at least 1, got {top_levels}")
+        from tapecast.features.events import LEVELS
+
+        if top_levels is not None and not 1 <= top_levels <= LEVELS:
+            raise TapecastError(f"--top-levels must be in 1..{LEVELS} (a token's level counts "
+                                f"up to {LEVELS} better levels), got {top_levels}")
         if batch_size < 1:
             raise TapecastError(f"--batch-size must be at least 1, got {batch_size}")
         if threads is not None:
@@ -146,7 +151,9 @@ def perplexity(
         corpus = TokenCorpus.open(corpus_folder(tokens))
         scores = score_tokens(model, corpus, split, baselines=baselines, max_level=top_levels,
                               batch_size=batch_size)
-        rows = score_rows(scores)
+        rows: list[dict[str, Any]] = [
+            {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+             for k, v in row.items()} for row in score_rows(scores)]  # JSON has no NaN
         if out is not None:
             payload: dict[str, Any] = {
                 "run": None if run is None else str(run), "tokens": str(tokens),
@@ -154,18 +161,22 @@ def perplexity(
                 "wall_s": round(time.perf_counter() - start, 3)}
             atomic_write_text(out, json.dumps(payload, indent=1) + "\n")
     title = f"{split} split of {escape(str(tokens))}" + (
-        "" if top_levels is None else f", events inside the top {top_levels} levels")
+        "" if top_levels is None else
+        f", events inside the top {top_levels} level{'s' if top_levels > 1 else ''}")
     table = Table(title=title, title_justify="left")
-    for name, justify in (("group", "left"), ("model", "left"), ("tokens", "right"),
-                          ("CE (nats)", "right"), ("perplexity", "right"),
-                          ("TradeFM − model [95 % CI]", "right")):
+    columns = [("group", "left"), ("model", "left"), ("tokens", "right"),
+               ("CE (nats)", "right"), ("perplexity", "right")]
+    if run is not None and baselines:
+        columns.append(("TradeFM − model [95 % CI]", "right"))
+    for name, justify in columns:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for row in rows:
-        model_name = row["model"] + (f" ({row['note']})" if row["note"] else "")
+        model_name = str(row["model"]) + (f" ({row['note']})" if row["note"] else "")
         diff = ("–" if row["diff"] is None else
                 f"{row['diff']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}]")
-        table.add_row(escape(row["group"]), escape(model_name), f"{row['tokens']:,}",
-                      _fmt(row["ce"], ".3f"), _fmt(row["perplexity"], ",.1f"), diff)
+        cells = [escape(str(row["group"])), escape(model_name), f"{row['tokens']:,}",
+                 _fmt(row["ce"], ".3f"), _fmt(row["perplexity"], ",.1f"), diff]
+        table.add_row(*cells[:len(columns)])
     console.print(table)
     if out is not None:
         console.print(f"wrote {escape(str(out))}")

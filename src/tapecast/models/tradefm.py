@@ -226,7 +226,7 @@ class TradeFMModel:
         self.training.update({
             "steps": result.step, "best_step": result.best_step,
             "best_val_loss": finite_or_none(result.best_val_loss),
-            "still_improving": result.best_step == result.step,
+            "still_improving": result.best_step == result.step and _validations(run) > 1,
             "wall_s": round(result.wall_s, 3)})
         if keep:
             self.save(run)
@@ -251,7 +251,8 @@ class TradeFMModel:
         if changed:
             raise TapecastError(f"{run}: holds a run of another model or corpus (different "
                                 f"{', '.join(changed)}); train it with the same settings to "
-                                "resume, or start afresh (resume=False, `--fresh`)")
+                                "resume, or start afresh (`tapecast train --fresh`; "
+                                "resume=False in Python)")
 
     # ------------------------------------------------------------------------------------------
     # scoring
@@ -275,8 +276,8 @@ class TradeFMModel:
 
         Windows of L + 1 tokens every ``config.stride`` tokens; each token is scored once, by
         the first window that holds it after its first ``L − stride`` positions (the
-        segment's first window scores from its start), so every scored token but the first
-        ``L − stride`` sees at least ``L − stride`` tokens of context.
+        segment's first window scores from its start), so every scored token but those of the
+        first window sees more than ``L − stride`` tokens of context.
 
         Parameters
         ----------
@@ -355,6 +356,15 @@ class TradeFMModel:
         load_weights(model.net, src / WEIGHTS_FILE, str(meta.get("state")))
         model.net.eval()
         return model
+
+
+def _validations(run: Path) -> int:
+    """Validations logged in ``run/train_log.jsonl`` (0 when there is no log)."""
+    try:
+        lines = (run / "train_log.jsonl").read_text().splitlines()
+    except OSError:
+        return 0
+    return sum('"kind": "val"' in line for line in lines)
 
 
 def _check_corpus_fits(corpus: TokenCorpus, config: TradeFMModelConfig) -> None:

@@ -81,18 +81,34 @@ class TokenizeResult:
 def split_positions(n: int, fractions: Sequence[float], embargo: int
                     ) -> list[tuple[str, int, int]]:
     """``(split, start, stop)`` of a session of ``n`` tokens cut by ``fractions`` in time order,
-    ``embargo`` tokens dropped after each cut (empty parts left out)."""
+    ``embargo`` tokens dropped after each cut that has tokens before it (empty parts left
+    out; ``0/0/100`` keeps every token in test)."""
     if len(fractions) != 3 or any(f < 0 for f in fractions) or not np.isclose(sum(fractions), 1):
         raise TapecastError(f"split fractions must be three non-negative numbers summing to 1, "
                             f"got {list(fractions)}")
+    if embargo < 0:
+        raise TapecastError(f"the embargo must be >= 0 tokens, got {embargo}")
     cuts = np.round(np.cumsum([0.0, *fractions]) * n).astype(int)
     out = []
     for k, name in enumerate(SPLITS):
-        start = int(cuts[k]) + (embargo if k > 0 else 0)
+        start = int(cuts[k]) + (embargo if cuts[k] > 0 else 0)
         stop = int(cuts[k + 1])
         if stop > start:
             out.append((name, start, stop))
     return out
+
+
+def _check_out(out: Path) -> None:
+    """Refuse to replace a folder that is neither empty nor an earlier tokenize output (the
+    write swaps the whole folder)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise TapecastError(f"{out}: is a file; give a folder for the token corpus")
+    if any(out.iterdir()) and not ((out / "corpus" / "corpus.json").exists()
+                                   and (out / "tokenizer.json").exists()):
+        raise TapecastError(f"{out}: a folder that is not a `tapecast tokenize` output; its "
+                            "contents would be replaced (give a new or empty folder)")
 
 
 def tokenize_sources(sources: Sequence[Path | Tables], out: Path, *,
@@ -153,8 +169,10 @@ def tokenize_sources(sources: Sequence[Path | Tables], out: Path, *,
     else:
         train = [p[3] for p in parts if p[2] == "train"]
         if not train:
-            raise TapecastError("tokenize: no training token (every session too short for the "
-                                f"split {list(fractions)} with an embargo of {embargo})")
+            hint = ("; to encode a test source with a trained model's tokenizer, give it "
+                    "with --tokenizer" if fractions[0] == 0 else "")
+            raise TapecastError("tokenize: no training token to calibrate a tokenizer on "
+                                f"(split {list(fractions)}, embargo {embargo}){hint}")
         train_frame = pl.concat(train)
         provenance["time_span"] = [str(train_frame["ts"].min()), str(train_frame["ts"].max())]
         tokenizer = Tokenizer.calibrate(
@@ -177,6 +195,7 @@ def tokenize_sources(sources: Sequence[Path | Tables], out: Path, *,
     summary = {"sources": sources_meta, "rules": rules,
                "tokens": {s: int(sum(p[3].height for p in parts if p[2] == s))
                           for s in SPLITS}}
+    _check_out(out)
     with atomic_dir(out) as staging:
         tokenizer.save(staging / "tokenizer.json")
         (staging / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
