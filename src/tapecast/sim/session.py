@@ -195,6 +195,9 @@ COUNTERS: Final = ("events", "adds", "cancels", "market_orders", "cancels_missed
 class SimulatedMarket:
     """One rollout's market: engine, mid estimator and clock, from ``start``.
 
+    The starting book's anonymous size (LOBSTER's seed levels) becomes named orders at the
+    back of their levels, so the rollout's feed is self-contained.
+
     Attributes
     ----------
     engine : MatchingEngine
@@ -213,8 +216,9 @@ class SimulatedMarket:
 
     def __init__(self, start: RolloutStart) -> None:
         self.start = start
-        self.engine = MatchingEngine.from_book(start.book, next_order_id=max(
-            start.next_order_id, _max_order_id(start.book) + 1))
+        first = max(start.next_order_id, _max_order_id(start.book) + 1)
+        book, first = _named_book(start.book, first)
+        self.engine = MatchingEngine.from_book(book, next_order_id=first)
         self.fs, self.fi = start.fs.copy(), start.fi.copy()
         self.t_ns = start.t_ns
         self.counters = dict.fromkeys(COUNTERS, 0)
@@ -327,6 +331,26 @@ class SimulatedMarket:
         frame = pl.concat([initial, flow]).with_columns(
             pl.col("price").round(9), sequence=pl.int_range(pl.len(), dtype=pl.Int64))
         return frame.with_columns(ts_recv=pl.col("ts_event"))
+
+
+def _named_book(book: BookState, next_id: int) -> tuple[BookState, int]:
+    """A copy of ``book`` whose anonymous (seeded) size is turned into named orders, one per
+    level, at the back of its level's queue with ids from ``next_id``; and the next free id.
+    A LOBSTER start keeps some of its seed levels; as named orders they appear in the
+    rollout's feed, which then replays without a seed."""
+    st = BookState(*(np.array(a, copy=True) for a in book))
+    for side in (BID, ASK):
+        depth = int(st.meta[bs.M_DEPTH + side])
+        levels = [int(st.ladder[side, depth - 1 - r]) for r in range(depth)]
+        found = [(int(st.levels[lvl, bs.L_PRICE]), int(st.levels[lvl, bs.L_ANON]))
+                 for lvl in levels if st.levels[lvl, bs.L_ANON] > 0]
+        for price, size in found:
+            bs.take_anonymous(st, side, price, size)
+            if not bs.has_room(st):
+                st = bs.grow(st)
+            bs.add_order(st, next_id, side, price, size)
+            next_id += 1
+    return st, next_id
 
 
 def _max_order_id(book: BookState) -> int:
