@@ -386,7 +386,10 @@ def _replicates(real: NDArray[np.float64], parts: Sequence[NDArray[np.float64]],
         w1_parts.append(w1)
     full_ks, full_w1 = _pooled_grid(tables, z, np.ones((1, n_parts)))
     shift_ks, shift_w1 = exact[0] - float(full_ks[0]), exact[1] - float(full_w1[0])
-    return np.concatenate(ks_parts) + shift_ks, np.concatenate(w1_parts) + shift_w1
+    # both distances are >= 0: a shift larger than a replicate (a grid far off on a heavy
+    # tail) must not produce a negative bound
+    return (np.maximum(np.concatenate(ks_parts) + shift_ks, 0.0),
+            np.maximum(np.concatenate(w1_parts) + shift_w1, 0.0))
 
 
 # ---------------------------------------------------------------------------------------------
