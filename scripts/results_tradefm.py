@@ -224,8 +224,11 @@ def main() -> None:
         "on the source venue alone would also move the bins.",
         "- One session per source and ~0.2 M training tokens: a 5 M-parameter model is data-"
         "starved here; the seed's 125 M+ presets are not trained on this machine.",
-        "- Tiers are configured per instrument, not measured from prior sessions' volume.",
-        "- The closed loop (generation through a matching engine, stylized facts) is part 2.",
+        "- Tiers are configured per instrument, not measured from prior sessions' volume; in "
+        "the zero-shot runs ARL's tier (low) was never seen by the LOBSTER model and AMZN's "
+        "(medium) never by the Databento one, so their tier embeddings are untrained there.",
+        "- The closed loop (generation through a matching engine, stylized facts): "
+        "[tradefm-closed-loop.md](tradefm-closed-loop.md).",
         ""]
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out}")
