@@ -39,7 +39,6 @@ import numpy as np
 import polars as pl
 import torch
 
-from tapecast.core.errors import TapecastError
 from tapecast.data.book import source_depth
 from tapecast.data.detect import read
 from tapecast.data.tables import Tables
@@ -123,16 +122,9 @@ def main() -> None:
         print(f"{instrument}: start, real facts ...", flush=True)
         tables = read(path)
         upto = test_start(tables, instrument)
-        for _ in range(1000):  # a depth-limited book can be one-sided for a moment: step on
-            try:
-                start = start_from_tables(tables, model.tokenizer,
-                                          context=model.config.net.context, upto=upto,
-                                          instrument=instrument, tier=TIERS[instrument])
-                break
-            except TapecastError:
-                upto += 1
-        else:
-            sys.exit(f"{instrument}: no two-sided book within 1,000 events of the test start")
+        start = start_from_tables(tables, model.tokenizer, context=model.config.net.context,
+                                  upto=upto, instrument=instrument, tier=TIERS[instrument],
+                                  advance=1000)  # an L1 book can be one-sided for a moment
         events = tables.events.filter(pl.col("instrument") == instrument)  # type: ignore[union-attr]
         real = feed_facts(events, intervals=INTERVALS,
                           start=datetime.fromtimestamp(start.t_ns / 1e9, tz=UTC),

@@ -109,3 +109,22 @@ def test_start_and_generate_when_input_is_bad_raise_one_line(
     other = tokenize_sources([l3_csv(tmp_path / "b.csv", seed=9)], tmp_path / "t").tokenizer
     with pytest.raises(TapecastError, match="another tokenizer"):
         generate(model, start, 5, start_tokenizer=other)
+
+
+def test_start_when_advance_allowed_steps_on_to_a_two_sided_book(
+        setup: tuple[Path, TradeFMModel, RolloutStart]) -> None:
+    feed, _, _ = setup
+    tables = read(feed)
+    with pytest.raises(TapecastError, match="one-sided or empty"):
+        start_from_tables(tables, upto=1)
+    moved = start_from_tables(tables, upto=1, advance=50)
+    first_ok = next(n for n in range(1, 60) if _two_sided(tables, n))
+    assert moved.events_fed == first_ok > 1
+
+
+def _two_sided(tables: object, n: int) -> bool:
+    try:
+        start_from_tables(tables, upto=n)  # type: ignore[arg-type]
+    except TapecastError:
+        return False
+    return True

@@ -77,6 +77,8 @@ class RolloutStart:
         The event-feature settings of the tokenizer (half-life, staleness).
     next_order_id : int
         Above every order id of the real session.
+    events_fed : int
+        Real events of the instrument replayed before the start.
     """
 
     instrument: str
@@ -91,6 +93,7 @@ class RolloutStart:
     tick: int
     config: EventFeatureConfig
     next_order_id: int
+    events_fed: int = 0
 
 
 def venue_tick(events: pl.DataFrame) -> int:
@@ -113,7 +116,8 @@ def event_config_of(tokenizer: Tokenizer) -> EventFeatureConfig:
 
 def start_from_tables(tables: Tables, tokenizer: Tokenizer | None = None, *, context: int = 0,
                       upto: int | None = None, instrument: str | None = None,
-                      tier: str = "medium", tick: int | None = None) -> RolloutStart:
+                      tier: str = "medium", tick: int | None = None,
+                      advance: int = 0) -> RolloutStart:
     """Replay a real source up to a point and take the prompt, book and mid state there.
 
     Parameters
@@ -133,6 +137,9 @@ def start_from_tables(tables: Tables, tokenizer: Tokenizer | None = None, *, con
         Liquidity tier of the prompt and the rollouts.
     tick : int, optional
         The venue's tick in 1e-9 units (default :func:`venue_tick`).
+    advance : int
+        When the book at ``upto`` is one-sided or crossed (a depth-limited LOBSTER book can be,
+        for a few events), feed up to this many more events until it is not (0: refuse).
 
     Raises
     ------
@@ -144,22 +151,29 @@ def start_from_tables(tables: Tables, tokenizer: Tokenizer | None = None, *, con
         raise TapecastError(f"{tables.source}: no events table to start a rollout from")
     events = tables.events
     name = instrument or str(events["instrument"][0])
-    events = events.filter(pl.col("instrument") == name)
-    if upto is not None:
-        events = events.head(upto)
+    all_events = events.filter(pl.col("instrument") == name)
     if tokenizer is None and context:
         raise TapecastError("a prompt of tokens needs the model's tokenizer")
     cfg = event_config_of(tokenizer) if tokenizer is not None else EventFeatureConfig()
     seeds = {name: tables.book_seed} if tables.book_seed is not None else None
     stream = StreamingEventFeatures(cfg, seeds=seeds, depth_window=source_depth(tables),
                                     source=tables.source)
-    rows = [row for e in event_records(events) for row in stream.update(e)]
+    records = list(event_records(all_events))
+    fed = len(records) if upto is None else min(upto, len(records))
+    rows = [row for e in records[:fed] for row in stream.update(e)]
     if len(rows) < context:
         raise TapecastError(f"{tables.source}: {len(rows):,} tokens before the start, fewer "
                             f"than the prompt of {context} (start later, --upto)")
     book, fs, fi = stream.snapshot(name)
     prices, sizes = np.zeros((2, 1), np.int64), np.zeros((2, 1), np.int64)
     bs.top_n(book, 1, prices, sizes)
+    while advance and fed < len(records) and fed - (upto or 0) < advance and (
+            sizes[BID, 0] == 0 or sizes[ASK, 0] == 0 or prices[BID, 0] >= prices[ASK, 0]):
+        rows.extend(stream.update(records[fed]))  # a depth-limited book: step to two sides
+        fed += 1
+        book, fs, fi = stream.snapshot(name)
+        bs.top_n(book, 1, prices, sizes)
+    events = all_events.head(fed)
     if sizes[BID, 0] == 0 or sizes[ASK, 0] == 0:
         raise TapecastError(f"{tables.source}: the book is one-sided or empty at the start; "
                             "a rollout needs a two-sided book")
@@ -185,7 +199,8 @@ def start_from_tables(tables: Tables, tokenizer: Tokenizer | None = None, *, con
         flag=np.full(ids.size, flag_id, dtype=np.int64), dp_bin=dp_bin,
         book=book, fs=fs, fi=fi, t_ns=int(clock[-1]), tick=tick or venue_tick(events),
         config=cfg,
-        next_order_id=int(order_ids.cast(pl.Int64).max() or 0) + 1)  # type: ignore[arg-type]
+        next_order_id=int(order_ids.cast(pl.Int64).max() or 0) + 1,  # type: ignore[arg-type]
+        events_fed=fed)
 
 
 COUNTERS: Final = ("events", "adds", "cancels", "market_orders", "cancels_missed", "trades",

@@ -44,6 +44,7 @@ __all__ = ["GENERATORS", "baseline_generator", "generate_rollouts", "rollout_sta
 
 GENERATORS: Final = ("hawkes", "zi", "unigram")
 SUMMARY_FILE: Final = "summary.json"
+ADVANCE: Final = 1000  # events a start may move on to find a two-sided book (LOBSTER L1)
 
 
 def rollout_start(source: Path, *, upto: int | None = None, tokenizer: Tokenizer | None = None,
@@ -57,7 +58,7 @@ def rollout_start(source: Path, *, upto: int | None = None, tokenizer: Tokenizer
     if upto is not None and upto < 1:
         raise TapecastError(f"--upto must be at least 1 event, got {upto}")
     start = start_from_tables(tables, tokenizer, context=context, upto=upto, tier=tier,
-                              instrument=instrument)
+                              instrument=instrument, advance=ADVANCE)
     return start, tables
 
 
@@ -174,5 +175,6 @@ def write_rollouts(markets: Sequence[SimulatedMarket], out: Path, summary: dict[
 def start_summary(source: Path, start: RolloutStart, upto: int | None) -> dict[str, Any]:
     """What the summary records of the starting point."""
     return {"source": str(source), "source_sha256": file_sha256(source),
-            "instrument": start.instrument, "upto": upto, "start_ns": start.t_ns,
+            "instrument": start.instrument, "upto": upto, "events_fed": start.events_fed,
+            "start_ns": start.t_ns,
             "tick": start.tick / 1e9, "prompt_tokens": int(start.tokens.size)}
