@@ -1,5 +1,6 @@
 """``tapecast features``: trades -> signed trades -> order-flow windows -> a features folder;
-``--kind price``: 1-second bars -> the price grid and its 30-second windows -> a price folder."""
+``--kind price``: 1-second bars -> the price grid and its 30-second windows -> a price folder;
+``--kind state``: bars of any length -> market-state vectors (issue 16) -> a state folder."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ MAX_SESSION_ROWS = 40  # the windows-per-session table is printed up to this man
 class FeatureKind(enum.StrEnum):
     ORDERFLOW = "orderflow"
     PRICE = "price"
+    STATE = "state"
 
 
 class SessionOption(enum.StrEnum):
@@ -229,7 +231,12 @@ def _only(frame: pl.DataFrame | None, instruments: list[str] | None) -> pl.DataF
     return frame.filter(pl.col("instrument").is_in(instruments))
 
 
-def _load_bars(source: Path, instruments: list[str] | None, zone: str) -> LoadedBars:
+_PRICE_HINT = ("1-second trade or quote bars", "--kind price reads bars, e.g. LEAN second "
+               "*_trade.zip and *_quote.zip, Databento ohlcv-1s, a bars CSV")
+
+
+def _load_bars(source: Path, instruments: list[str] | None, zone: str,
+               hint: tuple[str, str] = _PRICE_HINT) -> LoadedBars:
     """Trade and quote bars of a store or of data files (sorted by instrument, then time)."""
     from tapecast.data.store import MANIFEST, Store
     from tapecast.data.tables import concat_tables
@@ -256,9 +263,8 @@ def _load_bars(source: Path, instruments: list[str] | None, zone: str) -> Loaded
         what = f"{len(files)} file(s) under {source}"
     if not any(f is not None and f.height for f in (bars, quotes)):
         only = f" for instrument(s) {', '.join(instruments)}" if instruments else ""
-        raise TapecastError(f"{source}: no 1-second trade or quote bars{only} (found in "
-                            f"{len(files)} file(s); --kind price reads bars, e.g. LEAN second "
-                            "*_trade.zip and *_quote.zip, Databento ohlcv-1s, a bars CSV)")
+        raise TapecastError(f"{source}: no {hint[0]}{only} (found in {len(files)} file(s); "
+                            f"{hint[1]})")
     ordered = [None if f is None or f.height == 0 else
                f.sort("instrument", "ts", maintain_order=True) for f in (bars, quotes)]
     return LoadedBars(ordered[0], ordered[1], what, files, index)
@@ -380,6 +386,77 @@ def _print_price_summary(report: dict[str, Any]) -> None:
     console.print(f"wrote {escape(report['out'])} in {report['wall_s']:.1f} s")
 
 
+# --- --kind state -------------------------------------------------------------------------------
+_STATE_HINT = ("trade bars", "--kind state reads OHLCV bars of any length: LEAN hour, daily or "
+               "minute *_trade.zip, Databento ohlcv, a bars CSV; or give --sp500")
+
+
+def _state_error(message: str, index: dict[Path, set[tuple[str, str]]]) -> str:
+    """``message`` with the files of the instrument-day it names, else of the instrument."""
+    named = _name_files(message, index)
+    if named != message:
+        return named
+    first = message.split(" ", 1)[0].rstrip(":")
+    hits = [p.name for p, days in index.items() if any(inst == first for inst, _ in days)]
+    more = f" and {len(hits) - 3} more" if len(hits) > 3 else ""
+    return f"{message} (file(s): {', '.join(hits[:3])}{more})" if hits else message
+
+
+def _state_features(source: Path | None, out: Path, sp500: bool, instruments: list[str] | None,
+                    train: float, val: float, embargo: int | None) -> dict[str, Any]:
+    """Bars -> market-state vectors, time split, train normalizer -> the folder ``out``."""
+    from tapecast.data.readers.embedded import sp500_daily_bars
+    from tapecast.features.state_config import StateConfig
+    from tapecast.features.state_featureset import StateFeatureSet
+
+    config = StateConfig()
+    _check_out(out)
+    if sp500 and source is not None:
+        raise TapecastError(f"give a SOURCE ({source}) or --sp500, not both")
+    if sp500:
+        loaded = LoadedBars(sp500_daily_bars(), None, "the S&P 500 daily bars of the arch wheel",
+                            [], {})
+    elif source is None:
+        raise TapecastError("give a SOURCE (bars: a store or data files) or --sp500 for the "
+                            "embedded S&P 500 daily bars")
+    else:
+        loaded = _load_bars(source, instruments, "UTC", _STATE_HINT)
+    if loaded.bars is None:
+        raise TapecastError(f"{loaded.what}: quote bars only; --kind state needs trade bars "
+                            "(high, low, close, volume)")
+    err_console.print(f"tapecast features: {loaded.bars.height:,} bars from "
+                      f"{escape(loaded.what)}", highlight=False)
+    try:
+        built = StateFeatureSet.build(loaded.bars, config, train=train, val=val,
+                                      embargo=embargo, source=loaded.what, files=loaded.files)
+    except TapecastError as exc:
+        raise TapecastError(_state_error(str(exc), loaded.index)) from None
+    built.save(out)
+    return {"out": str(out), "kind": "state", "source": loaded.what,
+            "features": list(config.names), "warmup": config.warmup,
+            "instruments": built.summary, "split": built.split,
+            "normalizer": built.normalizer.to_dict(), "config": config.to_dict()}
+
+
+def _print_state_summary(report: dict[str, Any]) -> None:
+    table = Table(title="market-state rows per instrument", box=box.SIMPLE_HEAD)
+    for col in ("instrument", "bars", "rows", "warm-up dropped", "first", "last"):
+        table.add_column(col, justify="left" if col in ("instrument", "first", "last")
+                         else "right")
+    for inst, s in report["instruments"].items():
+        table.add_row(escape(inst), f"{s['bars']:,}", f"{s['rows']:,}",
+                      f"{s['warmup_dropped']:,}", s["first_ts"], s["last_ts"])
+    console.print(table)
+    sp = report["split"]
+    per = ", ".join(f"{k} {v:,}" for k, v in sp["rows_per_split"].items())
+    console.print(f"rows per split ({sp['train']:.0%}/{sp['val']:.0%}/{sp['test']:.0%} by time, "
+                  f"embargo {sp['embargo_rows']} rows): {per}; val from {sp['val_start']}, "
+                  f"test from {sp['test_start']}")
+    console.print(f"features: {', '.join(report['features'])} (z-scored on train, clipped at "
+                  f"±{report['normalizer']['clip']:g} σ)")
+    console.print(f"wrote {escape(report['out'])} in {report['wall_s']:.1f} s")
+
+
 def features(
     out: Annotated[Path, typer.Option("--out", "-o", help="The features folder to write.",
                                       show_default=False)],
@@ -420,6 +497,13 @@ def features(
     synthetic_sessions: Annotated[int, typer.Option(
         help="--synthetic: sessions to generate.")] = 5,
     seed: Annotated[int, typer.Option(help="--synthetic: the market's seed.")] = 0,
+    sp500: Annotated[bool, typer.Option(
+        "--sp500", help="--kind state: the S&P 500 daily bars embedded in the arch wheel "
+                        "(1999-2018) instead of a SOURCE.")] = False,
+    train_fraction: Annotated[float, typer.Option(
+        help="--kind state: share of the time span in train.")] = 0.70,
+    val_fraction: Annotated[float, typer.Option(
+        help="--kind state: share of the time span in validation (test: the rest).")] = 0.15,
     split: Annotated[SplitOption, typer.Option(help="Split kind.")] = SplitOption.LAST,
     val_sessions: Annotated[int, typer.Option(help="Validation sessions.")] = 1,
     test_sessions: Annotated[int, typer.Option(help="Test sessions (per fold).")] = 1,
@@ -437,14 +521,28 @@ def features(
     embargo: Annotated[int | None, typer.Option(
         help="Windows embargoed before each later split (default: the horizon); --kind price: "
              "seconds, at least context + horizon (default: the features' reach, context + "
-             "longest realized-variance span - 1 + horizon).", show_default=False)] = None,
+             "longest realized-variance span - 1 + horizon); --kind state: rows (default: the "
+             "warm-up, 20).", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """Compute trade-time order-flow windows (8 JL-CSDI channels), or with --kind price the
-    1-second price grid and its 30-second windows, with a stored split."""
+    1-second price grid and its 30-second windows, or with --kind state market-state vectors
+    per bar (z-scored on train), with a stored split."""
     start = time.perf_counter()
     with user_errors():
-        if kind is FeatureKind.PRICE:
+        if kind is not FeatureKind.STATE:
+            _check_unused(f"--kind {kind.value}", sp500=sp500 or None,
+                          train_fraction=None if train_fraction == 0.70 else train_fraction,
+                          val_fraction=None if val_fraction == 0.15 else val_fraction)
+        if kind is FeatureKind.STATE:
+            _check_unused("--kind state", window_trades=window_trades,
+                          window_volume=window_volume, min_trades=min_trades or None,
+                          regular_hours_only=regular_hours_only or None, price=price,
+                          max_gap=max_gap, synthetic=synthetic or None, session=session,
+                          tick_size=tick_size, context=context, horizon=horizon)
+            report = _state_features(source, out, sp500, instrument, train_fraction,
+                                     val_fraction, embargo)
+        elif kind is FeatureKind.PRICE:
             _check_unused("--kind price", window_trades=window_trades,
                           window_volume=window_volume, min_trades=min_trades or None,
                           regular_hours_only=regular_hours_only or None,
@@ -472,5 +570,7 @@ def features(
         console.print_json(json.dumps(report, default=str))
     elif kind is FeatureKind.PRICE:
         _print_price_summary(report)
+    elif kind is FeatureKind.STATE:
+        _print_state_summary(report)
     else:
         _print_summary(report)
