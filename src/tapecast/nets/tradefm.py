@@ -385,10 +385,13 @@ def sample_next(logits: Tensor, *, temperature: float = 1.0, top_k: int | None =
     if top_k is not None:
         kth = torch.topk(scaled, min(top_k, scaled.shape[-1]), dim=-1).values[:, -1:]  # (B, 1)
         scaled = scaled.masked_fill(scaled < kth, float("-inf"))
-    # inverse-CDF draw: the first id whose cumulative probability exceeds u ~ U(0, total); in
-    # float64 so u < total strictly and a zero-probability id is never drawn. 40x faster than
-    # torch.multinomial at batch 64 × 16,384 on a CPU (benchmarks/tradefm_speed.py)
-    cdf = scaled.softmax(dim=-1).double().cumsum(dim=-1)  # (B, V)
-    u = torch.rand(cdf.shape[0], 1, generator=generator, dtype=torch.float64,
-                   device=cdf.device) * cdf[:, -1:]  # (B, 1)
-    return torch.searchsorted(cdf, u, right=True).clamp_(max=cdf.shape[-1] - 1)
+    # inverse-CDF draw: the first id whose cumulative probability exceeds u ~ U(0, total). u is
+    # kept strictly below the total, and the cumulative sum rises only at ids of positive
+    # probability, so a zero-probability id is never drawn. 40x faster than torch.multinomial
+    # at batch 64 × 16,384 on a CPU (benchmarks/tradefm_speed.py)
+    cdf = scaled.softmax(dim=-1).cumsum(dim=-1)  # (B, V)
+    total = cdf[:, -1:]  # (B, 1)
+    u = torch.rand(cdf.shape[0], 1, generator=generator, dtype=cdf.dtype,
+                   device=cdf.device) * total
+    u = torch.minimum(u, torch.nextafter(total, torch.zeros_like(total)))
+    return torch.searchsorted(cdf, u, right=True)

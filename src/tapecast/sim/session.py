@@ -323,7 +323,7 @@ class SimulatedMarket:
             self.counters["adds"] += 1
             price = max(tick, round(p_mid * (1.0 + delta_p) * k.PRICE_SCALE / tick) * tick)
             self.visible = self.engine.add(side, price, size_q, ts=t).rested > 0
-        n = self.engine.counters["n_trades"]
+        n = self.engine.n_trades
         if n > self._n_trades:
             fills = self.engine.trades(since=self._n_trades)
             for px, q in zip(fills["price"].tolist(), fills["size"].tolist(), strict=True):
