@@ -204,3 +204,12 @@ def test_tokenizer_when_decode_ids_outside_vocab_refuses(tokenizer: Tokenizer) -
 def test_tokenizer_config_when_simulated_flag_missing_refuses() -> None:
     with pytest.raises(TapecastError, match="simulated"):
         TokenizerConfig(flags=("market",))
+
+
+def test_tokenizer_load_when_file_is_missing_or_a_folder_says_so(tmp_path: Path) -> None:
+    from tapecast.core.errors import TapecastError
+
+    with pytest.raises(TapecastError, match="no such file"):
+        Tokenizer.load(tmp_path / "nope.json")
+    with pytest.raises(TapecastError, match="is a folder"):
+        Tokenizer.load(tmp_path)

@@ -86,6 +86,8 @@ def generate(
         _check(events, rollouts, out)
         if temperature <= 0:
             raise TapecastError(f"--temperature must be > 0, got {temperature}")
+        if top_k is not None and top_k < 1:
+            raise TapecastError(f"--top-k must be at least 1, got {top_k}")
         if threads is not None:
             torch.set_num_threads(max(1, threads))
         model = TradeFMModel.load(run)

@@ -296,6 +296,10 @@ class Tokenizer:
             field, a wrong bin count, edges not strictly increasing.
         """
         file = str(path)
+        if not Path(path).is_file():
+            what = "is a folder" if Path(path).is_dir() else "no such file"
+            raise TapecastError(f"{file}: {what} (a tokenizer.json: a `tapecast tokenize` "
+                                "folder's or a trained TradeFM run's)")
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

@@ -381,6 +381,8 @@ def sample_next(logits: Tensor, *, temperature: float = 1.0, top_k: int | None =
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
     scaled = logits.float() / temperature  # (B, V)
     if top_k is not None:
         kth = torch.topk(scaled, min(top_k, scaled.shape[-1]), dim=-1).values[:, -1:]  # (B, 1)
