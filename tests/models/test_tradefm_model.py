@@ -187,3 +187,16 @@ def test_cli_perplexity_when_corpus_holds_ids_outside_the_vocabulary_exits_2(
     result = runner.invoke(app, ["perplexity", str(run), "-T", str(folder), "--no-baselines"])
     assert result.exit_code == 2
     assert "field tokens holds values outside [0, 16384)" in " ".join(result.output.split())
+
+
+def test_cli_train_when_device_is_unusable_exits_2_and_writes_no_run_folder(
+        tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    folder = token_folder(tmp_path / "tokens")
+    result = runner.invoke(app, ["train", "-F", str(folder), "-o", str(tmp_path / "run"),
+                                 "--device", "cuda", "--max-steps", "2"])
+    assert result.exit_code == 2 and "no CUDA device" in " ".join(result.output.split())
+    assert not (tmp_path / "run").exists()

@@ -214,6 +214,11 @@ class TradeFMModel:
         net = self._require_net()
         if keep and resume:
             self._check_run_folder(run)
+        from tapecast.train.device import resolve_device, resolve_precision
+
+        # refuse an unusable device or precision before anything is written to the run folder
+        resolve_precision(self.config.train.precision,
+                          resolve_device(self.config.train.device))
         if keep:
             run.mkdir(parents=True, exist_ok=True)
             assert self.tokenizer is not None
