@@ -200,3 +200,13 @@ def test_cli_train_when_device_is_unusable_exits_2_and_writes_no_run_folder(
                                  "--device", "cuda", "--max-steps", "2"])
     assert result.exit_code == 2 and "no CUDA device" in " ".join(result.output.split())
     assert not (tmp_path / "run").exists()
+
+
+def test_fit_when_run_folder_holds_another_corpus_with_the_same_tokenizer_refuses(
+        trained: tuple[Path, Path, TradeFMModel], tmp_path: Path) -> None:
+    folder, run, _ = trained
+    other = token_folder(tmp_path / "other", instruments=(("AAA", "high"),))
+    (other / "tokenizer.json").write_bytes((folder / "tokenizer.json").read_bytes())
+    with pytest.raises(TapecastError, match="training corpus"):
+        TradeFMModel(small_config()).fit(TokenCorpus.open(other / "corpus"), run_dir=run,
+                                         progress=False)

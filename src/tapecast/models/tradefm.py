@@ -238,8 +238,8 @@ class TradeFMModel:
         return self
 
     def _check_run_folder(self, run: Path) -> None:
-        """A run folder with a checkpoint to resume must hold this run: the same network and
-        tokenizer."""
+        """A run folder with a checkpoint to resume must hold this run: the same network,
+        tokenizer and train / val token counts."""
         if not (run / "last").exists() or not (run / CONFIG_FILE).exists():
             return
         stored = read_json(run / CONFIG_FILE, CONFIG_FILE, LABEL)
@@ -253,6 +253,10 @@ class TradeFMModel:
         assert self.tokenizer is not None
         if old is None or not old.equals(self.tokenizer):
             changed.append("tokenizer (another token corpus)")
+        before = stored.get("training")
+        before = before if isinstance(before, dict) else {}
+        if any(before.get(k) != self.training.get(k) for k in ("train_tokens", "val_tokens")):
+            changed.append("training corpus (other train or val token counts)")
         if changed:
             raise TapecastError(f"{run}: holds a run of another model or corpus (different "
                                 f"{', '.join(changed)}); train it with the same settings to "
