@@ -44,13 +44,20 @@ class TradeFMTrainOptions:
 
 
 def tradefm_config(opts: TradeFMTrainOptions) -> TradeFMModelConfig:
-    """A preset (``tiny``, ``125M``, ``250M``, ``500M``) or a config.json (a bare config or a
-    model folder's ``config.json``), with the command-line overrides."""
+    """A preset (``tiny``, ``125M``, ``250M``, ``500M``; a preset name wins over a file of that
+    name) or a config.json (a bare config, a model folder's ``config.json`` or the folder
+    itself), with the command-line overrides."""
     from tapecast.models.folder import read_json
-    from tapecast.models.tradefm_config import TradeFMModelConfig, tradefm_model_config
+    from tapecast.models.tradefm_config import (
+        TRADEFM_MODEL_PRESETS,
+        TradeFMModelConfig,
+        tradefm_model_config,
+    )
 
     path = Path(opts.config)
-    if path.suffix == ".json" or path.is_file():
+    if path.is_dir():  # a trained run folder: its config
+        path = path / "config.json"
+    if opts.config not in TRADEFM_MODEL_PRESETS and (path.suffix == ".json" or path.is_file()):
         data = read_json(path, "TradeFM config", "TradeFM")
         config = TradeFMModelConfig.from_dict(data.get("config", data))
     else:
