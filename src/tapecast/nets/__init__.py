@@ -21,6 +21,7 @@ from tapecast.nets.csdi import CSDIDenoiser, GridContext
 from tapecast.nets.csdi_cached import CachedCSDIDenoiser, ContextCache
 from tapecast.nets.film import FiLMConditioning, PriceDenoiser
 from tapecast.nets.film_config import PriceDenoiserConfig
+from tapecast.nets.score_mlp import ScoreMLP, ScoreMLPConfig
 from tapecast.nets.tradefm import Decoding, KVCache, TradeFM, sample_next
 from tapecast.nets.tradefm_config import (
     TRADEFM_CONFIGS,
@@ -69,6 +70,8 @@ __all__ = [
     "KVCache",
     "PriceDenoiser",
     "PriceDenoiserConfig",
+    "ScoreMLP",
+    "ScoreMLPConfig",
     "TradeFM",
     "TradeFMConfig",
     "build_denoiser",
