@@ -130,8 +130,7 @@ def test_langevin_when_the_analytic_score_is_plugged_in_recovers_the_weights(
 
 def test_inpainting_when_x_is_known_draws_y_from_the_conditional(
         analytic_noise: VENoise) -> None:
-    known = torch.tensor([[1.5, float("nan")], [-1.5, 0.0]])
-    known = torch.nan_to_num(known)
+    known = torch.tensor([[1.5, 0.0], [-1.5, 0.0]])
     mask = torch.tensor([True, False])
     x = sample_states(AnalyticScore(), analytic_noise, 2000, 2, n_levels=10,
                       steps_per_level=100, epsilon=2e-5, seed=1, known=known, known_mask=mask)
@@ -277,6 +276,20 @@ def test_model_when_not_fitted_or_a_folder_is_missing_raises_one_line(tmp_path: 
         ScoreMatching.load(tmp_path / "absent")
     with pytest.raises(TapecastError, match="all equal"):
         ScoreMatching("tiny").fit(np.zeros((10, 2)), progress=False)
+
+
+def test_model_inpainting_when_unknown_fields_are_nan_keeps_the_known_ones() -> None:
+    model = tiny_model(steps=2)
+    x = model.sample(4, known=[0.7, float("nan")], known_mask=[True, False], seed=0)
+    assert x.shape == (1, 4, 2) and bool(torch.isfinite(x).all())
+    assert bool((x[0, :, 0] == torch.tensor(0.7)).all())
+
+
+def test_fit_when_resumed_in_a_folder_of_another_run_refuses(tmp_path: Path) -> None:
+    cfg = score_matching_config("tiny").with_train(max_steps=3, eval_every=3)
+    ScoreMatching(cfg).fit(mixture(128, 3).float(), run_dir=tmp_path, progress=False)
+    with pytest.raises(TapecastError, match="training states"):
+        ScoreMatching(cfg).fit(mixture(128, 4).float(), run_dir=tmp_path, progress=False)
 
 
 def test_inpainting_when_the_mask_does_not_fit_raises_one_line() -> None:

@@ -43,9 +43,11 @@ from torch import Tensor, nn
 from tapecast.core.errors import TapecastError
 from tapecast.diffusion import VENoise, denoising_loss
 from tapecast.models.folder import (
+    CONFIG_FILE,
     WEIGHTS_FILE,
     finite_or_none,
     load_weights,
+    read_json,
     read_meta,
     save_weights,
     write_meta,
@@ -171,6 +173,8 @@ class ScoreMatching:
     def _fit(self, x: Tensor, x_val: Tensor | None, run: Path, resume: bool,
              callbacks: Sequence[Any], progress: bool, *, keep: bool) -> Self:
         net = self._require_net()
+        if keep and resume:
+            self._check_run_folder(run)
         if keep:
             run.mkdir(parents=True, exist_ok=True)
             self._write_meta(run, state="training")
@@ -187,6 +191,24 @@ class ScoreMatching:
         if keep:
             self.save(run)
         return self
+
+    def _check_run_folder(self, run: Path) -> None:
+        """A run folder with a checkpoint to resume must hold this run: the same config (up to
+        the training loop's fields) and the same training moments."""
+        if not (run / "last").exists() or not (run / CONFIG_FILE).exists():
+            return
+        stored = read_json(run / CONFIG_FILE, CONFIG_FILE, "score-matching")
+        mine, theirs = self.config.to_dict(), stored.get("config")
+        theirs = theirs if isinstance(theirs, dict) else {}
+        changed = sorted(k for k in mine if k not in ("train", "name") and theirs.get(k) != mine[k])
+        assert self.mean is not None
+        if stored.get("mean") is None or not np.allclose(stored["mean"], self.mean.numpy(),
+                                                         rtol=1e-12, atol=0.0):
+            changed.append("training states")
+        if changed:
+            raise TapecastError(f"{run}: holds a run of another model or data (different "
+                                f"{', '.join(changed)}); train it with the same settings to "
+                                "resume, or start afresh (resume=False)")
 
     def _loss_fn(self) -> Any:
         noise, cfg = self.noise, self.config
@@ -205,6 +227,8 @@ class ScoreMatching:
         """``s_θ(x, σ) ≈ ∇ₓ log p_σ(x)`` at states (B, D) and one noise level: (B, D) float32."""
         net = self._require_net()
         x = _as_states(states, self.dim, "states")
+        if not (isinstance(sigma, int | float) and 0 < sigma < float("inf")):
+            raise TapecastError(f"sigma must be a finite number > 0, got {sigma!r}")
         log_sigma = torch.full((len(x),), float(np.log(sigma)))
         with torch.no_grad():
             out: Tensor = net(x, log_sigma) / sigma
@@ -243,11 +267,12 @@ class ScoreMatching:
                 raise TapecastError(f"known_mask must have shape (D,) or (B, D) with D = "
                                     f"{self.dim}, got {tuple(mask.shape)}")
             fixed = _as_states(np.where(np.asarray(mask), known, 0.0), self.dim, "known states")
-        return sample_states(net, self.noise, n_samples, self.dim,
-                             n_levels=n_levels or cfg.n_levels,
-                             steps_per_level=steps_per_level or cfg.steps_per_level,
-                             epsilon=epsilon or cfg.epsilon, seed=seed, known=fixed,
-                             known_mask=mask)
+        return sample_states(
+            net, self.noise, n_samples, self.dim,
+            n_levels=cfg.n_levels if n_levels is None else n_levels,
+            steps_per_level=cfg.steps_per_level if steps_per_level is None else steps_per_level,
+            epsilon=cfg.epsilon if epsilon is None else epsilon, seed=seed, known=fixed,
+            known_mask=mask)
 
     def log_prob(self, states: ArrayLike, *, divergence: str = "exact", n_probes: int = 1,
                  steps: int | None = None, seed: int = 0) -> Tensor:
