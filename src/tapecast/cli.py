@@ -19,6 +19,7 @@ from tapecast.commands import (
     features_cmd,
     generate_cmd,
     model_cmd,
+    score_cmd,
     tokenize_cmd,
     tradefm_cmd,
 )
@@ -303,6 +304,7 @@ app.command("train")(model_cmd.train)
 app.command("forecast")(model_cmd.forecast)
 app.command("tokenize")(tokenize_cmd.tokenize)
 app.command("perplexity")(tradefm_cmd.perplexity)
+app.command("density")(score_cmd.density)
 app.command("generate")(generate_cmd.generate)
 app.command("simulate")(generate_cmd.simulate)
 

@@ -15,18 +15,20 @@ from typing import Literal
 
 from tapecast.core.errors import TapecastError
 
-FeaturesKind = Literal["orderflow", "price", "tokens"]
-RunKind = Literal["jl-csdi", "price-diffusion", "tradefm"]
+FeaturesKind = Literal["orderflow", "price", "tokens", "state"]
+RunKind = Literal["jl-csdi", "price-diffusion", "tradefm", "score-matching"]
 
 FEATURES_FILE = "features.json"  # tapecast.features.featureset.META_FILE
 RUN_CONFIG_FILE = "config.json"  # the model config both forecasters write
 PRICE_MODEL_KIND = "tapecast.price-diffusion"  # tapecast.models.price_diffusion.KIND
 TRADEFM_KIND = "tapecast.tradefm"  # tapecast.models.tradefm.KIND
+SCORE_KIND = "tapecast.score-matching"  # tapecast.models.score_matching.KIND
 CORPUS_FILE = "corpus.json"  # tapecast.features.token_corpus.META_FILE
 KIND_NAMES: dict[str, str] = {"orderflow": "an order-flow features", "price": "a price features",
-                              "tokens": "a token"}
+                              "tokens": "a token", "state": "a state features"}
 BUILD: dict[str, str] = {"orderflow": "tapecast features",
-                         "price": "tapecast features --kind price", "tokens": "tapecast tokenize"}
+                         "price": "tapecast features --kind price", "tokens": "tapecast tokenize",
+                         "state": "tapecast features --kind state"}
 
 
 def _kind_field(path: Path) -> object:
@@ -41,11 +43,13 @@ def _kind_field(path: Path) -> object:
 
 def features_kind(folder: Path) -> FeaturesKind:
     """``tokens`` for a ``tapecast tokenize`` folder (or its ``corpus/``), ``price`` for a
-    ``tapecast features --kind price`` folder, else ``orderflow`` (the default of folders
-    written before the price kind existed, and of anything unreadable)."""
+    ``tapecast features --kind price`` folder, ``state`` for a ``--kind state`` one, else
+    ``orderflow`` (the default of folders written before the price kind existed, and of
+    anything unreadable)."""
     if (folder / "corpus" / CORPUS_FILE).exists() or (folder / CORPUS_FILE).exists():
         return "tokens"
-    return "price" if _kind_field(folder / FEATURES_FILE) == "price" else "orderflow"
+    kind = _kind_field(folder / FEATURES_FILE)
+    return "price" if kind == "price" else "state" if kind == "state" else "orderflow"
 
 
 def corpus_folder(folder: Path) -> Path:
@@ -64,10 +68,12 @@ def run_kind(run: Path) -> RunKind:
     """
     if not run.is_dir():
         raise TapecastError(f"{run}: no such model folder (a `tapecast train` run of JL-CSDI, "
-                            "price-diffusion or TradeFM)")
+                            "price-diffusion, TradeFM or the score model)")
     kind = _kind_field(run / RUN_CONFIG_FILE)
     if kind == PRICE_MODEL_KIND:
         return "price-diffusion"
+    if kind == SCORE_KIND:
+        return "score-matching"
     return "tradefm" if kind == TRADEFM_KIND else "jl-csdi"
 
 

@@ -26,9 +26,11 @@ if TYPE_CHECKING:
     from tapecast.features.featureset import FeatureSet
     from tapecast.models.jl_csdi_config import JLCSDIConfig
 
-MODELS = ("csdi", "jl-csdi", "price-diffusion", "tradefm")
-MODEL_FOR_FEATURES = {"orderflow": "csdi", "price": "price-diffusion", "tokens": "tradefm"}
-DEFAULT_PRESET = {"price-diffusion": "small", "tradefm": "tiny"}  # else JL-CSDI's "small"
+MODELS = ("csdi", "jl-csdi", "price-diffusion", "tradefm", "score-matching")
+MODEL_FOR_FEATURES = {"orderflow": "csdi", "price": "price-diffusion", "tokens": "tradefm",
+                      "state": "score-matching"}
+DEFAULT_PRESET = {"price-diffusion": "small", "tradefm": "tiny",
+                  "score-matching": "small"}  # else JL-CSDI's "small"
 JL_CSDI_CHUNK = 4
 RUN_FILE = "run.json"
 
@@ -69,7 +71,8 @@ def _model_for(features: Path, model: str | None) -> str:
     if model not in MODELS:
         raise TapecastError(f"--model must be one of {', '.join(MODELS)}, got {model!r}")
     wanted: FeaturesKind = ("price" if model == "price-diffusion" else
-                            "tokens" if model == "tradefm" else "orderflow")
+                            "tokens" if model == "tradefm" else
+                            "state" if model == "score-matching" else "orderflow")
     require_features_kind(features, wanted, f"--model {model}")
     return model
 
@@ -82,11 +85,13 @@ def train(
                                       show_default=False)],
     model: Annotated[str | None, typer.Option(
         help="csdi (or jl-csdi) on an order-flow features folder, price-diffusion on a price "
-        "one, tradefm on a token folder (default: the folder's).", show_default=False)] = None,
+        "one, tradefm on a token folder, score-matching on a state folder (default: the "
+        "folder's).", show_default=False)] = None,
     config: Annotated[str | None, typer.Option(
         "--config", "--preset",
         help="Preset (JL-CSDI: small, jl-csdi-esc1; price-diffusion: small, tiny; TradeFM: "
-        "tiny, 125M, 250M, 500M) or a config.json path (default: small; TradeFM tiny).",
+        "tiny, 125M, 250M, 500M; score-matching: small, tiny) or a config.json path "
+        "(default: small; TradeFM tiny).",
         show_default=False)] = None,
     noise: Annotated[str | None, typer.Option(
         help="gaussian or jump-laplace (default: the config's).", show_default=False)] = None,
@@ -112,16 +117,16 @@ def train(
         help="price-diffusion: return (the 30-s log return) or path (the 30-step return "
         "path) (default: return).", show_default=False)] = None,
 ) -> None:
-    """Train JL-CSDI (order-flow features), price-diffusion (price features) or TradeFM (a
-    `tapecast tokenize` folder) on the train split, validating on val; OUT becomes a model
-    folder.
+    """Train JL-CSDI (order-flow features), price-diffusion (price features), TradeFM (a
+    `tapecast tokenize` folder) or the score model (state features) on the train split,
+    validating on val; OUT becomes a model folder.
 
     Ctrl-C writes OUT/last; the same command resumes from there.
     """
     with user_errors():
         name = _model_for(features, model)
         config = config or DEFAULT_PRESET.get(name, "small")
-        if name in ("price-diffusion", "tradefm") and noise is not None:
+        if name in ("price-diffusion", "tradefm", "score-matching") and noise is not None:
             raise TapecastError(f"--noise applies to JL-CSDI only, not to {name}")
         if name == "price-diffusion":
             from tapecast.commands.price_cmd import PriceTrainOptions, train_price
@@ -137,6 +142,16 @@ def train(
 
             train_tradefm(features, out, TradeFMTrainOptions(
                 config, max_steps, seed, device, precision, fresh))
+            return
+        if name == "score-matching":
+            if (shuffle_pairs is not None or target is not None or fold is not None
+                    or device is not None or precision is not None):
+                raise TapecastError("--shuffle-pairs, --target, --fold, --device and "
+                                    "--precision do not apply to the score model (a state "
+                                    "features folder)")
+            from tapecast.commands.score_cmd import ScoreTrainOptions, train_score
+
+            train_score(features, out, ScoreTrainOptions(config, max_steps, seed, fresh))
             return
         if shuffle_pairs is not None or target is not None:
             raise TapecastError("--shuffle-pairs and --target apply to price-diffusion only "
@@ -222,6 +237,9 @@ def forecast(
         if kind == "tradefm":
             raise TapecastError(f"{run}: a TradeFM model scores and generates order-flow "
                                 "tokens, not forecasts; score it with `tapecast perplexity`")
+        if kind == "score-matching":
+            raise TapecastError(f"{run}: a score model of market states, not a forecaster; "
+                                "score states with `tapecast density`")
         wanted: FeaturesKind = "price" if kind == "price-diffusion" else "orderflow"
         require_features_kind(features, wanted, f"the {kind} model in {run}")
         made: Forecast

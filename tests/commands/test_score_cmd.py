@@ -1,0 +1,112 @@
+"""``tapecast train`` on a state features folder (the score model) and ``tapecast density``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from tapecast.cli import app
+
+runner = CliRunner()
+
+
+def _invoke(*args: str | Path) -> tuple[int, str]:
+    result = runner.invoke(app, list(map(str, args)))
+    return result.exit_code, result.output
+
+
+def _one_line_error(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, output
+    return " ".join(output[output.index("error:"):].split())
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A state folder of the embedded S&P 500, a tiny score model trained on it, and a second
+    state folder of other split fractions (another normalization)."""
+    root = tmp_path_factory.mktemp("score")
+    code, output = _invoke("features", "--kind", "state", "--sp500", "--out", root / "st")
+    assert code == 0, output
+    code, output = _invoke("features", "--kind", "state", "--sp500", "--out", root / "other",
+                           "--train-fraction", "0.6", "--val-fraction", "0.2")
+    assert code == 0, output
+    code, output = _invoke("train", "-F", root / "st", "-o", root / "run", "--preset", "tiny",
+                           "--max-steps", "5", "--seed", "3")
+    assert code == 0, output
+    return root / "st", root / "run", root / "other"
+
+
+def test_train_when_state_folder_writes_model_normalizer_and_threshold(
+        trained: tuple[Path, Path, Path]) -> None:
+    st, run, _ = trained
+    for name in ("config.json", "model.safetensors", "normalizer.json", "threshold.json",
+                 "run.json"):
+        assert (run / name).is_file(), name
+    assert (run / "normalizer.json").read_bytes() == (st / "normalizer.json").read_bytes()
+    threshold = json.loads((run / "threshold.json").read_text())
+    assert threshold["quantile"] == 0.99 and threshold["states"] == 3507
+    assert np.isfinite(threshold["neg_log_p"])
+    meta = json.loads((run / "config.json").read_text())
+    assert meta["kind"] == "tapecast.score-matching" and meta["training"]["steps"] == 5
+    assert meta["config"]["train"]["seed"] == 3 and len(meta["feature_names"]) == 10
+
+
+def test_density_when_test_split_writes_log_p_per_bar(
+        trained: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    st, run, _ = trained
+    out = tmp_path / "d.parquet"
+    code, output = _invoke("density", run, "-F", st, "-o", out)
+    assert code == 0, output
+    assert "mean log p" in output and "flagged" in output
+    frame = pl.read_parquet(out)
+    assert frame.columns == ["instrument", "ts", "known_at", "log_p", "anomaly"]
+    assert frame.height == 732 and frame["log_p"].is_finite().all()
+    threshold = json.loads((run / "threshold.json").read_text())["neg_log_p"]
+    assert (frame["anomaly"] == (-frame["log_p"] > threshold)).all()
+
+
+def test_density_when_exact_agrees_with_hutchinson_on_average(
+        trained: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    st, run, _ = trained
+    code, output = _invoke("density", run, "-F", st, "-o", tmp_path / "e.parquet",
+                           "--split", "val", "--exact", "--steps", "5")
+    assert code == 0, output
+    code, output = _invoke("density", run, "-F", st, "-o", tmp_path / "h.parquet",
+                           "--split", "val", "--steps", "5")
+    assert code == 0, output
+    exact = pl.read_parquet(tmp_path / "e.parquet")["log_p"].to_numpy()
+    hutch = pl.read_parquet(tmp_path / "h.parquet")["log_p"].to_numpy()
+    diff = hutch - exact
+    assert abs(diff.mean()) < 4 * diff.std() / np.sqrt(len(diff)) + 1e-6
+
+
+def test_density_when_bad_inputs_exit_2_and_write_nothing(
+        trained: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    st, run, other = trained
+    out = tmp_path / "d.parquet"
+    code, output = _invoke("density", run, "-F", other, "-o", out)
+    assert code == 2 and "another normalization" in _one_line_error(output)
+    code, output = _invoke("density", run, "-F", st, "-o", out, "--split", "train2")
+    assert code == 2 and "--split must be one of train, val, test" in _one_line_error(output)
+    code, output = _invoke("density", tmp_path / "nope", "-F", st, "-o", out)
+    assert code == 2 and "no such model folder" in _one_line_error(output)
+    code, output = _invoke("density", run, "-F", run, "-o", out)
+    assert code == 2 and "needs a state features folder" in _one_line_error(output)
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_forecast_when_score_run_points_to_density(
+        trained: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    st, run, _ = trained
+    code, output = _invoke("forecast", run, "-F", st, "-o", tmp_path / "f.npz")
+    assert code == 2 and "tapecast density" in _one_line_error(output)
+    code, output = _invoke("train", "-F", st, "-o", tmp_path / "r", "--preset", "tiny",
+                           "--device", "cpu")
+    assert code == 2 and "do not apply to the score model" in _one_line_error(output)
+    assert not (tmp_path / "r").exists() and not (tmp_path / "f.npz").exists()
