@@ -110,3 +110,18 @@ def test_forecast_when_score_run_points_to_density(
                            "--device", "cpu")
     assert code == 2 and "do not apply to the score model" in _one_line_error(output)
     assert not (tmp_path / "r").exists() and not (tmp_path / "f.npz").exists()
+
+
+def test_baseline_when_given_a_state_folder_exits_2_pointing_to_density(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from tapecast.cli import app
+
+    runner = CliRunner()
+    folder = tmp_path / "state"
+    assert runner.invoke(app, ["features", "--kind", "state", "--sp500", "-o", str(folder)]
+                         ).exit_code == 0
+    result = runner.invoke(app, ["baseline", "climatology", "-F", str(folder), "-o",
+                                 str(tmp_path / "b.npz")])
+    assert result.exit_code == 2 and "tapecast density" in result.output
+    assert not (tmp_path / "b.npz").exists()

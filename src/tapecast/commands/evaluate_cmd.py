@@ -121,6 +121,9 @@ def _check_baseline_name(name: str, features: Path) -> None:
     if kind == "tokens":
         raise TapecastError(f"{features}: a token folder; its baselines (unigram, factorized, "
                             "bigram) are scored by `tapecast perplexity`")
+    if kind == "state":
+        raise TapecastError(f"{features}: a market-state folder; it has no forecast baselines "
+                            "(a score model is scored by `tapecast density`)")
     names = price_baseline_names() if kind == "price" else baseline_names()
     other = baseline_names() if kind == "price" else price_baseline_names()
     if name in other:
