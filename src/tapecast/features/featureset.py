@@ -15,7 +15,6 @@ with ``fold=k``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -26,7 +25,7 @@ from typing import Any
 import polars as pl
 
 from tapecast.core.errors import TapecastError
-from tapecast.core.io import atomic_dir, recover_dir
+from tapecast.core.io import atomic_dir, file_sha256, recover_dir
 from tapecast.features.channels import CHANNELS
 from tapecast.features.dataset import (
     ForecastDataset,
@@ -40,15 +39,6 @@ from tapecast.features.splits import LABELS, SplitSpec, assign_splits
 FORMAT_VERSION = 1
 WINDOWS_FILE = "windows.parquet"
 META_FILE = "features.json"
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

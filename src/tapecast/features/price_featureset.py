@@ -38,8 +38,8 @@ from typing import Any
 import polars as pl
 
 from tapecast.core.errors import TapecastError
-from tapecast.core.io import atomic_dir, recover_dir
-from tapecast.features.featureset import META_FILE, file_sha256, read_features_json
+from tapecast.core.io import atomic_dir, file_sha256, recover_dir
+from tapecast.features.featureset import META_FILE, read_features_json
 from tapecast.features.price import PriceGridConfig, price_grid
 from tapecast.features.price_dataset import PriceDataset, Target
 from tapecast.features.price_splits import (

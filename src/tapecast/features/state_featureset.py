@@ -36,8 +36,8 @@ import polars as pl
 from numpy.typing import NDArray
 
 from tapecast.core.errors import TapecastError
-from tapecast.core.io import atomic_dir, recover_dir
-from tapecast.features.featureset import META_FILE, file_sha256, read_features_json
+from tapecast.core.io import atomic_dir, file_sha256, recover_dir
+from tapecast.features.featureset import META_FILE, read_features_json
 from tapecast.features.price_featureset import source_files
 from tapecast.features.splits import SPLITS
 from tapecast.features.state import state_features

@@ -31,7 +31,6 @@ open, binned like δp with its own edges). See ``docs/tokenizer.md`` for the JSO
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -53,21 +52,12 @@ FORMAT_VERSION = 1
 FIELDS = ("action", "side", "dp", "v", "dt")
 
 __all__ = ["FORMAT_VERSION", "Tokenizer", "TokenizerConfig", "TokenizerFileError",
-           "file_sha256", "log_volume"]
+           "log_volume"]
 
 
 def log_volume(size: npt.ArrayLike) -> F64:
     """The paper's volume feature ``v = log(1 + size)``, shape as ``size``, float64."""
     return np.log1p(np.asarray(size, dtype=np.float64))
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file, for the provenance of a calibration source."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _float_field(name: str, x: npt.ArrayLike) -> F64:

@@ -31,11 +31,11 @@ from typing import Any, Final
 import polars as pl
 
 from tapecast.core.errors import TapecastError
-from tapecast.core.io import atomic_dir
+from tapecast.core.io import atomic_dir, file_sha256
 from tapecast.data.tables import Tables
 from tapecast.data.writers import write_mbo_csv
 from tapecast.features.events import event_features_from_tables
-from tapecast.features.tokenizer import Tokenizer, file_sha256
+from tapecast.features.tokenizer import Tokenizer
 from tapecast.sim.session import RolloutStart, SimulatedMarket, simulate, start_from_tables
 from tapecast.workflows.tape import read_one
 

@@ -36,11 +36,11 @@ import numpy as np
 import polars as pl
 
 from tapecast.core.errors import TapecastError
-from tapecast.core.io import atomic_dir
+from tapecast.core.io import atomic_dir, file_sha256
 from tapecast.data.tables import Tables
 from tapecast.features.events import EventFeatureConfig, event_features_from_tables
 from tapecast.features.token_corpus import TokenCorpus
-from tapecast.features.tokenizer import Tokenizer, file_sha256
+from tapecast.features.tokenizer import Tokenizer
 from tapecast.features.tokenizer_config import TokenizerConfig
 from tapecast.workflows.tape import read_one
 
