@@ -141,7 +141,7 @@ def replay_book(
         fills_reduce = events.height == 0 or events["flags"].null_count() == events.height
     state = new_state(order_capacity=min(events.height, 1 << 16))
     if seed is not None:
-        state = _seeded(state, seed)
+        state = seeded(state, seed)
     cfg = core.LoopConfig(n_levels, full_state, fills_reduce, source, depth_window, forgotten,
                           uncross)
     loop = core.run_loop(cols, state, cfg)
@@ -259,8 +259,13 @@ def _columns(events: pl.DataFrame) -> core.EventColumns:
     )
 
 
-def _seeded(state: BookState, seed: pl.DataFrame) -> BookState:
-    """``state`` with the seed's levels added as anonymous liquidity."""
+def seeded(state: BookState, seed: pl.DataFrame, *, tick_size: float | None = None
+           ) -> BookState:
+    """``state`` with a one-row levels frame's levels added as anonymous liquidity.
+
+    Prices become ticks of 1e-9 (the replay's, ``PRICE_SCALE``) or, with ``tick_size``, ticks
+    of that size (a matching engine on a venue's tick).
+    """
     if seed.height != 1:
         raise ValueError(f"a book seed is a one-row levels frame, got {seed.height} rows")
     row = seed.row(0, named=True)
@@ -270,7 +275,8 @@ def _seeded(state: BookState, seed: pl.DataFrame) -> BookState:
             px, sz = row[f"{name}_px_{i}"], row[f"{name}_sz_{i}"]
             if px is not None and sz is not None and sz > 0:
                 state = reserve(state)
-                seed_level(state, side, round(px * PRICE_SCALE), int(sz))
+                ticks = round(px * PRICE_SCALE) if tick_size is None else round(px / tick_size)
+                seed_level(state, side, ticks, int(sz))
     return state
 
 

@@ -44,7 +44,7 @@ from numpy.typing import NDArray
 from tapecast.core.errors import TapecastError
 from tapecast.data import book_core as core
 from tapecast.data import book_state as bs
-from tapecast.data.book import _columns, _seeded, source_depth
+from tapecast.data.book import _columns, seeded, source_depth
 from tapecast.data.book_state import ASK, BID, BookState, new_state
 from tapecast.data.schemas import TS, Action, BookSide
 from tapecast.data.tables import Tables
@@ -230,7 +230,7 @@ def _instrument(group: pl.DataFrame, instrument: str, cfg: EventFeatureConfig,
     cols = _columns(events)
     state = new_state(order_capacity=min(max(events.height, 1), 1 << 16))
     if seed is not None:
-        state = _seeded(state, seed)
+        state = seeded(state, seed)
     first_px, first_sz = _top_levels(state)
     loop = core.run_loop(cols, state, _book_config(
         cols, events.height, depth_window, source, events["flags"].null_count() == events.height))
@@ -316,7 +316,7 @@ class _InstrumentState:
                  source: str) -> None:
         self.state = new_state()
         if seed is not None:
-            self.state = _seeded(self.state, seed)
+            self.state = seeded(self.state, seed)
         self.prices, self.sizes = _top_levels(self.state)  # (2, LEVELS) each, before the event
         self.orders = k.new_orders()
         self.fs, self.fi = k.new_session_state()

@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 from tapecast.core.errors import TapecastError
 from tapecast.data import book_core as core
 from tapecast.data import book_state as bs
+from tapecast.data.book import seeded
 from tapecast.data.book_orders import BookError, OrderBook, _check_size, _integer
 from tapecast.data.book_state import ASK, BID, BookState
 from tapecast.data.schemas import EVENTS, levels_schema
@@ -139,7 +140,7 @@ class MatchingEngine:
         fills_reduce = events.height == 0 or events["flags"].null_count() == events.height
         state = bs.new_state(order_capacity=max(16, min(events.height, 1 << 16)))
         if seed is not None:
-            state = _seed(state, seed, tick_size)
+            state = seeded(state, seed, tick_size=tick_size)
         cfg = core.LoopConfig(n_levels, full_state, fills_reduce, source, depth_window)
         loop = core.run_loop(cols, state, cfg)
         top = max(_max_id(loop.state), int(cols.order_id.max(initial=0)))
@@ -437,14 +438,3 @@ def _event_columns(events: pl.DataFrame, tick_size: float) -> core.EventColumns:
         order_id=ints("order_id", 0), flags=ints("flags", core.F_LAST))
 
 
-def _seed(state: BookState, seed: pl.DataFrame, tick_size: float) -> BookState:
-    """``state`` with a one-row levels frame's levels added as anonymous size."""
-    row = seed.row(0, named=True)
-    n = sum(1 for c in seed.columns if c.startswith("ask_px_"))
-    for i in range(1, n + 1):
-        for side, name in ((ASK, "ask"), (BID, "bid")):
-            px, sz = row[f"{name}_px_{i}"], row[f"{name}_sz_{i}"]
-            if px is not None and sz is not None and sz > 0:
-                state = bs.reserve(state)
-                bs.seed_level(state, side, round(px / tick_size), int(sz))
-    return state
