@@ -173,7 +173,7 @@ def event_features(events: pl.DataFrame, config: EventFeatureConfig | None = Non
 def _check_has_orders(events: pl.DataFrame, source: str) -> None:
     """Raise when no add/cancel/modify lies outside the snapshot records."""
     live = events.filter(pl.col("action").is_in(["add", "cancel", "modify"])
-                         & ((pl.col("flags").fill_null(0) & k.F_SNAPSHOT) == 0))
+                         & ((pl.col("flags").fill_null(0) & core.F_SNAPSHOT) == 0))
     if live.height == 0:
         raise EventFeatureError(f"{source}: field 'action': expected add, cancel or modify events "
                                 f"outside the book snapshot, got none in {events.height} rows")

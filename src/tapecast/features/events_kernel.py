@@ -22,14 +22,9 @@ from numba import types
 from numba.typed import Dict
 from numpy.typing import NDArray
 
-# action codes: schemas.Action physical codes
-ADD: Final = 0
-CANCEL: Final = 1
-MODIFY: Final = 2
-TRADE: Final = 3
-FILL: Final = 4
-CLEAR: Final = 5
-F_SNAPSHOT: Final = 0x20
+# action codes (schemas.Action physical codes) and the snapshot flag: the replay loop's own
+from tapecast.data.book_core import ADD, CANCEL, CLEAR, F_SNAPSHOT, FILL, MODIFY, TRADE
+
 PRICE_SCALE: Final = 1_000_000_000  # book ticks (tapecast.data.book.PRICE_SCALE)
 
 COUNTER_NAMES: Final = (
