@@ -92,7 +92,8 @@ def paired_bootstrap(statistic: Callable[..., float], *series: ArrayLike,
                  if np.ptp(first) > 0 else 1.0)
         block = max(1.0, block) if math.isfinite(block) else 1.0
     estimate = float(statistic(*arrays))
-    boot = StationaryBootstrap(block, *arrays, seed=np.random.default_rng(seed))
+    boot = StationaryBootstrap(block, *arrays,  # type: ignore[arg-type]  # mean length: float
+                               seed=np.random.default_rng(seed))
     draws: NDArray[np.float64] = np.array(
         [float(statistic(*data)) for data, _ in boot.bootstrap(n_boot)], dtype=np.float64)
     draws = draws[np.isfinite(draws)]
