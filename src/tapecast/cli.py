@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tapecast.commands import (
+    backtest_cmd,
     demo_cmd,
     evaluate_cmd,
     features_cmd,
@@ -305,6 +306,7 @@ app.command("forecast")(model_cmd.forecast)
 app.command("tokenize")(tokenize_cmd.tokenize)
 app.command("perplexity")(tradefm_cmd.perplexity)
 app.command("density")(score_cmd.density)
+app.command("backtest")(backtest_cmd.backtest)
 app.command("generate")(generate_cmd.generate)
 app.command("simulate")(generate_cmd.simulate)
 
