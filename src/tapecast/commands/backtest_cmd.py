@@ -177,7 +177,8 @@ def backtest(
 ) -> None:
     """Backtest the score model's position signal (sign of the return_1 score at σ_min, scaled
     by a train-calibrated confidence, only in high-density states) held over the next bar,
-    against SHUFFLE (REAL permuted within each fold), NAIVE (always long) and RANDOM (±1)."""
+    against SHUFFLE (REAL permuted within each fold), NAIVE (always long) and RANDOM (±1)
+    (docs/score-backtest.md)."""
     start = time.perf_counter()
     with user_errors():
         _check_options(run, walk, split, cost, periods_per_year, folds, max_steps, n_boot, out)
