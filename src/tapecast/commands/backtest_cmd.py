@@ -61,7 +61,7 @@ def _check_options(run: Path | None, walk: bool, split: str, cost: float,
         raise TapecastError(f"--cost must be a finite number >= 0, got {cost}")
     if not (math.isfinite(periods_per_year) and periods_per_year > 0):
         raise TapecastError(f"--periods-per-year must be > 0, got {periods_per_year}")
-    if folds < 2:
+    if walk and folds < 2:
         raise TapecastError(f"--folds must be at least 2, got {folds}")
     if max_steps is not None and max_steps < 1:
         raise TapecastError(f"--max-steps must be at least 1, got {max_steps}")
