@@ -29,9 +29,7 @@ Legend: N states, D state dimension, s_r the score's ``return_1`` coordinate at 
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +42,7 @@ if TYPE_CHECKING:
     from tapecast.models.score_matching import ScoreMatching
 
 __all__ = ["SIGNAL_FEATURE", "ScoreSignal", "SignalCalibration", "calibrate_signal",
-           "feature_index", "model_threads", "return_score", "score_signal", "signal_positions",
+           "feature_index", "return_score", "score_signal", "signal_positions",
            "state_neg_log_p"]
 
 SIGNAL_FEATURE = "return_1"
@@ -141,29 +139,13 @@ def feature_index(model: ScoreMatching, feature: str = SIGNAL_FEATURE) -> int:
     return names.index(feature)
 
 
-@contextlib.contextmanager
-def model_threads(model: ScoreMatching) -> Iterator[None]:
-    """Run torch with the model's training thread count (``train.num_threads``; the presets'
-    1): on a shared machine two OpenMP threads of a small net wait for each other (the
-    log-density of 1,000 states took 12 s on 2 busy cores, 0.13 s on one)."""
-    import torch
-
-    wanted, before = model.config.train.num_threads, torch.get_num_threads()
-    if wanted is not None:
-        torch.set_num_threads(wanted)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def return_score(model: ScoreMatching, states: ArrayLike, index: int) -> NDArray[np.float64]:
     """s_r: coordinate ``index`` of the score at σ_min of states (N, D): (N,) float64."""
     x = np.asarray(states, dtype=np.float64)
     if x.ndim != 2 or not len(x):
         raise TapecastError(f"states must have shape (N, D) with N >= 1, got {x.shape}")
     sigma = model.config.sigma_min
-    with model_threads(model):
+    with model.threads():
         parts = [model.score(x[i:i + CHUNK], sigma)[:, index].double().numpy()
                  for i in range(0, len(x), CHUNK)]
     return np.concatenate(parts)
@@ -173,7 +155,7 @@ def state_neg_log_p(model: ScoreMatching, states: ArrayLike, *, seed: int = 0,
                     steps: int | None = None) -> NDArray[np.float64]:
     """−log p of states (N, D) with one Hutchinson probe (as the run's threshold): (N,)."""
     x = np.asarray(states, dtype=np.float64)
-    with model_threads(model):
+    with model.threads():
         parts = [model.log_prob(x[i:i + CHUNK], divergence="hutchinson", n_probes=1,
                                 steps=steps, seed=seed + i).double().numpy()
                  for i in range(0, len(x), CHUNK)]
