@@ -89,7 +89,10 @@ def test_generate_and_simulate_when_input_is_bad_exit_2_and_write_nothing(
         (["generate", str(run), "-s", str(feed), "-o", str(out), "--temperature", "0"],
          "--temperature must be > 0"),
         (["generate", str(tmp_path / "nope"), "-s", str(feed), "-o", str(out)],
-         "no such TradeFM model folder"),
+         "no such model folder"),
+        (["generate", str(run), "-o", str(out)], "TradeFM rollouts need --source"),
+        (["generate", str(run), "-s", str(feed), "-o", str(out), "--given", "rsi=0.5"],
+         "fixes features of a score model"),
     ]
     for args, message in cases:
         result = runner.invoke(app, args)

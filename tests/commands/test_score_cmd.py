@@ -125,3 +125,39 @@ def test_baseline_when_given_a_state_folder_exits_2_pointing_to_density(tmp_path
                                  str(tmp_path / "b.npz")])
     assert result.exit_code == 2 and "tapecast density" in result.output
     assert not (tmp_path / "b.npz").exists()
+
+
+def test_generate_when_score_run_writes_scenarios_with_given_features_fixed(
+        trained: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    _, run, _ = trained
+    out = tmp_path / "scen"
+    code, output = _invoke("generate", run, "-o", out, "--samples", "64", "--seed", "1",
+                           "--given", "return_1=-0.02", "--given", "volume_ratio=1.5")
+    assert code == 0, output
+    frame = pl.read_parquet(out / "scenarios.parquet")
+    assert frame.height == 64 and frame["sample"].to_list() == list(range(64))
+    np.testing.assert_allclose(frame["return_1"].to_numpy(), -0.02, rtol=1e-6)
+    np.testing.assert_allclose(frame["volume_ratio"].to_numpy(), 1.5, rtol=1e-6)
+    assert frame["return_5"].std() > 0 and "z_return_5" in frame.columns
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["given"] == {"return_1": -0.02, "volume_ratio": 1.5}
+    # same seed, same draws
+    code, _ = _invoke("generate", run, "-o", tmp_path / "again", "--samples", "64", "--seed",
+                      "1", "--given", "return_1=-0.02", "--given", "volume_ratio=1.5")
+    assert code == 0
+    assert pl.read_parquet(tmp_path / "again" / "scenarios.parquet").equals(frame)
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--given", "rsi"], "expected FEATURE=VALUE"),
+    (["--given", "rsi=abc"], "is not a finite number"),
+    (["--given", "rsi=0.5", "--given", "rsi=0.6"], "given twice"),
+    (["--samples", "0"], "--samples must be at least 1"),
+    (["-s", "feed.csv"], "a score model draws states"),
+])
+def test_generate_when_score_run_and_bad_options_exit_2_and_write_nothing(
+        trained: tuple[Path, Path, Path], tmp_path: Path, args: list[str], words: str) -> None:
+    _, run, _ = trained
+    code, output = _invoke("generate", run, "-o", tmp_path / "scen", *args)
+    assert code == 2 and words in _one_line_error(output)
+    assert not (tmp_path / "scen").exists()

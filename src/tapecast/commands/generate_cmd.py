@@ -1,9 +1,15 @@
-"""``tapecast generate`` (TradeFM in closed loop) and ``tapecast simulate`` (the baseline
-generators), both from a real starting point, written as Databento MBO CSV rollouts
-(:mod:`tapecast.workflows.rollouts`)."""
+"""``tapecast generate`` and ``tapecast simulate``.
+
+``generate`` serves two generative models, told apart by the run folder: TradeFM in closed loop
+from a real starting point, written as Databento MBO CSV rollouts
+(:mod:`tapecast.workflows.rollouts`), and the score model of market states, whose scenarios
+(states drawn by annealed Langevin, optionally with some features fixed) are written as
+Parquet (:mod:`tapecast.workflows.scenarios`). ``simulate`` runs the baseline order-flow
+generators through the same matching engine as TradeFM."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,6 +20,9 @@ from rich.table import Table
 
 from tapecast.commands.common import console, err_console, user_errors
 from tapecast.core.errors import TapecastError
+from tapecast.core.io import atomic_path, atomic_write_text
+
+SCENARIO_FILE = "scenarios.parquet"
 
 
 def _check(events: int, rollouts: int, out: Path) -> None:
@@ -51,11 +60,18 @@ Rollouts = Annotated[int, typer.Option(help="Independent rollouts.")]
 Seed = Annotated[int, typer.Option(help="Seed of rollout 0 (rollout r: seed + r).")]
 
 
+OptionalSource = Annotated[Path | None, typer.Option(
+    "--source", "-s", help="TradeFM: the real L3 session to start from (Databento MBO, "
+    "LOBSTER, a generic events file).", show_default=False)]
+
+
 def generate(
-    run: Annotated[Path, typer.Argument(help="A trained TradeFM model folder.",
+    run: Annotated[Path, typer.Argument(help="A trained TradeFM or score-model run folder.",
                                         show_default=False)],
-    source: Source,
-    out: Out,
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Output folder: rollout-NNN.mbo.csv + summary.json (TradeFM), "
+        "scenarios.parquet + summary.json (score model).", show_default=False)],
+    source: OptionalSource = None,
     upto: Upto = None,
     events: Events = 4096,
     rollouts: Rollouts = 4,
@@ -68,12 +84,39 @@ def generate(
     tier: Annotated[str, typer.Option(help="Liquidity tier of the instrument.")] = "medium",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads.",
                                                 show_default=False)] = None,
+    samples: Annotated[int, typer.Option(help="Score model: states to draw.")] = 1000,
+    given: Annotated[list[str] | None, typer.Option(
+        help="Score model: hold a feature at a raw value, FEATURE=VALUE (repeatable); the "
+        "other features are drawn given it.", show_default=False)] = None,
 ) -> None:
-    """Generate order flow with TradeFM in closed loop through the matching engine, from the
-    book and the last CONTEXT events of a real session (docs/tradefm.md)."""
+    """Generate with a trained model: TradeFM order flow in closed loop through the matching
+    engine, from the book and the last CONTEXT events of a real session (docs/tradefm.md); or
+    market-state scenarios from a score model, optionally with some features fixed
+    (docs/score-matching.md)."""
     began = time.perf_counter()
     with user_errors():
         import torch
+
+        from tapecast.commands.folders import run_kind
+
+        kind = run_kind(run)
+        if kind == "score-matching":
+            if source is not None or upto is not None:
+                raise TapecastError("--source/--upto start TradeFM rollouts; a score model "
+                                    "draws states (use --samples and --given)")
+            if threads is not None:
+                torch.set_num_threads(max(1, threads))
+            _scenarios(run, out, samples, given or [], seed, began)
+            return
+        if given:
+            raise TapecastError(f"--given fixes features of a score model's states; {run} "
+                                f"holds a {kind} model")
+        if kind != "tradefm":
+            raise TapecastError(f"{run}: a {kind} model; generate needs a TradeFM or a score "
+                                "model (forecasters write samples with `tapecast forecast`)")
+        if source is None:
+            raise TapecastError("TradeFM rollouts need --source, the real session to start "
+                                "from")
 
         from tapecast.models.tradefm import TradeFMModel
         from tapecast.workflows.rollouts import (
@@ -104,6 +147,52 @@ def generate(
             "temperature": temperature, "top_k": top_k, **stats,
             **start_summary(source, start, upto)})
     _report(out, summary, began)
+
+
+def _scenarios(run: Path, out: Path, samples: int, given_items: list[str], seed: int,
+               began: float) -> None:
+    """Draw ``samples`` states from the score model in ``run`` into ``out/scenarios.parquet``."""
+    import numpy as np
+
+    from tapecast.commands.score_cmd import NORMALIZER_COPY
+    from tapecast.features.state_normalize import StateNormalizer
+    from tapecast.models.score_matching import ScoreMatching
+    from tapecast.workflows.scenarios import generate_scenarios, parse_given
+
+    if samples < 1:
+        raise TapecastError(f"--samples must be at least 1, got {samples}")
+    if out.exists() and not out.is_dir():
+        raise TapecastError(f"--out {out}: is a file; give a folder")
+    normalizer_file = run / NORMALIZER_COPY
+    if not normalizer_file.is_file():
+        raise TapecastError(f"{normalizer_file}: missing; the run was not finished by "
+                            "`tapecast train` (train it again)")
+    normalizer = StateNormalizer.load(normalizer_file)
+    model = ScoreMatching.load(run)
+    given = parse_given(given_items, normalizer.features)
+    err_console.print(f"tapecast generate: {escape(repr(model))}, {samples:,} states"
+                      + (f" given {given}" if given else ""), highlight=False)
+    frame = generate_scenarios(model, normalizer, samples, given=given, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / SCENARIO_FILE) as tmp:
+        frame.write_parquet(tmp)
+    summary = {"generator": "score-matching", "run": str(run), "samples": samples,
+               "given": given, "seed": seed, "sampler": {
+                   "n_levels": model.config.n_levels,
+                   "steps_per_level": model.config.steps_per_level,
+                   "epsilon": model.config.epsilon},
+               "wall_s": round(time.perf_counter() - began, 3)}
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
+    table = Table(title=f"wrote {escape(str(out / SCENARIO_FILE))}", title_justify="left")
+    for col in ("feature", "given", "mean", "std", "1 %", "99 %"):
+        table.add_column(col, justify="right")
+    for name in normalizer.features:
+        v = frame[name].to_numpy()
+        table.add_row(name, "" if name not in given else f"{given[name]:.4g}",
+                      f"{v.mean():.4g}", f"{v.std():.4g}", f"{np.quantile(v, 0.01):.4g}",
+                      f"{np.quantile(v, 0.99):.4g}")
+    console.print(table)
+    console.print(f"{samples:,} states in {time.perf_counter() - began:.1f} s")
 
 
 def simulate(

@@ -62,6 +62,12 @@ class StateNormalizer:
         clipped: NDArray[np.float64] = np.clip(z, -self.clip, self.clip)
         return clipped
 
+    def inverse(self, z: NDArray[np.float64]) -> NDArray[np.float64]:
+        """(N, d) z-scores -> (N, d) raw features (a clipped z maps back to the clip edge)."""
+        raw: NDArray[np.float64] = (np.asarray(z, dtype=np.float64) * np.asarray(self.std)
+                                    + np.asarray(self.mean))
+        return raw
+
     def transform_frame(self, table: pl.DataFrame) -> pl.DataFrame:
         """``table`` with each feature column replaced by its clipped z-score."""
         z = self.transform(table.select(self.features).to_numpy().astype(np.float64))
