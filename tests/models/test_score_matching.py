@@ -20,7 +20,6 @@ from torch import Tensor, nn
 
 from tapecast.core.errors import TapecastError
 from tapecast.diffusion import VENoise, diffusion_loss
-from tapecast.diffusion.protocols import Unconditional
 from tapecast.models.score_matching import ScoreMatching, score_matching_config
 from tapecast.models.score_matching_ops import (
     estimate_sigma_max,
@@ -28,57 +27,21 @@ from tapecast.models.score_matching_ops import (
     sliced_score_loss,
     state_log_density,
 )
+from tapecast.models.score_reference import TWO_COMPONENTS
 from tapecast.nets.score_mlp import ScoreMLP, ScoreMLPConfig
 
-WEIGHTS = torch.tensor([0.3, 0.7], dtype=torch.float64)
-MEANS = torch.tensor([[-1.5, -0.5], [1.5, 1.0]], dtype=torch.float64)
-SPREAD = 0.5
+LAW = TWO_COMPONENTS
+WEIGHTS, MEANS, SPREAD = LAW.weights, LAW.means, LAW.spread
 SIGMA_MIN = 0.01
-
-
-def mixture(n: int, seed: int) -> Tensor:
-    """``n`` draws of the mixture, float64 (n, 2)."""
-    gen = torch.Generator().manual_seed(seed)
-    k = (torch.rand(n, generator=gen, dtype=torch.float64) >= WEIGHTS[0]).long()
-    return MEANS[k] + SPREAD * torch.randn(n, 2, generator=gen, dtype=torch.float64)
+mixture, mixture_moments, component_share = LAW.sample, LAW.moments, LAW.component_share
 
 
 def mixture_logp(x: Tensor, var: float) -> Tensor:
-    """Exact log density of the mixture blurred to variance ``var`` per coordinate, (n,)."""
-    d2 = ((x.double()[None] - MEANS[:, None]) ** 2).sum(-1)  # (K, n)
-    parts = torch.log(WEIGHTS)[:, None] - d2 / (2 * var) - math.log(2 * math.pi * var)
-    return torch.logsumexp(parts, 0)
+    return LAW.log_prob(x, var)
 
 
-def mixture_moments() -> tuple[Tensor, Tensor]:
-    """Mean (2,) and covariance (2, 2) of the mixture."""
-    mean = (WEIGHTS[:, None] * MEANS).sum(0)
-    d = MEANS - mean  # (K, 2)
-    between = (WEIGHTS[:, None, None] * d[:, :, None] * d[:, None, :]).sum(0)
-    return mean, SPREAD**2 * torch.eye(2, dtype=torch.float64) + between
-
-
-def component_share(x: Tensor) -> float:
-    """Share of points nearer (in likelihood) to the second, heavier component."""
-    d2 = ((x.double()[None] - MEANS[:, None]) ** 2).sum(-1)  # (K, n)
-    return float(((torch.log(WEIGHTS)[:, None] - d2 / (2 * SPREAD**2)).argmax(0) == 1)
-                 .double().mean())
-
-
-class AnalyticScore(nn.Module):
-    """The exact ``σ ∇log p_σ`` of the mixture, as a parameter-free score network."""
-
-    def condition(self, batch: object) -> Unconditional:
-        return Unconditional()
-
-    def forward(self, x: Tensor, log_sigma: Tensor, cond: object = None) -> Tensor:
-        sigma = torch.exp(log_sigma.double())[:, None]  # (B, 1)
-        var = SPREAD**2 + sigma**2
-        xd = x.double()
-        logits = torch.log(WEIGHTS)[None] - ((xd[:, None] - MEANS[None]) ** 2).sum(-1) / (2 * var)
-        resp = torch.softmax(logits, 1)  # (B, K)
-        grad = (resp[:, :, None] * (MEANS[None] - xd[:, None])).sum(1) / var  # (B, 2)
-        return (sigma * grad).to(x.dtype)
+def AnalyticScore() -> nn.Module:
+    return LAW.analytic_net()
 
 
 @pytest.fixture(scope="module")
