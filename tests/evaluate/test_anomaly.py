@@ -15,6 +15,7 @@ from tapecast.evaluate.anomaly import (
     detection_delays,
     false_alarm_rate,
     segments,
+    trailing_mean,
 )
 
 
@@ -56,3 +57,11 @@ def test_bad_input_is_one_line() -> None:
         auroc(np.zeros(3), np.zeros(4, bool))
     with pytest.raises(TapecastError, match="finite"):
         auroc(np.array([0.0, np.nan]), np.array([True, False]))
+
+
+def test_trailing_mean_averages_the_last_window_entries() -> None:
+    v = np.array([1.0, 2.0, 3.0, 4.0, 10.0])
+    np.testing.assert_allclose(trailing_mean(v, 2), [1.0, 1.5, 2.5, 3.5, 7.0])
+    np.testing.assert_allclose(trailing_mean(v, 1), v)
+    with pytest.raises(TapecastError, match="window >= 1"):
+        trailing_mean(v, 0)

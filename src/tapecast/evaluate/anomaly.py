@@ -10,6 +10,9 @@ test, detection delay of known segments, and the false-alarm rate at a training 
   bar whose score exceeds the threshold (None when it never does within the segment).
 - :func:`false_alarm_rate`: the share of states above the threshold, meant for unlabelled
   periods (a validation period next to training, where no anomaly is injected).
+- :func:`trailing_mean`: a per-state score averaged over the trailing ``window`` states (fewer
+  at the start): the windowed detector of a regime that no single state shows, at the price of
+  a delay.
 
 Legend: s the score (higher = more anomalous), y the 0/1 labels, τ the threshold.
 """
@@ -26,7 +29,7 @@ from tapecast.core.errors import TapecastError
 from tapecast.evaluate.resample import BootstrapResult, paired_bootstrap
 
 __all__ = ["auroc", "auroc_difference", "delay_summary", "detection_delays", "false_alarm_rate",
-           "segments"]
+           "segments", "trailing_mean"]
 
 
 def _pair(scores: ArrayLike, labels: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
@@ -99,3 +102,16 @@ def delay_summary(delays: list[int | None]) -> dict[str, Any]:
     return {"segments": len(delays), "detected": float(found.size / max(len(delays), 1)),
             "median_delay": float(np.median(found)) if found.size else None,
             "p90_delay": float(np.quantile(found, 0.9)) if found.size else None}
+
+
+def trailing_mean(values: ArrayLike, window: int) -> NDArray[np.float64]:
+    """Mean of ``values`` (n,) over the trailing ``window`` entries, t−window+1..t (from 0 at
+    the start): (n,)."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1 or window < 1:
+        raise TapecastError(f"trailing_mean: 1-D values and window >= 1, got {v.shape}, {window}")
+    csum = np.concatenate([[0.0], np.cumsum(v)])
+    idx = np.arange(1, len(v) + 1)
+    lo = np.maximum(0, idx - window)
+    out: NDArray[np.float64] = (csum[idx] - csum[lo]) / (idx - lo)
+    return out

@@ -39,6 +39,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from tapecast.core.errors import TapecastError
+from tapecast.evaluate.anomaly import trailing_mean
 from tapecast.models.baselines.state_anomaly import bic_mixture
 
 if TYPE_CHECKING:
@@ -60,14 +61,6 @@ def score_norms(model: ScoreMatching, states: ArrayLike, n_levels: int = 10
                             .double().numpy() for i in range(0, len(x), CHUNK)])
             for sigma in sigmas]
     return np.stack(cols, axis=1)
-
-
-def _trailing_mean(v: NDArray[np.float64], window: int) -> NDArray[np.float64]:
-    csum = np.concatenate([[0.0], np.cumsum(v)])
-    idx = np.arange(1, len(v) + 1)
-    lo = np.maximum(0, idx - window)
-    out: NDArray[np.float64] = (csum[idx] - csum[lo]) / (idx - lo)
-    return out
 
 
 class ScoreDetector:
@@ -138,7 +131,7 @@ class ScoreDetector:
             return self.nll(states)
         if self.name == "typicality":
             assert self.entropy is not None
-            return np.abs(_trailing_mean(self.nll(states), self.window) - self.entropy)
+            return np.abs(trailing_mean(self.nll(states), self.window) - self.entropy)
         assert self._scale is not None
         feats = (self._msma_features(states) - self._scale[0]) / self._scale[1]
         return -np.asarray(self._mixture.score_samples(feats), dtype=np.float64)
