@@ -161,3 +161,13 @@ def test_generate_when_score_run_and_bad_options_exit_2_and_write_nothing(
     code, output = _invoke("generate", run, "-o", tmp_path / "scen", *args)
     assert code == 2 and words in _one_line_error(output)
     assert not (tmp_path / "scen").exists()
+
+
+def test_train_when_model_score_alias_is_given_trains_the_score_model(tmp_path: Path) -> None:
+    code, output = _invoke("features", "--kind", "state", "--sp500", "--out", tmp_path / "st")
+    assert code == 0, output
+    code, output = _invoke("train", "-F", tmp_path / "st", "-o", tmp_path / "run", "--model",
+                           "score", "--preset", "tiny", "--max-steps", "2")
+    assert code == 0, output
+    meta = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert meta["kind"] == "tapecast.score-matching"

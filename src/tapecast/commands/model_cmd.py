@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from tapecast.models.jl_csdi_config import JLCSDIConfig
 
 MODELS = ("csdi", "jl-csdi", "price-diffusion", "tradefm", "score-matching")
+MODEL_ALIASES = {"score": "score-matching"}  # the issue's and the docs' short name
 MODEL_FOR_FEATURES = {"orderflow": "csdi", "price": "price-diffusion", "tokens": "tradefm",
                       "state": "score-matching"}
 DEFAULT_PRESET = {"price-diffusion": "small", "tradefm": "tiny",
@@ -68,6 +69,7 @@ def _model_for(features: Path, model: str | None) -> str:
     kind = features_kind(features)
     if model is None:
         return MODEL_FOR_FEATURES[kind]
+    model = MODEL_ALIASES.get(model, model)
     if model not in MODELS:
         raise TapecastError(f"--model must be one of {', '.join(MODELS)}, got {model!r}")
     wanted: FeaturesKind = ("price" if model == "price-diffusion" else
@@ -85,7 +87,7 @@ def train(
                                       show_default=False)],
     model: Annotated[str | None, typer.Option(
         help="csdi (or jl-csdi) on an order-flow features folder, price-diffusion on a price "
-        "one, tradefm on a token folder, score-matching on a state folder (default: the "
+        "one, tradefm on a token folder, score-matching (or score) on a state folder (default: the "
         "folder's).", show_default=False)] = None,
     config: Annotated[str | None, typer.Option(
         "--config", "--preset",
