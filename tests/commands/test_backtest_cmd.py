@@ -93,6 +93,9 @@ def test_backtest_when_walk_forward_trains_a_model_per_fold(
     (("--walk-forward", "--folds", "1"), "--folds must be at least 2"),
     (("--split", "all"), "--split must be one of train, val, test"),
     (("--periods-per-year", "0"), "--periods-per-year must be > 0"),
+    (("--folds", "3"), "--folds set the walk-forward's models"),
+    (("--preset", "small", "--max-steps", "5"), "--preset, --max-steps set the walk-forward"),
+    (("--walk-forward", "--split", "val"), "--split chooses the split RUN trades"),
 ])
 def test_backtest_when_bad_options_exit_2_and_write_nothing(
         trained: tuple[Path, Path, Path], tmp_path: Path, args: tuple[str, ...],
@@ -124,3 +127,32 @@ def test_backtest_when_bad_inputs_exit_2_and_write_nothing(
     assert code == 2 and "a price-diffusion model, not a score model" in _one_line_error(output)
     assert not out.exists() and not out.with_suffix(".json").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["price"]
+
+
+def test_backtest_when_out_is_inside_an_input_folder_refuses(
+        trained: tuple[Path, Path, Path]) -> None:
+    st, run, _ = trained
+    before = {p.name: p.stat().st_mtime_ns for p in st.iterdir()}
+    code, output = _invoke("backtest", run, "-F", st, "-o", st / "state.parquet")
+    assert code == 2 and "inside the input folder" in _one_line_error(output)
+    code, output = _invoke("backtest", run, "-F", st, "-o", run / "model.parquet")
+    assert code == 2 and "inside the input folder" in _one_line_error(output)
+    assert {p.name: p.stat().st_mtime_ns for p in st.iterdir()} == before
+    assert not (run / "model.parquet").exists()
+
+
+def test_backtest_when_several_instruments_refuses(tmp_path: Path) -> None:
+    import polars as pl
+
+    from tapecast.data.readers.embedded import sp500_daily_bars
+
+    bars = sp500_daily_bars()
+    two = pl.concat([bars, bars.with_columns(pl.lit("COPY").alias("instrument"))])
+    from tapecast.features.state_config import StateConfig
+    from tapecast.features.state_featureset import StateFeatureSet
+
+    StateFeatureSet.build(two, StateConfig(), source="two").save(tmp_path / "st2")
+    code, output = _invoke("backtest", "-F", tmp_path / "st2", "--walk-forward", "-o",
+                           tmp_path / "bt.parquet")
+    assert code == 2 and "one instrument at a time" in _one_line_error(output)
+    assert not (tmp_path / "bt.parquet").exists()

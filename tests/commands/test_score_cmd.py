@@ -154,6 +154,7 @@ def test_generate_when_score_run_writes_scenarios_with_given_features_fixed(
     (["--given", "rsi=0.5", "--given", "rsi=0.6"], "given twice"),
     (["--samples", "0"], "--samples must be at least 1"),
     (["-s", "feed.csv"], "a score model draws states"),
+    (["--given", "return_1=-0.5"], "outside the training range"),
 ])
 def test_generate_when_score_run_and_bad_options_exit_2_and_write_nothing(
         trained: tuple[Path, Path, Path], tmp_path: Path, args: list[str], words: str) -> None:
@@ -161,6 +162,16 @@ def test_generate_when_score_run_and_bad_options_exit_2_and_write_nothing(
     code, output = _invoke("generate", run, "-o", tmp_path / "scen", *args)
     assert code == 2 and words in _one_line_error(output)
     assert not (tmp_path / "scen").exists()
+
+
+def test_density_and_generate_when_out_is_inside_the_run_refuse(
+        trained: tuple[Path, Path, Path]) -> None:
+    st, run, _ = trained
+    code, output = _invoke("density", run, "-F", st, "-o", run / "d.parquet")
+    assert code == 2 and "inside the input folder" in _one_line_error(output)
+    code, output = _invoke("generate", run, "-o", run / "scen")
+    assert code == 2 and "inside the input folder" in _one_line_error(output)
+    assert not (run / "d.parquet").exists() and not (run / "scen").exists()
 
 
 def test_train_when_model_score_alias_is_given_trains_the_score_model(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ def test_p_value_small_for_a_real_difference_and_uniformish_under_the_null() -> 
     b = _ar1(rng, 2000, 0.5)
     res = paired_bootstrap(lambda x, y: x.mean() - y.mean(), a, b, n_boot=500, seed=1)
     assert res.p_value < 0.01 and res.low < res.estimate < res.high
+    assert res.n_boot == res.n_valid == 500
     assert res.block > 1.0  # serial dependence found by the Politis-White estimate
     # under H0 (equal means) the one-sided p-value is not systematically small
     ps = [paired_bootstrap(lambda x, y: x.mean() - y.mean(), _ar1(rng, 500, 0.5),

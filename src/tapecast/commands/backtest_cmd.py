@@ -27,7 +27,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from tapecast.commands.common import console, err_console, user_errors
+from tapecast.commands.common import console, err_console, refuse_inside, user_errors
 from tapecast.commands.folders import require_features_kind, run_kind
 from tapecast.commands.progress import RichReporter
 from tapecast.commands.score_cmd import (
@@ -46,22 +46,30 @@ if TYPE_CHECKING:
 SPLITS = ("train", "val", "test")
 
 
-def _check_options(run: Path | None, walk: bool, split: str, cost: float,
-                   periods_per_year: float, folds: int, max_steps: int | None, n_boot: int,
-                   out: Path | None) -> None:
+def _check_options(run: Path | None, walk: bool, split: str | None, cost: float,
+                   periods_per_year: float, folds: int | None, preset: str | None,
+                   max_steps: int | None, n_boot: int, out: Path | None) -> None:
     if walk and run is not None:
         raise TapecastError("--walk-forward trains its own models: give no RUN, or drop "
                             "--walk-forward to backtest RUN")
     if not walk and run is None:
         raise TapecastError("give a trained score-model RUN, or --walk-forward to train one "
                             "per fold")
-    if split not in SPLITS:
+    if walk and split is not None:
+        raise TapecastError("--split chooses the split RUN trades; the walk-forward tests "
+                            "every fold after the first training block")
+    unused = [name for name, value in (("--folds", folds), ("--preset", preset),
+                                       ("--max-steps", max_steps)) if value is not None]
+    if not walk and unused:
+        raise TapecastError(f"{', '.join(unused)} set the walk-forward's models; RUN is "
+                            "already trained (add --walk-forward without RUN to use them)")
+    if split is not None and split not in SPLITS:
         raise TapecastError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     if not (math.isfinite(cost) and cost >= 0):
         raise TapecastError(f"--cost must be a finite number >= 0, got {cost}")
     if not (math.isfinite(periods_per_year) and periods_per_year > 0):
         raise TapecastError(f"--periods-per-year must be > 0, got {periods_per_year}")
-    if walk and folds < 2:
+    if folds is not None and folds < 2:
         raise TapecastError(f"--folds must be at least 2, got {folds}")
     if max_steps is not None and max_steps < 1:
         raise TapecastError(f"--max-steps must be at least 1, got {max_steps}")
@@ -115,7 +123,8 @@ def _walk_forward(fs: StateFeatureSet, folds: int, preset: str, max_steps: int |
     with RichReporter(transient=True) as reporter:
         res = walk_forward(fs.table, fs.config.names, folds=folds, config=cfg, cost=cost,
                            periods_per_year=periods_per_year, embargo=fs.config.warmup,
-                           seed=seed, n_boot=n_boot, reporter=reporter)
+                           clip=fs.normalizer.clip, seed=seed, n_boot=n_boot,
+                           reporter=reporter)
     return res.backtest, {"mode": "walk-forward", "preset": preset, "config": cfg.to_dict(),
                           "fold_details": res.folds}
 
@@ -159,16 +168,19 @@ def backtest(
     walk: Annotated[bool, typer.Option(
         "--walk-forward", help="Train a score model per fold of an expanding walk-forward "
         "by time instead of using RUN.")] = False,
-    split: Annotated[str, typer.Option(help="Split RUN trades: train, val or test.")] = "test",
+    split: Annotated[str | None, typer.Option(
+        help="Split RUN trades: train, val or test (default test).", show_default=False)] = None,
     cost: Annotated[float, typer.Option(help="Cost per unit of traded notional.")] = 0.0005,
     periods_per_year: Annotated[float, typer.Option(
         help="Bars per year (Sharpe, Sortino).")] = 252.0,
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Parquet of per-bar positions, returns and P&L of every arm (a "
         "JSON summary is written beside it).", show_default=False)] = None,
-    folds: Annotated[int, typer.Option(help="Walk-forward test folds (>= 2).")] = 4,
-    preset: Annotated[str, typer.Option(
-        help="Walk-forward score model: a preset (tiny, small) or a config.json.")] = "tiny",
+    folds: Annotated[int | None, typer.Option(
+        help="Walk-forward test folds (>= 2; default 4).", show_default=False)] = None,
+    preset: Annotated[str | None, typer.Option(
+        help="Walk-forward score model: a preset (tiny, small) or a config.json (default "
+        "tiny).", show_default=False)] = None,
     max_steps: Annotated[int | None, typer.Option(
         help="Walk-forward training steps per fold (default: the preset's).",
         show_default=False)] = None,
@@ -181,7 +193,10 @@ def backtest(
     (docs/score-backtest.md)."""
     start = time.perf_counter()
     with user_errors():
-        _check_options(run, walk, split, cost, periods_per_year, folds, max_steps, n_boot, out)
+        _check_options(run, walk, split, cost, periods_per_year, folds, preset, max_steps,
+                       n_boot, out)
+        if out is not None:
+            refuse_inside(out, "--out", features, run)
         if run is not None:
             kind = run_kind(run)
             if kind != "score-matching":
@@ -191,14 +206,18 @@ def backtest(
         if run is not None:
             _require_same_normalizer(run, features)
         from tapecast.features.state_featureset import StateFeatureSet
+        from tapecast.workflows.score_backtest import one_instrument
 
         fs = StateFeatureSet.open(features)
+        one_instrument(fs.table)
         if run is not None:
+            split = split or "test"
             result, info = _run_backtest(run, fs, split, cost, periods_per_year, seed, n_boot)
             title = f"backtest of {escape(str(run))} on the {split} split"
         else:
-            result, info = _walk_forward(fs, folds, preset, max_steps, cost, periods_per_year,
-                                         seed, n_boot)
+            folds = 4 if folds is None else folds
+            result, info = _walk_forward(fs, folds, preset or "tiny", max_steps, cost,
+                                         periods_per_year, seed, n_boot)
             title = f"walk-forward backtest, {folds} folds, of {escape(str(features))}"
         wall_s = time.perf_counter() - start
         summary = {**result.summary(), **info, "features": str(features), "seed": seed,

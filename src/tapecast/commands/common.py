@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import NoReturn
 
 import typer
@@ -43,3 +44,16 @@ def user_errors() -> Iterator[None]:
         first = (str(exc).splitlines() or [""])[0]
         fail(f"internal error ({type(exc).__name__}: {first}); this is a tapecast bug, please "
              "report it (TAPECAST_DEBUG=1 shows the traceback)", code=1)
+
+
+def refuse_inside(out: Path, option: str, *folders: Path | None) -> None:
+    """Refuse an output path inside one of the input ``folders`` (a model run, a features
+    folder): writing there would overwrite or add to the files the command reads."""
+    target = out.resolve()
+    for folder in folders:
+        if folder is None:
+            continue
+        root = folder.resolve()
+        if target == root or root in target.parents:
+            raise TapecastError(f"{option} {out}: inside the input folder {folder}; write the "
+                                "output elsewhere")

@@ -18,7 +18,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from tapecast.commands.common import console, err_console, user_errors
+from tapecast.commands.common import console, err_console, refuse_inside, user_errors
 from tapecast.core.errors import TapecastError
 from tapecast.core.io import atomic_path, atomic_write_text
 
@@ -163,6 +163,7 @@ def _scenarios(run: Path, out: Path, samples: int, given_items: list[str], seed:
         raise TapecastError(f"--samples must be at least 1, got {samples}")
     if out.exists() and not out.is_dir():
         raise TapecastError(f"--out {out}: is a file; give a folder")
+    refuse_inside(out, "--out", run)
     normalizer_file = run / NORMALIZER_COPY
     if not normalizer_file.is_file():
         raise TapecastError(f"{normalizer_file}: missing; the run was not finished by "

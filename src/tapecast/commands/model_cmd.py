@@ -71,7 +71,8 @@ def _model_for(features: Path, model: str | None) -> str:
         return MODEL_FOR_FEATURES[kind]
     model = MODEL_ALIASES.get(model, model)
     if model not in MODELS:
-        raise TapecastError(f"--model must be one of {', '.join(MODELS)}, got {model!r}")
+        raise TapecastError(f"--model must be one of {', '.join(MODELS)} (or score), got "
+                            f"{model!r}")
     wanted: FeaturesKind = ("price" if model == "price-diffusion" else
                             "tokens" if model == "tradefm" else
                             "state" if model == "score-matching" else "orderflow")

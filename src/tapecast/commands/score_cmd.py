@@ -7,8 +7,9 @@ model's ``config.json`` and ``model.safetensors``:
 
 - ``normalizer.json``, a byte copy of the features folder's, so ``density`` refuses states
   normalized another way (another folder, other split fractions, other bars);
-- ``threshold.json``, the 99th percentile of −log p over the train states (Hutchinson
-  divergence, computed once at train time), the anomaly threshold ``density`` flags against;
+- ``threshold.json``, the 99th percentile of −log p over the train states (at most 10,000 of
+  them, drawn with seed 0; Hutchinson divergence, computed once at train time), the anomaly
+  threshold ``density`` flags against;
 - ``run.json``, the provenance (features folder, config, training outcome).
 
 ``density`` writes log p per bar of a split, with the bar's instrument and times and the
@@ -28,7 +29,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from tapecast.commands.common import console, err_console, fail, user_errors
+from tapecast.commands.common import console, err_console, fail, refuse_inside, user_errors
 from tapecast.commands.folders import require_features_kind, run_kind
 from tapecast.core.errors import TapecastError
 from tapecast.core.io import atomic_path, atomic_write_bytes, atomic_write_text
@@ -102,6 +103,7 @@ def train_score(features: Path, out: Path, opts: ScoreTrainOptions) -> None:
 
     from tapecast.commands.price_cmd import print_train_summary
     from tapecast.features.state_featureset import NORMALIZER_FILE, StateFeatureSet
+    from tapecast.models.score_anomaly import threshold_states
     from tapecast.models.score_matching import ScoreMatching
 
     require_features_kind(features, "state", "the score model")
@@ -124,9 +126,10 @@ def train_score(features: Path, out: Path, opts: ScoreTrainOptions) -> None:
     result = model.train_result
     atomic_write_bytes(out / NORMALIZER_COPY, (features / NORMALIZER_FILE).read_bytes())
     start = time.perf_counter()
-    neg = -_log_density(model, train, divergence="hutchinson", n_probes=1, seed=0)
+    sample = threshold_states(train)
+    neg = -_log_density(model, sample, divergence="hutchinson", n_probes=1, seed=0)
     threshold = {"quantile": QUANTILE, "neg_log_p": float(np.quantile(neg, QUANTILE)),
-                 "split": "train", "states": len(train), "divergence": "hutchinson",
+                 "split": "train", "states": len(sample), "divergence": "hutchinson",
                  "n_probes": 1, "seed": 0, "wall_s": round(time.perf_counter() - start, 3)}
     atomic_write_text(out / THRESHOLD_FILE, json.dumps(threshold, indent=1) + "\n")
     assert model.net is not None
@@ -202,6 +205,7 @@ def density(
             raise TapecastError(f"--steps must be at least 1, got {steps}")
         if out.is_dir():
             raise TapecastError(f"--out {out}: is a folder; give a file name (.parquet)")
+        refuse_inside(out, "--out", run, features)
         kind = run_kind(run)
         if kind != "score-matching":
             raise TapecastError(f"{run}: a {kind} model, not a score model of states (train "

@@ -91,8 +91,8 @@ def detection_delays(scores: ArrayLike, labels: ArrayLike, threshold: float
 def false_alarm_rate(scores: ArrayLike, threshold: float) -> float:
     """Share of ``scores`` (n,) above ``threshold``."""
     s = np.asarray(scores, dtype=np.float64)
-    if s.ndim != 1 or not s.size:
-        raise TapecastError("false_alarm_rate: scores must be a non-empty 1-D array")
+    if s.ndim != 1 or not s.size or not np.isfinite(s).all():
+        raise TapecastError("false_alarm_rate: scores must be a non-empty finite 1-D array")
     return float(np.mean(s > threshold))
 
 

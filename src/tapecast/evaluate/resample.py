@@ -36,7 +36,9 @@ __all__ = ["BootstrapResult", "paired_bootstrap"]
 
 @dataclass(frozen=True)
 class BootstrapResult:
-    """θ̂, its percentile interval at ``level``, the one-sided p-value of θ ≤ 0, and how."""
+    """θ̂, its percentile interval at ``level``, the one-sided p-value of θ ≤ 0, and how:
+    ``n_boot`` draws asked, ``n_valid`` of them with a finite statistic (a draw where the
+    statistic is undefined — an AUROC of a resample without a positive — is left out)."""
 
     estimate: float
     low: float
@@ -45,6 +47,7 @@ class BootstrapResult:
     block: float
     n_boot: int
     level: float
+    n_valid: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (NaN becomes None)."""
@@ -98,8 +101,10 @@ def paired_bootstrap(statistic: Callable[..., float], *series: ArrayLike,
         [float(statistic(*data)) for data, _ in boot.bootstrap(n_boot)], dtype=np.float64)
     draws = draws[np.isfinite(draws)]
     if not draws.size or not math.isfinite(estimate):
-        return BootstrapResult(estimate, math.nan, math.nan, math.nan, block, n_boot, level)
+        return BootstrapResult(estimate, math.nan, math.nan, math.nan, block, n_boot, level,
+                               int(draws.size))
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(draws, [tail, 1.0 - tail])
     p = (1.0 + np.sum(draws - estimate >= estimate)) / (draws.size + 1.0)
-    return BootstrapResult(estimate, float(low), float(high), float(p), block, n_boot, level)
+    return BootstrapResult(estimate, float(low), float(high), float(p), block, n_boot, level,
+                           int(draws.size))

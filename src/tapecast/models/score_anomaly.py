@@ -40,15 +40,30 @@ from numpy.typing import ArrayLike, NDArray
 
 from tapecast.core.errors import TapecastError
 from tapecast.evaluate.anomaly import trailing_mean
-from tapecast.models.baselines.state_anomaly import bic_mixture
+from tapecast.models.baselines.state_anomaly import as_states, bic_mixture
 
 if TYPE_CHECKING:
     from tapecast.models.score_matching import ScoreMatching
 
-__all__ = ["SCORE_DETECTORS", "ScoreDetector", "score_detector", "score_norms"]
+__all__ = ["SCORE_DETECTORS", "THRESHOLD_STATES", "ScoreDetector", "score_detector",
+           "score_norms", "threshold_states"]
 
 SCORE_DETECTORS: Final = ("nll", "typicality", "msma")
 CHUNK: Final = 1024
+THRESHOLD_STATES: Final = 10_000
+
+
+def threshold_states(states: ArrayLike, cap: int = THRESHOLD_STATES, seed: int = 0
+                     ) -> NDArray[np.float64]:
+    """At most ``cap`` of the states (N, D), drawn without replacement (seeded) and kept in time
+    order: the sample a training quantile of −log p is read from. The 99th percentile of 10,000
+    states has a standard error of about 0.1 percentile points, and the probability-flow ODE of
+    every training state costs minutes on 30,000 of them."""
+    x = np.asarray(states, dtype=np.float64)
+    if len(x) <= cap:
+        return x
+    pick = np.sort(np.random.default_rng(seed).choice(len(x), size=cap, replace=False))
+    return x[pick]
 
 
 def score_norms(model: ScoreMatching, states: ArrayLike, n_levels: int = 10
@@ -114,6 +129,7 @@ class ScoreDetector:
 
     def fit(self, train: ArrayLike) -> Self:
         """Fit on the training states (N, D): Ĥ for ``typicality``, the mixture for ``msma``."""
+        train = as_states(train, "train")
         if self.name == "typicality":
             self.entropy = float(self.nll(train).mean())
         elif self.name == "msma":
@@ -127,6 +143,7 @@ class ScoreDetector:
         """Anomaly score of states (M, D) in time order: (M,), higher = more anomalous."""
         if not self._fitted:
             raise TapecastError(f"{self!r}: call fit(train) first")
+        states = as_states(states, "states")
         if self.name == "nll":
             return self.nll(states)
         if self.name == "typicality":

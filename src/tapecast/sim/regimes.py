@@ -48,7 +48,7 @@ KINDS: Final = ("autocorrelation", "coupling")
 
 @dataclass(frozen=True)
 class Regime:
-    """One injected segment: ``kind`` (:data:`KINDS`), its strength φ or ρ in [-1, 1), the first
+    """One injected segment: ``kind`` (:data:`KINDS`), its strength φ or ρ in (-1, 1), the first
     bar ``start`` (row of the bar table) and ``length`` bars."""
 
     kind: str

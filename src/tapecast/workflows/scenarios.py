@@ -5,9 +5,11 @@ The score model is not a forecaster (docs/score-matching.md): it draws whole sta
 "what if" question is "which states are likely when return_1 is -3 % and volatility 2 %?",
 answered by :meth:`tapecast.models.score_matching.ScoreMatching.sample` with ``known``/
 ``known_mask``. Raw values given here are z-scored with the run's normalizer before the
-sampler sees them (a value beyond ±clip σ is held at the clip edge, where the training states
-were put); draws are mapped back with its inverse after the same clip, so the raw columns stay
-inside the training range while the ``z_`` columns keep the sampler's draws as they are.
+sampler sees them; a value beyond the ±clip σ the training states were clipped to is refused
+(the model has never seen it). Draws are mapped back with the normalizer's inverse after the
+same clip, so each raw column stays within ±clip σ of its training mean; the ``z_`` columns keep
+the sampler's draws as they are. Nothing else is enforced: a draw can break a feature's natural
+bounds (a negative volatility, a price position outside [0, 1]) where the model puts mass there.
 
 Usage::
 
@@ -92,6 +94,13 @@ def generate_scenarios(model: ScoreMatching, normalizer: StateNormalizer, n_samp
         raw = np.array([[given.get(f, m) for f, m in zip(features, normalizer.mean,
                                                           strict=True)]])
         z_known = normalizer.transform(raw)[0]  # (D,)
+        for k, f in enumerate(features):
+            lo, hi = (normalizer.mean[k] + sign * normalizer.clip * normalizer.std[k]
+                      for sign in (-1.0, 1.0))
+            if f in given and not lo <= given[f] <= hi:
+                raise TapecastError(f"--given {f}={given[f]:g}: outside the training range "
+                                    f"the model saw, [{lo:.4g}, {hi:.4g}] (±{normalizer.clip:g} "
+                                    "σ of the train split)")
         mask = np.array([f in given for f in features])
         draws = model.sample(n_samples, seed=seed, known=z_known[None], known_mask=mask[None],
                              n_levels=n_levels, steps_per_level=steps_per_level)[0]

@@ -226,6 +226,7 @@ def backtest_states(table: pl.DataFrame, positions: ArrayLike, folds: ArrayLike,
         Default :func:`next_bar_returns` of ``table``; pass the full table's when ``table`` is a
         slice, so its last row is paid the bar after the slice.
     """
+    one_instrument(table)
     r = next_bar_returns(table) if next_returns is None else np.asarray(next_returns, float)
     w, f = np.asarray(positions, dtype=np.float64), np.asarray(folds)
     if not w.shape == f.shape == r.shape == (table.height,):
@@ -235,6 +236,17 @@ def backtest_states(table: pl.DataFrame, positions: ArrayLike, folds: ArrayLike,
     index = table.filter(pl.Series(keep)).select("instrument", "ts", "known_at")
     return backtest_arms(w[keep], r[keep], f[keep], cost, periods_per_year, seed,
                          n_boot=n_boot, index=index)
+
+
+def one_instrument(table: pl.DataFrame) -> None:
+    """Refuse a state table of several instruments: the arms are one position series paid one
+    return series (costs, drawdown, SHUFFLE and the bootstrap run along it), and interleaving
+    instruments would charge a trade at every switch between them."""
+    names = table["instrument"].unique().sort().to_list()
+    if len(names) > 1:
+        raise TapecastError(f"the backtest trades one instrument at a time; the states hold "
+                            f"{len(names)} ({', '.join(map(str, names[:5]))}"
+                            f"{', ...' if len(names) > 5 else ''}): build a state folder of one")
 
 
 # ------------------------------------------------------------------------------------------
@@ -272,6 +284,7 @@ def _fit_fold(fit: pl.DataFrame, val: pl.DataFrame, test: pl.DataFrame,
               ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Normalizer, score model, threshold and calibration of one fold; its test signal."""
     from tapecast.features.state_normalize import StateNormalizer
+    from tapecast.models.score_anomaly import threshold_states
     from tapecast.models.score_matching import ScoreMatching
     from tapecast.models.score_signal import (
         calibrate_signal,
@@ -284,7 +297,7 @@ def _fit_fold(fit: pl.DataFrame, val: pl.DataFrame, test: pl.DataFrame,
                             for t in (fit, val, test))
     model = ScoreMatching(config).fit(x_fit, x_val if len(x_val) else None,
                                       feature_names=names, progress=False)
-    threshold = float(np.quantile(state_neg_log_p(model, x_fit), 0.99))
+    threshold = float(np.quantile(state_neg_log_p(model, threshold_states(x_fit)), 0.99))
     cal = calibrate_signal(model, x_fit, threshold=threshold)
     sig = score_signal(model, x_test, cal)
     signals = test.select("instrument", "ts", "known_at").with_columns(
@@ -337,6 +350,7 @@ def walk_forward(table: pl.DataFrame, feature_names: Sequence[str], *, folds: in
     """
     from tapecast.models.score_matching_config import score_matching_config
 
+    one_instrument(table)
     names = tuple(feature_names)
     if RETURN_FEATURE not in names:
         raise TapecastError(f"walk-forward: the states have no {RETURN_FEATURE!r} feature")

@@ -29,12 +29,13 @@ from numpy.typing import ArrayLike, NDArray
 
 from tapecast.core.errors import TapecastError
 
-__all__ = ["BASELINE_DETECTORS", "StateDetector", "baseline_detector", "bic_mixture"]
+__all__ = ["BASELINE_DETECTORS", "StateDetector", "as_states", "baseline_detector", "bic_mixture"]
 
 BASELINE_DETECTORS: Final = ("mahalanobis", "volatility", "isolation-forest", "gmm")
 
 
-def _states(x: ArrayLike, what: str) -> NDArray[np.float64]:
+def as_states(x: ArrayLike, what: str) -> NDArray[np.float64]:
+    """``x`` as a float64 (N, D) array, refused in one line unless 2-D, N >= 1 and finite."""
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim != 2 or not len(arr) or not np.isfinite(arr).all():
         raise TapecastError(f"{what}: states must be a finite (N, D) array with N >= 1, got "
@@ -83,7 +84,7 @@ class StateDetector:
 
     def fit(self, train: ArrayLike) -> Self:
         """Fit on training states (N, D)."""
-        x = _states(train, "train")
+        x = as_states(train, "train")
         if x.shape[1] != len(self.feature_names):
             raise TapecastError(f"train states have dimension {x.shape[1]}, feature names "
                                 f"{len(self.feature_names)}")
@@ -103,7 +104,7 @@ class StateDetector:
         """Anomaly score of states (M, D): (M,), higher = more anomalous."""
         if self._model is None:
             raise TapecastError(f"{self!r}: call fit(train) first")
-        x = _states(states, "states")
+        x = as_states(states, "states")
         if x.shape[1] != len(self.feature_names):
             raise TapecastError(f"states have dimension {x.shape[1]}; the detector was fitted "
                                 f"on dimension {len(self.feature_names)}")
