@@ -69,6 +69,9 @@ def run_kind(run: Path) -> RunKind:
     if not run.is_dir():
         raise TapecastError(f"{run}: no such model folder (a `tapecast train` run of JL-CSDI, "
                             "price-diffusion, TradeFM or the score model)")
+    if not (run / RUN_CONFIG_FILE).exists() and (run / FEATURES_FILE).exists():
+        raise TapecastError(f"{run}: a features folder, not a model run folder (train one with "
+                            "`tapecast train -F FEATURES -o RUN`)")
     kind = _kind_field(run / RUN_CONFIG_FILE)
     if kind == PRICE_MODEL_KIND:
         return "price-diffusion"
@@ -83,6 +86,9 @@ def require_features_kind(folder: Path, expected: FeaturesKind, what: str) -> No
     if not folder.is_dir():
         raise TapecastError(f"{folder}: no such folder; {what} needs {KIND_NAMES[expected]} "
                             f"folder (build it with `{BUILD[expected]}`)")
+    if not (folder / FEATURES_FILE).exists() and (folder / RUN_CONFIG_FILE).exists():
+        raise TapecastError(f"{folder}: a model run folder, not features; {what} needs "
+                            f"{KIND_NAMES[expected]} folder (build it with `{BUILD[expected]}`)")
     kind = features_kind(folder)
     if kind != expected:
         raise TapecastError(f"{folder}: {KIND_NAMES[kind]} folder; {what} needs "
