@@ -8,45 +8,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-import torch
-from typer.testing import CliRunner
 
-from tapecast.cli import app
+from tests.commands.cli_helpers import invoke as _invoke
+from tests.commands.cli_helpers import one_line_error as _one_line_error
 
-runner = CliRunner()
 POSITIONS = ["position_real", "position_shuffle", "position_naive", "position_random"]
 
 
-def _invoke(*args: str | Path) -> tuple[int, str]:
-    result = runner.invoke(app, list(map(str, args)))
-    return result.exit_code, result.output
-
-
-def _one_line_error(output: str) -> str:
-    lines = [line for line in output.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, output
-    return " ".join(output[output.index("error:"):].split())
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """A state folder of the embedded S&P 500, a tiny score model trained on it, and a state
-    folder of other split fractions (another normalization)."""
-    root = tmp_path_factory.mktemp("backtest")
-    code, output = _invoke("features", "--kind", "state", "--sp500", "--out", root / "st")
-    assert code == 0, output
-    code, output = _invoke("features", "--kind", "state", "--sp500", "--out", root / "other",
-                           "--train-fraction", "0.6", "--val-fraction", "0.2")
-    assert code == 0, output
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # train's threshold pass, 2 threads on 2 busy cores: 40 s, not 1
-    try:
-        code, output = _invoke("train", "-F", root / "st", "-o", root / "run", "--preset",
-                               "tiny", "--max-steps", "5")
-    finally:
-        torch.set_num_threads(threads)
-    assert code == 0, output
-    return root / "st", root / "run", root / "other"
 
 
 def test_backtest_when_run_on_test_split_writes_positions_and_summary(

@@ -8,38 +8,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from typer.testing import CliRunner
 
-from tapecast.cli import app
-
-runner = CliRunner()
-
-
-def _invoke(*args: str | Path) -> tuple[int, str]:
-    result = runner.invoke(app, list(map(str, args)))
-    return result.exit_code, result.output
-
-
-def _one_line_error(output: str) -> str:
-    lines = [line for line in output.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, output
-    return " ".join(output[output.index("error:"):].split())
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """A state folder of the embedded S&P 500, a tiny score model trained on it, and a second
-    state folder of other split fractions (another normalization)."""
-    root = tmp_path_factory.mktemp("score")
-    code, output = _invoke("features", "--kind", "state", "--sp500", "--out", root / "st")
-    assert code == 0, output
-    code, output = _invoke("features", "--kind", "state", "--sp500", "--out", root / "other",
-                           "--train-fraction", "0.6", "--val-fraction", "0.2")
-    assert code == 0, output
-    code, output = _invoke("train", "-F", root / "st", "-o", root / "run", "--preset", "tiny",
-                           "--max-steps", "5", "--seed", "3")
-    assert code == 0, output
-    return root / "st", root / "run", root / "other"
+from tests.commands.cli_helpers import invoke as _invoke
+from tests.commands.cli_helpers import one_line_error as _one_line_error
 
 
 def test_train_when_state_folder_writes_model_normalizer_and_threshold(
@@ -113,17 +84,10 @@ def test_forecast_when_score_run_points_to_density(
 
 
 def test_baseline_when_given_a_state_folder_exits_2_pointing_to_density(tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
-    from tapecast.cli import app
-
-    runner = CliRunner()
     folder = tmp_path / "state"
-    assert runner.invoke(app, ["features", "--kind", "state", "--sp500", "-o", str(folder)]
-                         ).exit_code == 0
-    result = runner.invoke(app, ["baseline", "climatology", "-F", str(folder), "-o",
-                                 str(tmp_path / "b.npz")])
-    assert result.exit_code == 2 and "tapecast density" in result.output
+    assert _invoke("features", "--kind", "state", "--sp500", "-o", folder)[0] == 0
+    code, output = _invoke("baseline", "climatology", "-F", folder, "-o", tmp_path / "b.npz")
+    assert code == 2 and "tapecast density" in output
     assert not (tmp_path / "b.npz").exists()
 
 
