@@ -40,7 +40,9 @@ def main() -> None:
           f"{os.getloadavg()[0]:.1f}")
     fs = StateFeatureSet.build(sp500_daily_bars(), StateConfig())
     train, test = fs.matrix("train"), fs.matrix("test")
-    config = score_matching_config("small").with_train(max_steps=20, eval_every=20)
+    # the model runs inference with its config's thread count (ScoreMatching.threads)
+    config = score_matching_config("small").with_train(max_steps=20, eval_every=20,
+                                                        num_threads=args.threads)
     model = ScoreMatching(config).fit(train, progress=False)
     states = np.resize(test, (args.states, test.shape[1]))  # (N, D)
     rows = []
