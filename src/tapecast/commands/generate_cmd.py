@@ -104,9 +104,7 @@ def generate(
             if source is not None or upto is not None:
                 raise TapecastError("--source/--upto start TradeFM rollouts; a score model "
                                     "draws states (use --samples and --given)")
-            if threads is not None:
-                torch.set_num_threads(max(1, threads))
-            _scenarios(run, out, samples, given or [], seed, began)
+            _scenarios(run, out, samples, given or [], seed, began, threads)
             return
         if given:
             raise TapecastError(f"--given fixes features of a score model's states; {run} "
@@ -150,7 +148,7 @@ def generate(
 
 
 def _scenarios(run: Path, out: Path, samples: int, given_items: list[str], seed: int,
-               began: float) -> None:
+               began: float, threads: int | None = None) -> None:
     """Draw ``samples`` states from the score model in ``run`` into ``out/scenarios.parquet``."""
     import numpy as np
 
@@ -170,6 +168,8 @@ def _scenarios(run: Path, out: Path, samples: int, given_items: list[str], seed:
                             "`tapecast train` (train it again)")
     normalizer = StateNormalizer.load(normalizer_file)
     model = ScoreMatching.load(run)
+    if threads is not None:  # the model samples with its config's thread count
+        model.config = model.config.with_train(num_threads=max(1, threads))
     given = parse_given(given_items, normalizer.features)
     err_console.print(f"tapecast generate: {escape(repr(model))}, {samples:,} states"
                       + (f" given {given}" if given else ""), highlight=False)
