@@ -40,15 +40,11 @@ def _config(name: str, noise: str | None, max_steps: int | None, fs: FeatureSet,
             seed: int | None, device: str | None = None,
             precision: str | None = None) -> JLCSDIConfig:
     """A preset or a config.json, sized to the features, with the command-line overrides."""
-    from tapecast.models.folder import read_json
-    from tapecast.models.jl_csdi_config import JLCSDIConfig, jlcsdi_config
+    from tapecast.models.folder import preset_or_file
+    from tapecast.models.jl_csdi_config import JLCSDI_CONFIGS, JLCSDIConfig, jlcsdi_config
 
-    path = Path(name)
-    if path.suffix == ".json" or path.is_file():
-        data = read_json(path, "JL-CSDI config", "JL-CSDI")
-        config = JLCSDIConfig.from_dict(data.get("config", data))
-    else:
-        config = jlcsdi_config(name)
+    config = preset_or_file(name, JLCSDI_CONFIGS, jlcsdi_config, JLCSDIConfig.from_dict,
+                            "JL-CSDI")
     spec = fs.split_spec
     config = config.with_sizes(spec.context, spec.horizon)
     if noise is not None:

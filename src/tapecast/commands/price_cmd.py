@@ -65,18 +65,15 @@ def check_target(target: str | None) -> Target:
 def price_config(opts: PriceTrainOptions) -> PriceDiffusionConfig:
     """A preset (``small``, ``tiny``) or a config.json (a bare config or a model folder's
     ``config.json``), with the command-line overrides."""
-    from tapecast.models.folder import read_json
+    from tapecast.models.folder import preset_or_file
     from tapecast.models.price_diffusion_config import (
+        PRESETS,
         PriceDiffusionConfig,
         price_diffusion_config,
     )
 
-    path = Path(opts.config)
-    if path.suffix == ".json" or path.is_file():
-        data = read_json(path, "price-diffusion config", "price-diffusion")
-        config = PriceDiffusionConfig.from_dict(data.get("config", data))
-    else:
-        config = price_diffusion_config(opts.config)
+    config = preset_or_file(opts.config, PRESETS, price_diffusion_config,
+                            PriceDiffusionConfig.from_dict, "price-diffusion")
     changes = {key: value for key, value in (
         ("max_steps", opts.max_steps), ("seed", opts.seed), ("device", opts.device),
         ("precision", opts.precision)) if value is not None}

@@ -63,21 +63,15 @@ def score_config(opts: ScoreTrainOptions) -> ScoreMatchingConfig:
     """A preset (``small``, ``tiny``; a preset name wins over a file of that name) or a
     config.json (a bare config, a model folder's ``config.json`` or the folder itself), with
     the command-line overrides."""
-    from tapecast.models.folder import read_json
+    from tapecast.models.folder import preset_or_file
     from tapecast.models.score_matching_config import (
         PRESETS,
         ScoreMatchingConfig,
         score_matching_config,
     )
 
-    path = Path(opts.config)
-    if path.is_dir():
-        path = path / "config.json"
-    if opts.config not in PRESETS and (path.suffix == ".json" or path.is_file()):
-        data = read_json(path, "score-matching config", "score-matching")
-        config = ScoreMatchingConfig.from_dict(data.get("config", data))
-    else:
-        config = score_matching_config(opts.config)
+    config = preset_or_file(opts.config, PRESETS, score_matching_config,
+                            ScoreMatchingConfig.from_dict, "score-matching")
     changes = {key: value for key, value in (("max_steps", opts.max_steps),
                                              ("seed", opts.seed)) if value is not None}
     return config.with_train(**changes) if changes else config

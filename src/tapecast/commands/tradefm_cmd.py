@@ -47,21 +47,15 @@ def tradefm_config(opts: TradeFMTrainOptions) -> TradeFMModelConfig:
     """A preset (``tiny``, ``125M``, ``250M``, ``500M``; a preset name wins over a file of that
     name) or a config.json (a bare config, a model folder's ``config.json`` or the folder
     itself), with the command-line overrides."""
-    from tapecast.models.folder import read_json
+    from tapecast.models.folder import preset_or_file
     from tapecast.models.tradefm_config import (
         TRADEFM_MODEL_PRESETS,
         TradeFMModelConfig,
         tradefm_model_config,
     )
 
-    path = Path(opts.config)
-    if path.is_dir():  # a trained run folder: its config
-        path = path / "config.json"
-    if opts.config not in TRADEFM_MODEL_PRESETS and (path.suffix == ".json" or path.is_file()):
-        data = read_json(path, "TradeFM config", "TradeFM")
-        config = TradeFMModelConfig.from_dict(data.get("config", data))
-    else:
-        config = tradefm_model_config(opts.config)
+    config = preset_or_file(opts.config, TRADEFM_MODEL_PRESETS, tradefm_model_config,
+                            TradeFMModelConfig.from_dict, "TradeFM")
     changes = {key: value for key, value in (
         ("max_steps", opts.max_steps), ("seed", opts.seed), ("device", opts.device),
         ("precision", opts.precision)) if value is not None}

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Container
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
@@ -24,8 +25,10 @@ from tapecast.core.io import atomic_path, atomic_write_text
 CONFIG_FILE: Final = "config.json"
 WEIGHTS_FILE: Final = "model.safetensors"
 
-__all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "finite_or_none", "load_weights", "read_json",
-           "read_meta", "save_weights", "write_meta"]
+__all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "finite_or_none", "load_weights", "preset_or_file",
+           "read_json", "read_meta", "save_weights", "write_meta"]
+
+C = TypeVar("C")
 
 
 def read_json(path: Path, what: str, label: str = "model") -> dict[str, Any]:
@@ -85,3 +88,30 @@ def load_weights(net: nn.Module, path: Path, state: str) -> None:
 def finite_or_none(value: float | None) -> float | None:
     """``value`` when finite, else None (JSON has no NaN)."""
     return value if value is not None and math.isfinite(value) else None
+
+
+def preset_or_file(spec: str, presets: Container[str], preset: Callable[[str], C],
+                   from_dict: Callable[[dict[str, Any]], C], label: str) -> C:
+    """The config ``spec`` names: a preset (a preset name wins over a file of that name), or a
+    config.json — a bare config, a model folder's ``config.json`` or the folder itself.
+
+    Parameters
+    ----------
+    spec : str
+        What the user gave (``--config`` / ``--preset``).
+    presets : container of str
+        The preset names.
+    preset : callable
+        Preset name -> config (raises one line for an unknown name).
+    from_dict : callable
+        The config class's ``from_dict``.
+    label : str
+        The model's name in messages (``TradeFM``, ``score-matching``).
+    """
+    path = Path(spec)
+    if path.is_dir():  # a trained run folder: its config
+        path = path / CONFIG_FILE
+    if spec not in presets and (path.suffix == ".json" or path.is_file()):
+        data = read_json(path, f"{label} config", label)
+        return from_dict(data.get("config", data))
+    return preset(spec)
