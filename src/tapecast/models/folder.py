@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Mapping
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -26,7 +26,7 @@ CONFIG_FILE: Final = "config.json"
 WEIGHTS_FILE: Final = "model.safetensors"
 
 __all__ = ["CONFIG_FILE", "WEIGHTS_FILE", "finite_or_none", "load_weights", "preset_or_file",
-           "read_json", "read_meta", "save_weights", "write_meta"]
+           "read_json", "read_meta", "save_model_folder", "save_weights", "write_meta"]
 
 C = TypeVar("C")
 
@@ -83,6 +83,21 @@ def load_weights(net: nn.Module, path: Path, state: str) -> None:
     except (RuntimeError, OSError, ValueError, SafetensorError) as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise TapecastError(f"{path}: weights do not fit the config ({first})") from None
+
+
+def save_model_folder(folder: str | Path, net: nn.Module,
+                      write_model_meta: Callable[[Path, str], None],
+                      extras: Mapping[str, Callable[[Path], object]] | None = None) -> Path:
+    """Write a model folder: each extra file (``name -> saver(path)``: normalizers, statistics,
+    a tokenizer), the weights, then ``config.json`` with state ``trained`` last, so a folder
+    whose config says trained is complete. Returns the folder."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, save in (extras or {}).items():
+        save(out / name)
+    save_weights(net, out / WEIGHTS_FILE)
+    write_model_meta(out, "trained")
+    return out
 
 
 def finite_or_none(value: float | None) -> float | None:

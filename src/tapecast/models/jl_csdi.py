@@ -63,7 +63,7 @@ from tapecast.models.folder import (
     load_weights,
     read_json,
     read_meta,
-    save_weights,
+    save_model_folder,
     write_meta,
 )
 from tapecast.models.jl_csdi_config import JLCSDIConfig, jlcsdi_config
@@ -447,13 +447,8 @@ class JLCSDI:
         """Write the model folder: config.json, model.safetensors (the net's current weights —
         the best EMA after ``fit``), normalization.json, data_stats.json. Returns the folder."""
         normalizer, stats = self._require_fitted()
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        normalizer.save(out / NORMALIZATION_FILE)
-        stats.save(out / STATS_FILE)
-        save_weights(self.net, out / WEIGHTS_FILE)
-        self._write_meta(out, state="trained")
-        return out
+        return save_model_folder(folder, self.net, self._write_meta,
+                                 {NORMALIZATION_FILE: normalizer.save, STATS_FILE: stats.save})
 
     @classmethod
     def load(cls, folder: str | Path) -> JLCSDI:

@@ -59,7 +59,7 @@ from tapecast.models.folder import (
     load_weights,
     read_json,
     read_meta,
-    save_weights,
+    save_model_folder,
     write_meta,
 )
 from tapecast.models.price_diffusion_config import (
@@ -435,12 +435,8 @@ class PriceDiffusion:
         """Write config.json, model.safetensors (the current weights: the best EMA after
         ``fit``) and normalization.json; returns the folder."""
         normalizer, net = self._require_fitted()
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        normalizer.save(out / NORMALIZATION_FILE)
-        save_weights(net, out / WEIGHTS_FILE)
-        self._write_meta(out, state="trained")
-        return out
+        return save_model_folder(folder, net, self._write_meta,
+                                 {NORMALIZATION_FILE: normalizer.save})
 
     @classmethod
     def load(cls, folder: str | Path) -> PriceDiffusion:

@@ -50,7 +50,7 @@ from tapecast.models.folder import (
     load_weights,
     read_json,
     read_meta,
-    save_weights,
+    save_model_folder,
     write_meta,
 )
 from tapecast.models.score_matching_config import (
@@ -338,12 +338,7 @@ class ScoreMatching:
 
     def save(self, folder: str | Path) -> Path:
         """Write config.json and model.safetensors; returns the folder."""
-        net = self._require_net()
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        save_weights(net, out / WEIGHTS_FILE)
-        self._write_meta(out, state="trained")
-        return out
+        return save_model_folder(folder, self._require_net(), self._write_meta)
 
     @classmethod
     def load(cls, folder: str | Path) -> ScoreMatching:

@@ -42,7 +42,7 @@ from tapecast.models.folder import (
     load_weights,
     read_json,
     read_meta,
-    save_weights,
+    save_model_folder,
     write_meta,
 )
 from tapecast.models.tradefm_config import TradeFMModelConfig, tradefm_model_config
@@ -340,12 +340,8 @@ class TradeFMModel:
         if self.tokenizer is None:
             raise TapecastError("this TradeFM model has no tokenizer (fit it on a "
                                 "`tapecast tokenize` corpus)")
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        self.tokenizer.save(out / TOKENIZER_FILE)
-        save_weights(net, out / WEIGHTS_FILE)
-        self._write_meta(out, state="trained")
-        return out
+        return save_model_folder(folder, net, self._write_meta,
+                                 {TOKENIZER_FILE: self.tokenizer.save})
 
     @classmethod
     def load(cls, folder: str | Path) -> TradeFMModel:
