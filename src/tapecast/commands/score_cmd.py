@@ -35,17 +35,13 @@ from tapecast.core.errors import TapecastError
 from tapecast.core.io import atomic_path, atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:
-    import numpy as np
-    from numpy.typing import NDArray
 
-    from tapecast.models.score_matching import ScoreMatching
     from tapecast.models.score_matching_config import ScoreMatchingConfig
 
 RUN_FILE = "run.json"
 NORMALIZER_COPY = "normalizer.json"  # tapecast.features.state_featureset.NORMALIZER_FILE
 THRESHOLD_FILE = "threshold.json"
 QUANTILE = 0.99
-CHUNK = 1024  # states per log-density pass
 DENSITY_SPLITS = ("train", "val", "test")
 
 
@@ -75,18 +71,6 @@ def score_config(opts: ScoreTrainOptions) -> ScoreMatchingConfig:
     changes = {key: value for key, value in (("max_steps", opts.max_steps),
                                              ("seed", opts.seed)) if value is not None}
     return config.with_train(**changes) if changes else config
-
-
-def _log_density(model: ScoreMatching, x: NDArray[np.float64], *, divergence: str,
-                 n_probes: int, seed: int, steps: int | None = None) -> NDArray[np.float64]:
-    """log p of the states ``x`` (N, D), CHUNK states at a time: (N,) float64."""
-    import numpy as np
-
-    parts = [model.log_prob(x[i:i + CHUNK], divergence=divergence, n_probes=n_probes,
-                            steps=steps, seed=seed + i).numpy()
-             for i in range(0, len(x), CHUNK)]
-    out: NDArray[np.float64] = np.concatenate(parts).astype(np.float64)
-    return out
 
 
 def train_score(features: Path, out: Path, opts: ScoreTrainOptions) -> None:
@@ -121,7 +105,7 @@ def train_score(features: Path, out: Path, opts: ScoreTrainOptions) -> None:
     atomic_write_bytes(out / NORMALIZER_COPY, (features / NORMALIZER_FILE).read_bytes())
     start = time.perf_counter()
     sample = threshold_states(train)
-    neg = -_log_density(model, sample, divergence="hutchinson", n_probes=1, seed=0)
+    neg = -model.log_prob_chunked(sample, seed=0)
     threshold = {"quantile": QUANTILE, "neg_log_p": float(np.quantile(neg, QUANTILE)),
                  "split": "train", "states": len(sample), "divergence": "hutchinson",
                  "n_probes": 1, "seed": 0, "wall_s": round(time.perf_counter() - start, 3)}
@@ -218,8 +202,8 @@ def density(
         divergence = "exact" if exact else "hutchinson"
         err_console.print(f"tapecast density: {escape(repr(model))}, {len(x):,} {split} states, "
                           f"{divergence} divergence", highlight=False)
-        log_p = _log_density(model, x, divergence=divergence, n_probes=n_probes, seed=seed,
-                             steps=steps)
+        log_p = model.log_prob_chunked(x, divergence=divergence, n_probes=n_probes, seed=seed,
+                                       steps=steps)
         frame = (fs.table.filter(pl.col("split") == split)
                  .select("instrument", "ts", "known_at")
                  .with_columns(pl.Series("log_p", log_p),

@@ -119,10 +119,8 @@ class ScoreDetector:
 
     def nll(self, states: ArrayLike) -> NDArray[np.float64]:
         """−log p of states (M, D): (M,) nats."""
-        x = np.asarray(states, dtype=np.float64)
-        parts = [self.model.log_prob(x[i:i + CHUNK], divergence=self.divergence,
-                                     seed=self.seed + i).numpy() for i in range(0, len(x), CHUNK)]
-        return -np.concatenate(parts).astype(np.float64)
+        return -self.model.log_prob_chunked(states, divergence=self.divergence, seed=self.seed,
+                                            chunk=CHUNK)
 
     def _msma_features(self, states: ArrayLike) -> NDArray[np.float64]:
         return np.log(score_norms(self.model, states, self.n_levels) + 1e-12)

@@ -145,21 +145,15 @@ def return_score(model: ScoreMatching, states: ArrayLike, index: int) -> NDArray
     if x.ndim != 2 or not len(x):
         raise TapecastError(f"states must have shape (N, D) with N >= 1, got {x.shape}")
     sigma = model.config.sigma_min
-    with model.threads():
-        parts = [model.score(x[i:i + CHUNK], sigma)[:, index].double().numpy()
-                 for i in range(0, len(x), CHUNK)]
+    parts = [model.score(x[i:i + CHUNK], sigma)[:, index].double().numpy()
+             for i in range(0, len(x), CHUNK)]
     return np.concatenate(parts)
 
 
 def state_neg_log_p(model: ScoreMatching, states: ArrayLike, *, seed: int = 0,
                     steps: int | None = None) -> NDArray[np.float64]:
     """−log p of states (N, D) with one Hutchinson probe (as the run's threshold): (N,)."""
-    x = np.asarray(states, dtype=np.float64)
-    with model.threads():
-        parts = [model.log_prob(x[i:i + CHUNK], divergence="hutchinson", n_probes=1,
-                                steps=steps, seed=seed + i).double().numpy()
-                 for i in range(0, len(x), CHUNK)]
-    return -np.concatenate(parts)
+    return -model.log_prob_chunked(states, steps=steps, seed=seed, chunk=CHUNK)
 
 
 def calibrate_signal(model: ScoreMatching, train_states: ArrayLike, *,
